@@ -1,0 +1,244 @@
+//! The event stream's entries: one per transfer, completed or cancelled, and their exact fields.
+//!
+//! | field | value |
+//! |---|---|
+//! | `id` | transfer id `r<run>-w<worker>-<seq>`: run number, worker (producer) number, sequence from 1 |
+//! | `status` | `completed` or `cancelled` |
+//! | `from`, `to` | source and destination IBAN |
+//! | `from_bank`, `to_bank` | their banks |
+//! | `amount` | cents, an integer >= 1 |
+//! | `from_balance` | the source balance after the debit (completed) or as seen (cancelled); absent when the source is unknown |
+//! | `reason` | cancelled only: `insufficient_funds`, `unknown_account`, `same_account`, `bad_amount`, `overflow` |
+//!
+//! Parsing is a pure function, so `consume` can report a malformed entry instead of crashing.
+
+use std::fmt;
+
+/// Why a transfer was cancelled; the letter is what the script stores per transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReason {
+    InsufficientFunds,
+    UnknownAccount,
+    SameAccount,
+    BadAmount,
+    Overflow,
+}
+
+const REASONS: [(CancelReason, &str, u8); 5] = [
+    (CancelReason::InsufficientFunds, "insufficient_funds", b'F'),
+    (CancelReason::UnknownAccount, "unknown_account", b'U'),
+    (CancelReason::SameAccount, "same_account", b'S'),
+    (CancelReason::BadAmount, "bad_amount", b'A'),
+    (CancelReason::Overflow, "overflow", b'O'),
+];
+
+impl CancelReason {
+    pub fn as_str(self) -> &'static str {
+        REASONS.iter().find(|r| r.0 == self).map(|r| r.1).expect("every reason is in REASONS")
+    }
+
+    pub fn parse(text: &str) -> Option<CancelReason> {
+        REASONS.iter().find(|r| r.1 == text).map(|r| r.0)
+    }
+}
+
+/// The outcome of one transfer, as the script decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Completed,
+    Cancelled(CancelReason),
+}
+
+impl Outcome {
+    /// The outcome for one letter of the script's reply or of a producer key.
+    pub fn from_code(code: u8) -> Option<Outcome> {
+        if code == b'C' {
+            return Some(Outcome::Completed);
+        }
+        REASONS.iter().find(|r| r.2 == code).map(|r| Outcome::Cancelled(r.0))
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Completed => b'C',
+            Outcome::Cancelled(reason) => REASONS.iter().find(|r| r.0 == reason).map(|r| r.2).expect("known"),
+        }
+    }
+}
+
+/// A transfer id: which broker run, which worker of it, and the worker's sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferId {
+    pub run: u64,
+    pub worker: u32,
+    pub seq: u64,
+}
+
+impl TransferId {
+    pub fn parse(text: &str) -> Option<TransferId> {
+        let rest = text.strip_prefix('r')?;
+        let (run, rest) = rest.split_once("-w")?;
+        let (worker, seq) = rest.split_once('-')?;
+        let id = TransferId { run: run.parse().ok()?, worker: worker.parse().ok()?, seq: seq.parse().ok()? };
+        (id.seq >= 1 && id.to_string() == text).then_some(id)
+    }
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", producer_id(self.run, self.worker), self.seq)
+    }
+}
+
+/// The producer id of one worker of one run, `r<run>-w<worker>`: the idempotency scope.
+pub fn producer_id(run: u64, worker: u32) -> String {
+    format!("r{run}-w{worker}")
+}
+
+/// One parsed stream entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: TransferId,
+    pub outcome: Outcome,
+    pub from: String,
+    pub to: String,
+    pub from_bank: String,
+    pub to_bank: String,
+    pub amount_cents: i64,
+    pub from_balance_cents: Option<i64>,
+}
+
+/// Builds an event from a stream entry's fields; the error names what is wrong.
+pub fn parse<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<Event, String> {
+    const MAX_FIELDS: usize = 16;
+    let mut found: [Option<&str>; 9] = [None; 9];
+    const NAMES: [&str; 9] =
+        ["id", "status", "from", "to", "from_bank", "to_bank", "amount", "from_balance", "reason"];
+    for (count, (name, value)) in fields.into_iter().enumerate() {
+        if count == MAX_FIELDS {
+            return Err(format!("more than {MAX_FIELDS} fields"));
+        }
+        let name = std::str::from_utf8(name).map_err(|_| "a field name is not UTF-8".to_string())?;
+        let slot = NAMES.iter().position(|n| *n == name).ok_or_else(|| format!("unknown field {name:?}"))?;
+        let value = std::str::from_utf8(value).map_err(|_| format!("field {name} is not UTF-8"))?;
+        if found[slot].replace(value).is_some() {
+            return Err(format!("field {name} appears twice"));
+        }
+    }
+    let get = |i: usize| found[i].ok_or_else(|| format!("field {} is missing", NAMES[i]));
+    let id = TransferId::parse(get(0)?).ok_or_else(|| format!("id {:?} is not r<run>-w<worker>-<seq>", found[0]))?;
+    let outcome = match (get(1)?, found[8]) {
+        ("completed", None) => Outcome::Completed,
+        ("cancelled", Some(reason)) => Outcome::Cancelled(
+            CancelReason::parse(reason).ok_or_else(|| format!("unknown cancel reason {reason:?}"))?,
+        ),
+        ("completed", Some(_)) => return Err("a completed transfer has a reason".to_string()),
+        ("cancelled", None) => return Err("a cancelled transfer has no reason".to_string()),
+        (other, _) => return Err(format!("status {other:?} is neither completed nor cancelled")),
+    };
+    let amount_cents: i64 = get(6)?.parse().map_err(|_| format!("amount {:?} is not an integer", found[6]))?;
+    if amount_cents < 1 && outcome == Outcome::Completed {
+        return Err(format!("completed transfer of {amount_cents} cents"));
+    }
+    let from_balance_cents = match found[7] {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|_| format!("from_balance {text:?} is not an integer"))?),
+    };
+    if outcome == Outcome::Completed && from_balance_cents.is_none() {
+        return Err("field from_balance is missing".to_string());
+    }
+    Ok(Event {
+        id,
+        outcome,
+        from: get(2)?.to_string(),
+        to: get(3)?.to_string(),
+        from_bank: get(4)?.to_string(),
+        to_bank: get(5)?.to_string(),
+        amount_cents,
+        from_balance_cents,
+    })
+}
+
+/// The fields of an event, in stream order, for the strategies that write events from Rust.
+pub fn fields(event: &Event) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("id", event.id.to_string()),
+        ("status", if event.outcome == Outcome::Completed { "completed" } else { "cancelled" }.to_string()),
+        ("from", event.from.clone()),
+        ("to", event.to.clone()),
+        ("from_bank", event.from_bank.clone()),
+        ("to_bank", event.to_bank.clone()),
+        ("amount", event.amount_cents.to_string()),
+    ];
+    if let Some(balance) = event.from_balance_cents {
+        fields.push(("from_balance", balance.to_string()));
+    }
+    if let Outcome::Cancelled(reason) = event.outcome {
+        fields.push(("reason", reason.as_str().to_string()));
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            id: TransferId { run: 2, worker: 7, seq: 42 },
+            outcome: Outcome::Completed,
+            from: "ES1".into(),
+            to: "ES2".into(),
+            from_bank: "ING".into(),
+            to_bank: "Deutsche Bank".into(),
+            amount_cents: 150,
+            from_balance_cents: Some(50),
+        }
+    }
+
+    fn round_trip(event: &Event) -> Result<Event, String> {
+        let owned = fields(event);
+        parse(owned.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let event = sample();
+        assert_eq!(round_trip(&event).unwrap(), event);
+        let cancelled = Event { outcome: Outcome::Cancelled(CancelReason::InsufficientFunds), ..sample() };
+        assert_eq!(round_trip(&cancelled).unwrap(), cancelled);
+        assert_eq!(event.id.to_string(), "r2-w7-42");
+    }
+
+    #[test]
+    fn malformed_entries_say_what_is_wrong() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("hello", "world")], "unknown field \"hello\""),
+            (&[("id", "x")], "is not r<run>-w<worker>-<seq>"),
+            (&[("id", "r1-w1-1"), ("id", "r1-w1-1")], "appears twice"),
+            (&[("id", "r1-w1-1"), ("status", "done")], "status \"done\" is neither"),
+        ];
+        for (entry, expected) in cases {
+            let all: Vec<(&str, &str)> = entry.to_vec();
+            let err = parse(all.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap_err();
+            assert!(err.contains(expected), "{entry:?}: {err}");
+        }
+        let mut bad = fields(&sample());
+        bad[6].1 = "12.5".into();
+        let err = parse(bad.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap_err();
+        assert!(err.contains("amount \"12.5\""), "{err}");
+    }
+
+    #[test]
+    fn ids_and_codes_parse_strictly() {
+        assert_eq!(TransferId::parse("r1-w2-3"), Some(TransferId { run: 1, worker: 2, seq: 3 }));
+        for bad in ["r1-w2-0", "r01-w2-3", "1-w2-3", "r1-w2", "r1-w2-3-4", "r-1-w2-3"] {
+            assert_eq!(TransferId::parse(bad), None, "{bad}");
+        }
+        for code in *b"CFUSAO" {
+            assert_eq!(Outcome::from_code(code).unwrap().code(), code);
+        }
+        assert_eq!(Outcome::from_code(b'Z'), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! The transfer script (`src/lua/transfer.lua`) as a Rust call: builds its keys and arguments for
+//! a batch of transfers and reads its reply. Loaded once; called by SHA (`EVALSHA`), and loaded
+//! again transparently if the server lost it (`NOSCRIPT` after a restart or `SCRIPT FLUSH`).
+
+use redis::Script;
+
+use crate::events::Outcome;
+use crate::keys::Keys;
+
+/// The most transfers one call may carry (the script refuses more).
+pub const MAX_BATCH: usize = 8192;
+
+/// One transfer to submit; banks are indices into the bank list the caller passes.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferRequest<'a> {
+    pub from_bank: usize,
+    pub to_bank: usize,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount_cents: i64,
+}
+
+/// What the script decided: one outcome per transfer, in order, and, if it stopped early, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReply {
+    pub outcomes: Vec<Outcome>,
+    pub error: Option<String>,
+}
+
+/// The loaded transfer script.
+#[derive(Debug, Clone)]
+pub struct TransferScript {
+    script: Script,
+}
+
+impl Default for TransferScript {
+    fn default() -> Self {
+        TransferScript { script: Script::new(include_str!("lua/transfer.lua")) }
+    }
+}
+
+impl TransferScript {
+    /// The script's SHA1, as `EVALSHA` and `redis-benchmark` use it.
+    pub fn sha1(&self) -> &str {
+        self.script.get_hash()
+    }
+
+    /// The script's source.
+    pub fn source() -> &'static str {
+        include_str!("lua/transfer.lua")
+    }
+
+    /// Submits transfers `first_seq..` of `producer`. Sending the same call again after an error
+    /// is safe: transfers already applied are answered from their first outcome.
+    pub async fn submit(
+        &self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        keys: &Keys,
+        banks: &[String],
+        producer: &str,
+        first_seq: u64,
+        transfers: &[TransferRequest<'_>],
+    ) -> redis::RedisResult<BatchReply> {
+        assert!(!transfers.is_empty() && transfers.len() <= MAX_BATCH);
+        assert!(first_seq >= 1);
+        // Only the banks this batch touches are passed, numbered from 1 in the order first met.
+        let mut used: Vec<usize> = Vec::with_capacity(4);
+        let mut local = |bank: usize| match used.iter().position(|&b| b == bank) {
+            Some(i) => i + 1,
+            None => {
+                used.push(bank);
+                used.len()
+            }
+        };
+        let local_ids: Vec<(usize, usize)> = transfers.iter().map(|t| (local(t.from_bank), local(t.to_bank))).collect();
+        let mut call = self.script.prepare_invoke();
+        call.key(keys.events()).key(keys.producer(producer));
+        for &bank in &used {
+            call.key(keys.bank_balance(&banks[bank])).key(keys.interbank(&banks[bank]));
+        }
+        for t in transfers {
+            call.key(keys.account(&banks[t.from_bank], t.from)).key(keys.account(&banks[t.to_bank], t.to));
+        }
+        call.arg(producer).arg(first_seq).arg(used.len());
+        for &bank in &used {
+            call.arg(&banks[bank]);
+        }
+        call.arg(transfers.len());
+        for (t, (from_bank, to_bank)) in transfers.iter().zip(&local_ids) {
+            call.arg(from_bank).arg(to_bank).arg(t.from).arg(t.to).arg(t.amount_cents);
+        }
+        let reply: Vec<String> = call.invoke_async(conn).await?;
+        parse_reply(reply, transfers.len())
+    }
+}
+
+fn parse_reply(mut reply: Vec<String>, expected: usize) -> redis::RedisResult<BatchReply> {
+    let bad = |what: String| redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "transfer script reply", what));
+    if reply.is_empty() || reply.len() > 2 {
+        return Err(bad(format!("{} values, expected 1 or 2", reply.len())));
+    }
+    let error = if reply.len() == 2 { reply.pop() } else { None };
+    let codes = reply.pop().expect("length checked");
+    let outcomes = codes
+        .bytes()
+        .map(|c| Outcome::from_code(c).ok_or_else(|| bad(format!("unknown outcome letter {:?}", c as char))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if outcomes.len() > expected || (error.is_none() && outcomes.len() != expected) {
+        return Err(bad(format!("{} outcomes for {expected} transfers", outcomes.len())));
+    }
+    Ok(BatchReply { outcomes, error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::CancelReason;
+
+    #[test]
+    fn replies_are_parsed_and_checked() {
+        let ok = parse_reply(vec!["CF".into()], 2).unwrap();
+        assert_eq!(ok.outcomes, vec![Outcome::Completed, Outcome::Cancelled(CancelReason::InsufficientFunds)]);
+        let stopped = parse_reply(vec!["C".into(), "WRONGTYPE".into()], 3).unwrap();
+        assert_eq!(stopped.error.as_deref(), Some("WRONGTYPE"));
+        assert!(parse_reply(vec!["C".into()], 2).is_err());
+        assert!(parse_reply(vec!["CZ".into()], 2).is_err());
+        assert!(parse_reply(vec![], 1).is_err());
+    }
+}
