@@ -127,7 +127,7 @@ pub fn parse<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Resu
         }
     }
     let get = |i: usize| found[i].ok_or_else(|| format!("field {} is missing", NAMES[i]));
-    let id = TransferId::parse(get(0)?).ok_or_else(|| format!("id {:?} is not r<run>-w<worker>-<seq>", found[0]))?;
+    let id = TransferId::parse(get(0)?).ok_or_else(|| format!("id {:?} is not r<run>-w<worker>-<seq>", found[0].unwrap_or_default()))?;
     let outcome = match (get(1)?, found[8]) {
         ("completed", None) => Outcome::Completed,
         ("cancelled", Some(reason)) => Outcome::Cancelled(
@@ -137,7 +137,7 @@ pub fn parse<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Resu
         ("cancelled", None) => return Err("a cancelled transfer has no reason".to_string()),
         (other, _) => return Err(format!("status {other:?} is neither completed nor cancelled")),
     };
-    let amount_cents: i64 = get(6)?.parse().map_err(|_| format!("amount {:?} is not an integer", found[6]))?;
+    let amount_cents: i64 = get(6)?.parse().map_err(|_| format!("amount {:?} is not an integer", found[6].unwrap_or_default()))?;
     if amount_cents < 1 && outcome == Outcome::Completed {
         return Err(format!("completed transfer of {amount_cents} cents"));
     }
