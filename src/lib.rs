@@ -11,3 +11,6 @@ pub mod money;
 pub mod connection;
 pub mod events;
 pub mod script;
+pub mod init;
+pub mod runs;
+pub mod broker;

@@ -1,0 +1,108 @@
+//! The `atomic` strategy: each call sends up to `--batch` transfers to the transfer script, which
+//! checks, applies and events each of them in one atomic step on the server.
+//!
+//! A worker is one producer. Its transfers are numbered 1, 2, 3... and a call is retried with the
+//! same numbers after a transient error (dropped connection, timeout, restart): the script answers
+//! transfers it has already applied with their first outcome, so a retry never applies twice.
+//! A worker sends its next call only once the previous one has an answer, so its numbers reach
+//! the server in order and none is skipped.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use redis::aio::ConnectionManager;
+
+use super::{Shared, WorkerStats, backoff_ms, worker_rng};
+use crate::connection::{is_transient, redact};
+use crate::events::producer_id;
+use crate::script::TransferRequest;
+
+/// How many times one call is sent again after transient errors before the worker gives up.
+pub const RETRY_LIMIT: u32 = 30;
+
+pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: ConnectionManager) -> WorkerStats {
+    let cfg = &shared.config;
+    let dir = &shared.directory;
+    let producer = producer_id(shared.run, worker);
+    let mut rng = worker_rng(cfg.seed, worker);
+    let mut stats = WorkerStats::default();
+    let mut picks: Vec<(usize, usize, i64)> = Vec::with_capacity(cfg.batch);
+    let mut seq: u64 = 1;
+    while seq <= cfg.transfers_per_worker && !shared.stop.load(Ordering::Relaxed) {
+        let count = (cfg.transfers_per_worker - seq + 1).min(cfg.batch as u64) as usize;
+        picks.clear();
+        for _ in 0..count {
+            let (from, to) = dir.pick_pair(&mut rng);
+            picks.push((from, to, rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents)));
+        }
+        let requests: Vec<TransferRequest<'_>> = picks
+            .iter()
+            .map(|&(from, to, amount_cents)| TransferRequest {
+                from_bank: usize::from(dir.accounts[from].1),
+                to_bank: usize::from(dir.accounts[to].1),
+                from: &dir.accounts[from].0,
+                to: &dir.accounts[to].0,
+                amount_cents,
+            })
+            .collect();
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        let reply = loop {
+            stats.calls += 1;
+            match shared.script.submit(&mut conn, &cfg.keys, &dir.banks, &producer, seq, &requests).await {
+                Ok(reply) => break Ok(reply),
+                Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
+                    attempt += 1;
+                    stats.retries += 1;
+                    tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
+                }
+                Err(err) => break Err((err, attempt)),
+            }
+        };
+        match reply {
+            Ok(reply) => {
+                stats.record_latency(started.elapsed());
+                for outcome in &reply.outcomes {
+                    stats.count(*outcome);
+                }
+                shared.done.fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
+                if let Some(error) = reply.error {
+                    stats.failed += (count - reply.outcomes.len()) as u64;
+                    stats.error = Some(format!(
+                        "the transfer script stopped at transfer {producer}-{}: {error}",
+                        seq + reply.outcomes.len() as u64
+                    ));
+                    shared.stop.store(true, Ordering::Relaxed);
+                    return stats;
+                }
+            }
+            Err((err, attempts)) => {
+                stats.failed += count as u64;
+                stats.error = Some(describe_failure(&err, attempts, &producer, seq, &cfg.url));
+                shared.stop.store(true, Ordering::Relaxed);
+                return stats;
+            }
+        }
+        seq += count as u64;
+    }
+    stats
+}
+
+fn describe_failure(err: &redis::RedisError, retries: u32, producer: &str, seq: u64, url: &str) -> String {
+    let text = err.to_string().replace(url, &redact(url));
+    let id = format!("{producer}-{seq}");
+    if err.code() == Some("OOM") {
+        format!(
+            "Redis is out of memory (maxmemory reached) at transfer {id}: the broker stopped; the script \
+             runs whole or not at all, so nothing was half-applied. Free memory or raise maxmemory, then run again"
+        )
+    } else if is_transient(err) {
+        format!(
+            "transfer {id} could not be sent after {retries} retries ({text}); it may or may not have been \
+             applied, and `consume` will tell: its id is recorded only if it was"
+        )
+    } else {
+        format!("transfer {id} was refused by Redis: {text}")
+    }
+}

@@ -1,0 +1,398 @@
+//! `interbank broker`: many concurrent workers making random transfers, and a summary of how it went.
+//!
+//! Workers are tokio tasks. With `atomic` and `naive` they share a few multiplexed connections
+//! (commands of many workers are pipelined on each); with `watch` each worker has its own, because
+//! WATCH belongs to a connection. Each run is recorded in Redis (see [`crate::runs`]) so that
+//! `consume` knows when it has ended and how many events it wrote.
+
+mod atomic;
+mod directory;
+mod stats;
+mod unsafe_strategies;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use directory::Directory;
+pub use stats::WorkerStats;
+
+use crate::init::now_ms;
+use crate::keys::Keys;
+use crate::money::MAX_TOTAL_CENTS;
+use crate::runs::{self, RunStatus, Strategy};
+use crate::script::{MAX_BATCH, TransferScript};
+
+/// Bounds on the flags, so a typo cannot ask for something absurd.
+pub const MAX_WORKERS: u32 = 10_000;
+pub const MAX_TRANSFERS_PER_WORKER: u64 = 1_000_000_000;
+pub const MAX_CONNECTIONS: usize = 256;
+/// How often the progress bar is redrawn.
+const PROGRESS_TICK_MS: u64 = 100;
+
+/// What a broker run does.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub url: String,
+    pub keys: Keys,
+    pub strategy: Strategy,
+    pub workers: u32,
+    pub transfers_per_worker: u64,
+    pub min_amount_cents: i64,
+    pub max_amount_cents: i64,
+    /// Transfers per script call (`atomic` only).
+    pub batch: usize,
+    /// Shared connections (`atomic` and `naive`); `watch` opens one per worker.
+    pub connections: usize,
+    /// Seed of the random choices; the same seed on the same data makes the same transfers.
+    pub seed: u64,
+    pub progress: bool,
+}
+
+impl BrokerConfig {
+    /// Refuses values that make no sense, with the flag to change.
+    pub fn validate(&self) -> Result<()> {
+        ensure!((1..=MAX_WORKERS).contains(&self.workers), "--workers must be 1 to {MAX_WORKERS}; got {}", self.workers);
+        ensure!(
+            (1..=MAX_TRANSFERS_PER_WORKER).contains(&self.transfers_per_worker),
+            "--transfers must be 1 to {MAX_TRANSFERS_PER_WORKER} per worker; got {}",
+            self.transfers_per_worker
+        );
+        ensure!(
+            self.min_amount_cents >= 1,
+            "--min-amount must be at least 1 cent; got {}",
+            self.min_amount_cents
+        );
+        ensure!(
+            self.max_amount_cents <= MAX_TOTAL_CENTS,
+            "--max-amount must be at most {MAX_TOTAL_CENTS} cents; got {}",
+            self.max_amount_cents
+        );
+        ensure!(
+            self.min_amount_cents <= self.max_amount_cents,
+            "--min-amount ({}) is larger than --max-amount ({})",
+            self.min_amount_cents,
+            self.max_amount_cents
+        );
+        ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1 to {MAX_BATCH}; got {}", self.batch);
+        ensure!(
+            self.batch == 1 || self.strategy == Strategy::Atomic,
+            "--batch works with --strategy atomic only"
+        );
+        ensure!(
+            (1..=MAX_CONNECTIONS).contains(&self.connections),
+            "--connections must be 1 to {MAX_CONNECTIONS}; got {}",
+            self.connections
+        );
+        Ok(())
+    }
+
+    pub fn planned(&self) -> u64 {
+        u64::from(self.workers) * self.transfers_per_worker
+    }
+}
+
+/// What a run did, as printed at the end (and with `--json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BrokerSummary {
+    pub run: u64,
+    pub strategy: Strategy,
+    pub workers: u32,
+    pub batch: usize,
+    pub connections: usize,
+    pub seed: u64,
+    pub planned: u64,
+    pub completed: u64,
+    pub cancelled: u64,
+    pub failed: u64,
+    pub retries: u64,
+    pub watch_conflicts: u64,
+    pub redis_calls: u64,
+    pub events: u64,
+    pub elapsed_s: f64,
+    pub transfers_per_s: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_p999_ms: f64,
+    pub latency_max_ms: f64,
+    pub status: RunStatus,
+    pub error: Option<String>,
+}
+
+/// State every worker of a run shares.
+struct Shared {
+    config: BrokerConfig,
+    directory: Directory,
+    script: TransferScript,
+    run: u64,
+    stop: AtomicBool,
+    done: AtomicU64,
+}
+
+/// A worker's random generator: its own stream, fixed by the run's seed and its number.
+fn worker_rng(seed: u64, worker: u32) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::from(worker));
+    rng
+}
+
+/// Exponential backoff with a cap: 10, 20, 40... up to 1,000 ms.
+fn backoff_ms(attempt: u32) -> u64 {
+    const BASE_MS: u64 = 10;
+    const CAP_MS: u64 = 1_000;
+    BASE_MS.saturating_mul(1 << attempt.min(16)).min(CAP_MS)
+}
+
+/// Runs the broker to the end (or to Ctrl-C, or to an error that stops it).
+pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
+    config.validate()?;
+    let mut control = crate::connection::manager(&config.url).await?;
+    let meta = crate::init::read_meta(&mut control, &config.keys).await?;
+    let directory = Directory::load(&mut control, &config.keys, &meta).await?;
+    let connection_count = if config.strategy == Strategy::Watch { config.workers as usize } else { config.connections };
+    let mut connections = Vec::with_capacity(connection_count);
+    for _ in 0..connection_count {
+        connections.push(crate::connection::manager(&config.url).await?);
+    }
+    let script = TransferScript::default();
+    if config.strategy == Strategy::Atomic {
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(TransferScript::source())
+            .query_async::<String>(&mut control)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the transfer script: {e}"))?;
+    }
+    let started_ms = now_ms();
+    let run_id = runs::start(&mut control, &config.keys, config.strategy, config.workers, config.planned(), started_ms)
+        .await?;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        directory,
+        script,
+        run: run_id,
+        stop: AtomicBool::new(false),
+        done: AtomicU64::new(0),
+    });
+    let progress = progress_task(&shared, config.progress);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let on_signal = {
+        let shared = Arc::clone(&shared);
+        let interrupted = Arc::clone(&interrupted);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::Relaxed);
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+        })
+    };
+
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(config.workers as usize);
+    for worker in 1..=config.workers {
+        let shared = Arc::clone(&shared);
+        let conn = connections[(worker as usize - 1) % connections.len()].clone();
+        handles.push(tokio::spawn(async move {
+            match shared.config.strategy {
+                Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
+                Strategy::Watch | Strategy::Naive => unsafe_strategies::worker(&shared, worker, conn).await,
+            }
+        }));
+    }
+    let mut total = WorkerStats::default();
+    for handle in handles {
+        total.merge(&handle.await?);
+    }
+    let elapsed = started.elapsed();
+    on_signal.abort();
+    shared.stop.store(true, Ordering::Relaxed);
+    if let Some((bar, ticker)) = progress {
+        ticker.abort();
+        bar.finish_and_clear();
+    }
+
+    let events = if config.strategy == Strategy::Atomic {
+        runs::applied_per_worker(&mut control, &config.keys, run_id, config.workers).await?.iter().sum()
+    } else {
+        total.events
+    };
+    let status = if total.error.is_some() {
+        RunStatus::Failed
+    } else if interrupted.load(Ordering::Relaxed) {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Ended
+    };
+    let mut fields = vec![
+        ("completed", total.completed.to_string()),
+        ("cancelled", total.cancelled.to_string()),
+        ("failed", total.failed.to_string()),
+    ];
+    if let Some(error) = &total.error {
+        fields.push(("error", error.clone()));
+    }
+    runs::finish(&mut control, &config.keys, run_id, status, now_ms(), events, &fields).await?;
+    Ok(summarize(&config, run_id, &total, events, elapsed, status))
+}
+
+fn summarize(
+    config: &BrokerConfig,
+    run: u64,
+    total: &WorkerStats,
+    events: u64,
+    elapsed: Duration,
+    status: RunStatus,
+) -> BrokerSummary {
+    let decided = total.completed + total.cancelled;
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    let ms = |q: f64| total.latency_us.value_at_quantile(q) as f64 / 1000.0;
+    BrokerSummary {
+        run,
+        strategy: config.strategy,
+        workers: config.workers,
+        batch: config.batch,
+        connections: if config.strategy == Strategy::Watch { config.workers as usize } else { config.connections },
+        seed: config.seed,
+        planned: config.planned(),
+        completed: total.completed,
+        cancelled: total.cancelled,
+        failed: total.failed,
+        retries: total.retries,
+        watch_conflicts: total.conflicts,
+        redis_calls: total.calls,
+        events,
+        elapsed_s: seconds,
+        transfers_per_s: decided as f64 / seconds,
+        latency_p50_ms: ms(0.50),
+        latency_p99_ms: ms(0.99),
+        latency_p999_ms: ms(0.999),
+        latency_max_ms: total.latency_us.max() as f64 / 1000.0,
+        status,
+        error: total.error.clone(),
+    }
+}
+
+/// A progress bar with the live rate, redrawn from a counter so workers never touch it.
+fn progress_task(shared: &Arc<Shared>, enabled: bool) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
+    if !enabled {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(shared.config.planned());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} broker [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} transfers {per_sec} eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    let ticker = {
+        let bar = bar.clone();
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(shared.done.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(PROGRESS_TICK_MS)).await;
+            }
+        })
+    };
+    Some((bar, ticker))
+}
+
+impl BrokerSummary {
+    /// The summary for a person.
+    pub fn to_text(&self) -> String {
+        let mut text = format!(
+            "broker run {} ({}, {} workers, batch {}, {} connections, seed {}): {}\n\
+             \x20 transfers   {} planned: {} completed, {} cancelled, {} failed\n\
+             \x20 throughput  {:.0} transfers/s over {:.2} s\n\
+             \x20 latency     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms (per call)\n\
+             \x20 redis       {} calls ({:.2} per transfer), {} retries, {} watch conflicts, {} events",
+            self.run,
+            self.strategy.as_str(),
+            self.workers,
+            self.batch,
+            self.connections,
+            self.seed,
+            self.status.as_str(),
+            self.planned,
+            self.completed,
+            self.cancelled,
+            self.failed,
+            self.transfers_per_s,
+            self.elapsed_s,
+            self.latency_p50_ms,
+            self.latency_p99_ms,
+            self.latency_p999_ms,
+            self.latency_max_ms,
+            self.redis_calls,
+            self.redis_calls as f64 / (self.completed + self.cancelled).max(1) as f64,
+            self.retries,
+            self.watch_conflicts,
+            self.events,
+        );
+        if let Some(error) = &self.error {
+            text.push_str(&format!("\n  error       {error}"));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> BrokerConfig {
+        BrokerConfig {
+            url: "redis://127.0.0.1:1".into(),
+            keys: Keys::new("t").unwrap(),
+            strategy: Strategy::Atomic,
+            workers: 20,
+            transfers_per_worker: 5000,
+            min_amount_cents: 100,
+            max_amount_cents: 5000,
+            batch: 1,
+            connections: 2,
+            seed: 1,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn flags_out_of_bounds_are_refused_with_the_flag_named() {
+        assert!(config().validate().is_ok());
+        let cases: Vec<(BrokerConfig, &str)> = vec![
+            (BrokerConfig { workers: 0, ..config() }, "--workers"),
+            (BrokerConfig { transfers_per_worker: 0, ..config() }, "--transfers"),
+            (BrokerConfig { min_amount_cents: 0, ..config() }, "--min-amount"),
+            (BrokerConfig { min_amount_cents: -5, ..config() }, "--min-amount"),
+            (BrokerConfig { min_amount_cents: 6000, ..config() }, "larger than --max-amount"),
+            (BrokerConfig { max_amount_cents: i64::MAX, ..config() }, "--max-amount"),
+            (BrokerConfig { batch: 0, ..config() }, "--batch"),
+            (BrokerConfig { batch: 2, strategy: Strategy::Watch, ..config() }, "atomic only"),
+            (BrokerConfig { connections: 0, ..config() }, "--connections"),
+        ];
+        for (bad, flag) in cases {
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(flag), "{err}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff_ms(1), 20);
+        assert_eq!(backoff_ms(3), 80);
+        assert_eq!(backoff_ms(30), 1_000);
+    }
+
+    #[test]
+    fn worker_streams_differ_and_repeat() {
+        use rand::Rng;
+        let a: u64 = worker_rng(5, 1).random();
+        let b: u64 = worker_rng(5, 2).random();
+        assert_ne!(a, b);
+        assert_eq!(a, worker_rng(5, 1).random::<u64>());
+    }
+}

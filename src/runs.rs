@@ -1,0 +1,203 @@
+//! Broker runs as recorded in Redis (`P:runs`, `P:run:N`), so `consume` knows which runs exist,
+//! which strategy made their events, whether each has ended, and how many events to expect.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use redis::AsyncCommands;
+
+use crate::keys::Keys;
+
+/// How transfers are made. Only `Atomic` is safe; the others exist to be compared and caught.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// One server-side script per call: checked, applied and evented atomically, idempotent.
+    Atomic,
+    /// The seed's protocol: WATCH/GET/MULTI/INCRBY/EXEC, then the other writes one by one (unsafe).
+    Watch,
+    /// GET then INCRBY with nothing in between to stop a race (unsafe, on purpose).
+    Naive,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Atomic => "atomic",
+            Strategy::Watch => "watch",
+            Strategy::Naive => "naive",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Strategy> {
+        [Strategy::Atomic, Strategy::Watch, Strategy::Naive].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A run's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Started and not ended: still going, or its broker was killed.
+    Running,
+    /// Every worker finished its transfers.
+    Ended,
+    /// Stopped early by Ctrl-C: every transfer sent got its outcome.
+    Interrupted,
+    /// Stopped early by an error, which `error` names.
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ended => "ended",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<RunStatus> {
+        [RunStatus::Running, RunStatus::Ended, RunStatus::Interrupted, RunStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One broker run as stored in `P:run:N`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub id: u64,
+    pub strategy: Strategy,
+    pub workers: u32,
+    pub planned: u64,
+    pub started_ms: u64,
+    pub status: RunStatus,
+    pub ended_ms: Option<u64>,
+    /// Events the run wrote, set when it stops (for `atomic`, counted from its producer keys).
+    pub events: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// Starts a run: takes the next run number and records what it will do.
+pub async fn start(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    strategy: Strategy,
+    workers: u32,
+    planned: u64,
+    started_ms: u64,
+) -> Result<u64> {
+    let id: u64 = redis::cmd("INCR").arg(keys.runs()).query_async(conn).await.context("numbering the run")?;
+    redis::cmd("HSET")
+        .arg(keys.run(id))
+        .arg(&[
+            ("strategy", strategy.as_str().to_string()),
+            ("workers", workers.to_string()),
+            ("planned", planned.to_string()),
+            ("started_ms", started_ms.to_string()),
+            ("status", RunStatus::Running.as_str().to_string()),
+        ])
+        .query_async::<()>(conn)
+        .await
+        .with_context(|| format!("recording {}", keys.run(id)))?;
+    Ok(id)
+}
+
+/// Records how a run ended.
+pub async fn finish(
+    conn: &mut redis::aio::ConnectionManager,
+    keys: &Keys,
+    id: u64,
+    status: RunStatus,
+    ended_ms: u64,
+    events: u64,
+    fields: &[(&str, String)],
+) -> Result<()> {
+    let mut all = vec![
+        ("status", status.as_str().to_string()),
+        ("ended_ms", ended_ms.to_string()),
+        ("events", events.to_string()),
+    ];
+    all.extend(fields.iter().cloned());
+    let _: () = conn.hset_multiple(keys.run(id), &all).await.with_context(|| format!("recording {}", keys.run(id)))?;
+    Ok(())
+}
+
+/// Counts the transfers applied for each of a run's producers: the length of each outcome string.
+pub async fn applied_per_worker(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    run: u64,
+    workers: u32,
+) -> Result<Vec<u64>> {
+    let mut pipe = redis::pipe();
+    for worker in 1..=workers {
+        pipe.strlen(keys.producer(&crate::events::producer_id(run, worker)));
+    }
+    pipe.query_async(conn).await.context("reading the producer keys")
+}
+
+/// Reads every run recorded under the prefix, oldest first.
+pub async fn read_all(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) -> Result<Vec<RunRecord>> {
+    let last: Option<u64> = redis::cmd("GET").arg(keys.runs()).query_async(conn).await.context("reading the runs")?;
+    let last = last.unwrap_or(0);
+    if last == 0 {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in 1..=last {
+        pipe.hgetall(keys.run(id));
+    }
+    let all: Vec<HashMap<String, String>> = pipe.query_async(conn).await.context("reading the runs")?;
+    let mut runs = Vec::with_capacity(all.len());
+    for (fields, id) in all.into_iter().zip(1..) {
+        runs.push(parse_run(id, &fields).with_context(|| format!("{} is not a run record", keys.run(id)))?);
+    }
+    Ok(runs)
+}
+
+fn parse_run(id: u64, fields: &HashMap<String, String>) -> Result<RunRecord> {
+    let get = |name: &str| fields.get(name).map(String::as_str);
+    let number = |name: &str| -> Result<Option<u64>> {
+        get(name).map(|v| v.parse::<u64>().with_context(|| format!("field {name} is {v:?}"))).transpose()
+    };
+    let required = |name: &str| -> Result<u64> { number(name)?.with_context(|| format!("field {name} is missing")) };
+    Ok(RunRecord {
+        id,
+        strategy: get("strategy").and_then(Strategy::parse).context("field strategy is missing or unknown")?,
+        workers: u32::try_from(required("workers")?).context("field workers is too large")?,
+        planned: required("planned")?,
+        started_ms: required("started_ms")?,
+        status: get("status").and_then(RunStatus::parse).context("field status is missing or unknown")?,
+        ended_ms: number("ended_ms")?,
+        events: number("events")?,
+        error: get("error").map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_records_parse_and_name_bad_fields() {
+        let mut fields: HashMap<String, String> = [
+            ("strategy", "atomic"),
+            ("workers", "20"),
+            ("planned", "100000"),
+            ("started_ms", "5"),
+            ("status", "running"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let run = parse_run(3, &fields).unwrap();
+        assert_eq!((run.id, run.workers, run.status, run.events), (3, 20, RunStatus::Running, None));
+        fields.insert("events".into(), "x".into());
+        assert!(parse_run(3, &fields).unwrap_err().to_string().contains("field events is \"x\""));
+        fields.remove("strategy");
+        assert!(parse_run(3, &fields).is_err());
+    }
+}
