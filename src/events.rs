@@ -15,7 +15,7 @@
 use std::fmt;
 
 /// Why a transfer was cancelled; the letter is what the script stores per transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelReason {
     InsufficientFunds,

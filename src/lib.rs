@@ -14,3 +14,6 @@ pub mod script;
 pub mod init;
 pub mod runs;
 pub mod broker;
+pub mod replay;
+pub mod verify;
+pub mod consume;

@@ -1,0 +1,286 @@
+//! `interbank consume`: follows the event stream, replays it over the initial accounts and, once
+//! the broker runs have ended (or nothing new came for `--idle-timeout`), checks Redis against it.
+//!
+//! It can start before, during or after the broker: it reads the stream from the beginning with
+//! `XREAD COUNT .. BLOCK ..` and keeps up while the broker writes. A run counts as over when its
+//! record says so; events are then drained to the end of the stream before the snapshot is read,
+//! because a run records its end only after its last event.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use redis::Value as RedisValue;
+
+use crate::accounts;
+use crate::events;
+use crate::keys::Keys;
+use crate::replay::{AnomalyKind, Ledger};
+use crate::runs::{self, RunRecord, RunStatus, Strategy};
+use crate::verify::{ProducerRecord, Report, Snapshot, Value, verify};
+
+/// Entries asked for per `XREAD`, and how long one read may wait for new entries.
+const READ_COUNT: usize = 10_000;
+const BLOCK_MS: u64 = 250;
+/// Keys per `MGET` when reading the snapshot, and bytes per `GETRANGE` of a producer key.
+const MGET_CHUNK: usize = 10_000;
+const GETRANGE_CHUNK: u64 = 1 << 20;
+
+/// What `consume` is asked to do.
+#[derive(Debug, Clone)]
+pub struct ConsumeConfig {
+    pub url: String,
+    pub keys: Keys,
+    pub accounts_path: PathBuf,
+    pub banks_path: Option<PathBuf>,
+    /// Stop following after this long without a new event, even if a run has not ended.
+    pub idle_timeout_ms: u64,
+    pub progress: bool,
+}
+
+/// Follows the stream to the end of the runs, then verifies.
+pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
+    let keys = &config.keys;
+    let mut conn = crate::connection::manager(&config.url).await?;
+    let meta = crate::init::read_meta(&mut conn, keys).await?;
+    let file = accounts::load(&config.accounts_path, config.banks_path.as_deref())?;
+    ensure!(
+        file.sha256 == meta.sha256,
+        "{} is not the file `interbank init` loaded (its SHA-256 differs from {}); pass the same --accounts",
+        file.path.display(),
+        keys.meta()
+    );
+    ensure!(
+        file.banks == meta.banks,
+        "the banks file lists {:?} but {} holds {:?}; pass the same --banks",
+        file.banks,
+        keys.banks(),
+        meta.banks
+    );
+    let mut ledger = Ledger::new(&file);
+    drop(file);
+    let bar = progress_bar(config.progress);
+    let mut runs: HashMap<u64, RunRecord> = HashMap::new();
+    let mut last_id = "0-0".to_string();
+    let mut last_event_at = Instant::now();
+    let idle = Duration::from_millis(config.idle_timeout_ms);
+    loop {
+        let read = read_entries(&mut conn, keys, &last_id, Some(BLOCK_MS)).await?;
+        if read.is_empty() {
+            let all = runs::read_all(&mut conn, keys).await?;
+            let over = !all.is_empty() && all.iter().all(|r| r.status != RunStatus::Running);
+            refresh(&mut runs, all);
+            if over || last_event_at.elapsed() >= idle {
+                // Everything a finished run wrote precedes its end record: drain to the end.
+                loop {
+                    let rest = read_entries(&mut conn, keys, &last_id, None).await?;
+                    if rest.is_empty() {
+                        break;
+                    }
+                    apply_entries(&mut conn, keys, &mut ledger, &mut runs, &rest, &mut last_id).await?;
+                }
+                break;
+            }
+            continue;
+        }
+        last_event_at = Instant::now();
+        apply_entries(&mut conn, keys, &mut ledger, &mut runs, &read, &mut last_id).await?;
+        if let Some(bar) = &bar {
+            bar.set_position(ledger.events);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let all = runs::read_all(&mut conn, keys).await?;
+    let snapshot = read_snapshot(&mut conn, keys, &ledger, all).await?;
+    Ok(verify(keys, &ledger, &snapshot))
+}
+
+fn refresh(runs: &mut HashMap<u64, RunRecord>, all: Vec<RunRecord>) {
+    for run in all {
+        runs.insert(run.id, run);
+    }
+}
+
+type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// Reads entries after `last_id`; with `block_ms`, waits that long for the first one.
+async fn read_entries(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    last_id: &str,
+    block_ms: Option<u64>,
+) -> Result<Vec<Entry>> {
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT").arg(READ_COUNT);
+    if let Some(ms) = block_ms {
+        cmd.arg("BLOCK").arg(ms);
+    }
+    cmd.arg("STREAMS").arg(keys.events()).arg(last_id);
+    let reply: RedisValue = cmd.query_async(conn).await.with_context(|| format!("reading {}", keys.events()))?;
+    parse_xread(reply).with_context(|| format!("reading {}: unexpected reply shape", keys.events()))
+}
+
+/// Turns an `XREAD` reply into `(entry id, fields)`; keeps values as bytes for the event parser.
+fn parse_xread(reply: RedisValue) -> Result<Vec<Entry>> {
+    let streams = match reply {
+        RedisValue::Nil => return Ok(Vec::new()),
+        RedisValue::Array(streams) => streams,
+        RedisValue::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => anyhow::bail!("{other:?}"),
+    };
+    let mut out = Vec::new();
+    let entries: Vec<RedisValue> = match streams.into_iter().next() {
+        None => return Ok(out),
+        Some(RedisValue::Array(mut stream)) if stream.len() == 2 => match stream.pop() {
+            Some(RedisValue::Array(entries)) => entries,
+            other => anyhow::bail!("{other:?}"),
+        },
+        Some(other) => anyhow::bail!("{other:?}"),
+    };
+    for entry in entries {
+        let RedisValue::Array(mut parts) = entry else { anyhow::bail!("entry is not an array") };
+        ensure!(parts.len() == 2, "entry has {} parts", parts.len());
+        let fields = parts.pop().expect("two parts");
+        let id: String = redis::from_redis_value(parts.pop().expect("two parts"))?;
+        let RedisValue::Array(flat) = fields else { anyhow::bail!("fields are not an array") };
+        let mut pairs = Vec::with_capacity(flat.len() / 2);
+        let mut flat = flat.into_iter();
+        while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+            pairs.push((redis::from_redis_value(name)?, redis::from_redis_value(value)?));
+        }
+        out.push((id, pairs));
+    }
+    Ok(out)
+}
+
+async fn apply_entries(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    ledger: &mut Ledger,
+    runs: &mut HashMap<u64, RunRecord>,
+    entries: &[Entry],
+    last_id: &mut String,
+) -> Result<()> {
+    for (id, fields) in entries {
+        match events::parse(fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice()))) {
+            Ok(event) => {
+                if !runs.contains_key(&event.id.run) {
+                    // A run is recorded before its first event: read the records again once.
+                    refresh(runs, runs::read_all(conn, keys).await?);
+                }
+                let strategy: Option<Strategy> = runs.get(&event.id.run).map(|r| r.strategy);
+                ledger.apply(id, &event, strategy);
+            }
+            Err(why) => ledger.report(AnomalyKind::Malformed, id, why),
+        }
+    }
+    if let Some((id, _)) = entries.last() {
+        last_id.clone_from(id);
+    }
+    Ok(())
+}
+
+fn to_value(value: RedisValue) -> Value {
+    match value {
+        RedisValue::Nil => Value::Missing,
+        RedisValue::Int(v) => Value::Int(v),
+        RedisValue::BulkString(bytes) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            text.parse().map_or(Value::Invalid(text), Value::Int)
+        }
+        RedisValue::ServerError(err) => Value::Invalid(format!("error: {err:?}")),
+        other => Value::Invalid(format!("{other:?}")),
+    }
+}
+
+/// Reads every balance the ledger knows of, and each atomic producer's record.
+async fn read_snapshot(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    ledger: &Ledger,
+    runs: Vec<RunRecord>,
+) -> Result<Snapshot> {
+    let account_keys: Vec<String> = ledger
+        .ibans
+        .iter()
+        .zip(&ledger.account_bank)
+        .map(|(iban, bank)| keys.account(&ledger.banks[usize::from(*bank)], iban))
+        .collect();
+    let mut accounts = Vec::with_capacity(account_keys.len());
+    for chunk in account_keys.chunks(MGET_CHUNK) {
+        let values: Vec<RedisValue> = read_each(conn, "GET", chunk).await?;
+        accounts.extend(values.into_iter().map(to_value));
+    }
+    let bank_keys: Vec<String> = ledger.banks.iter().map(|b| keys.bank_balance(b)).collect();
+    let banks = read_each(conn, "GET", &bank_keys).await?.into_iter().map(to_value).collect();
+    let n = ledger.banks.len();
+    let mut interbank = vec![Value::Int(0); n * n];
+    for (a, bank) in ledger.banks.iter().enumerate() {
+        let key = keys.interbank(bank);
+        let mut pipe = redis::pipe();
+        for other in ledger.banks.iter().filter(|o| *o != bank) {
+            pipe.cmd("HGET").arg(&key).arg(other);
+        }
+        let values: Vec<RedisValue> = pipe.query_async(conn).await.with_context(|| format!("reading {key}"))?;
+        let others = (0..n).filter(|&b| b != a);
+        for (b, value) in others.zip(values) {
+            interbank[a * n + b] = to_value(value);
+        }
+    }
+    let mut producers = Vec::new();
+    for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
+        let applied = runs::applied_per_worker(conn, keys, run.id, run.workers).await?;
+        for (worker, applied) in (1..=run.workers).zip(applied) {
+            let key = keys.producer(&events::producer_id(run.id, worker));
+            let completed = count_completed(conn, &key, applied).await?;
+            producers.push(ProducerRecord { run: run.id, worker, applied, completed });
+        }
+    }
+    Ok(Snapshot { accounts, banks, interbank, runs, producers })
+}
+
+/// One command per key, pipelined, so a key of the wrong type shows as that key's error.
+async fn read_each(conn: &mut impl redis::aio::ConnectionLike, command: &str, keys: &[String]) -> Result<Vec<RedisValue>> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd(command).arg(key);
+    }
+    let values: Vec<RedisValue> = pipe.query_async(conn).await.context("reading balances")?;
+    Ok(values)
+}
+
+/// Counts the `C` letters of a producer key, a chunk at a time.
+async fn count_completed(conn: &mut impl redis::aio::ConnectionLike, key: &str, length: u64) -> Result<u64> {
+    let mut completed = 0;
+    let mut start = 0;
+    while start < length {
+        let end = (start + GETRANGE_CHUNK).min(length) - 1;
+        let chunk: Vec<u8> = redis::cmd("GETRANGE")
+            .arg(key)
+            .arg(start)
+            .arg(end)
+            .query_async(conn)
+            .await
+            .with_context(|| format!("reading {key}"))?;
+        ensure!(!chunk.is_empty(), "{key} is shorter than its length");
+        completed += chunk.iter().filter(|&&c| c == b'C').count() as u64;
+        start += chunk.len() as u64;
+    }
+    Ok(completed)
+}
+
+fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
+    if !enabled {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} consume [{elapsed_precise}] {human_pos} events replayed {per_sec}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    Some(bar)
+}

@@ -1,0 +1,235 @@
+//! The `interbank` command line: parses flags and calls the library; nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use interbank::broker::{self, BrokerConfig};
+use interbank::connection::DEFAULT_REDIS_URL;
+use interbank::consume::{self, ConsumeConfig};
+use interbank::keys::{DEFAULT_PREFIX, Keys};
+use interbank::runs::Strategy;
+use interbank::{accounts, generate, init};
+
+/// An interbank transfer broker on Redis that proves no money is lost or doubled.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct RedisArgs {
+    /// Redis URL: redis://[user:password@]host:port[/db], rediss:// for TLS, unix:///path.
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
+    redis_url: String,
+    /// Prefix of every key this tool uses.
+    #[arg(long, env = "INTERBANK_PREFIX", default_value = DEFAULT_PREFIX)]
+    prefix: String,
+}
+
+impl RedisArgs {
+    fn keys(&self) -> Result<Keys> {
+        Keys::new(&self.prefix).map_err(anyhow::Error::msg)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a random, reproducible accounts file and the banks file.
+    Gen {
+        /// How many accounts.
+        #[arg(long, default_value_t = 100)]
+        accounts: u64,
+        /// Seed of the random generator: the same seed gives the same file. Random when omitted.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Folder to write accounts_<N>.csv and banks.csv into.
+        #[arg(long, default_value = "data")]
+        out: PathBuf,
+    },
+    /// Validate an accounts file, then replace this tool's keys in Redis with it.
+    Init {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The accounts file (iban,bank,name,ammount).
+        #[arg(long, default_value = "data/accounts_100.csv")]
+        accounts: PathBuf,
+        /// The banks file; by default banks.csv beside the accounts file.
+        #[arg(long)]
+        banks: Option<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run concurrent workers that make random transfers.
+    Broker {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// How transfers are made: atomic (safe), or watch and naive (unsafe, for comparison).
+        #[arg(long, value_enum, default_value_t = Strategy::Atomic)]
+        strategy: Strategy,
+        /// Concurrent workers.
+        #[arg(long, default_value_t = 20)]
+        workers: u32,
+        /// Transfers per worker.
+        #[arg(long, default_value_t = 5000)]
+        transfers: u64,
+        /// Smallest amount, in cents.
+        #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+        min_amount: i64,
+        /// Largest amount, in cents.
+        #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
+        max_amount: i64,
+        /// Transfers per script call (atomic only).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Shared connections for atomic and naive (watch uses one per worker).
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Seed of the random choices. Random when omitted; printed in the summary.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow the event stream, rebuild every balance, and check Redis against it.
+    Consume {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// The accounts file that `init` loaded.
+        #[arg(long, default_value = "data/accounts_100.csv")]
+        accounts: PathBuf,
+        /// The banks file; by default banks.csv beside the accounts file.
+        #[arg(long)]
+        banks: Option<PathBuf>,
+        /// Seconds without a new event after which to verify even if a run has not ended.
+        #[arg(long, default_value_t = 10.0)]
+        idle_timeout: f64,
+        /// No progress display.
+        #[arg(long)]
+        quiet: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Gen { accounts, seed, out } => {
+            let seed = seed.unwrap_or_else(rand::random);
+            let done = generate::generate(&out, accounts, seed)?;
+            println!(
+                "wrote {} accounts ({} cents) to {} and the banks to {} (seed {seed})",
+                done.accounts,
+                done.total_cents,
+                done.accounts_path.display(),
+                done.banks_path.display()
+            );
+        }
+        Command::Init { redis, accounts, banks, json } => {
+            let keys = redis.keys()?;
+            let file = accounts::load(&accounts, banks.as_deref())?;
+            let report = init::init(&redis.redis_url, &keys, &file).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "loaded {} accounts of {} banks ({} cents) from {} under {}:* in {} ms; removed {} old keys",
+                    report.accounts,
+                    report.banks,
+                    report.total_cents,
+                    accounts.display(),
+                    keys.prefix(),
+                    report.elapsed_ms,
+                    report.removed_keys
+                );
+            }
+        }
+        Command::Broker {
+            redis,
+            strategy,
+            workers,
+            transfers,
+            min_amount,
+            max_amount,
+            batch,
+            connections,
+            seed,
+            quiet,
+            json,
+        } => {
+            let config = BrokerConfig {
+                keys: redis.keys()?,
+                url: redis.redis_url,
+                strategy,
+                workers,
+                transfers_per_worker: transfers,
+                min_amount_cents: min_amount,
+                max_amount_cents: max_amount,
+                batch,
+                connections,
+                seed: seed.unwrap_or_else(rand::random),
+                progress: !quiet && !json,
+            };
+            let summary = broker::run(config).await?;
+            if json {
+                print_json(&summary)?;
+            } else {
+                println!("{}", summary.to_text());
+            }
+            if summary.error.is_some() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Consume { redis, accounts, banks, idle_timeout, quiet, json } => {
+            anyhow::ensure!(
+                idle_timeout.is_finite() && (0.1..=86_400.0).contains(&idle_timeout),
+                "--idle-timeout must be 0.1 to 86400 seconds; got {idle_timeout}"
+            );
+            let config = ConsumeConfig {
+                keys: redis.keys()?,
+                url: redis.redis_url,
+                accounts_path: accounts,
+                banks_path: banks,
+                idle_timeout_ms: (idle_timeout * 1000.0) as u64,
+                progress: !quiet && !json,
+            };
+            let report = consume::consume(&config).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                print!("{}", report.to_text());
+            }
+            if !report.verified {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("interbank: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
