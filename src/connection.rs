@@ -16,10 +16,14 @@ pub const RESPONSE_TIMEOUT_MS: u64 = 10_000;
 
 /// The URL with any password replaced by `***`, for messages and logs.
 pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_string() };
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
     let userinfo = &rest[..at];
     let redacted = match userinfo.split_once(':') {
         Some((user, _password)) => format!("{user}:***"),
@@ -47,7 +51,9 @@ fn explain(url: &str, err: redis::RedisError) -> anyhow::Error {
     let text = err.to_string().replace(url, &shown);
     let hint = if err.is_connection_refusal() || err.is_timeout() || err.is_io_error() {
         "is redis-server running there? Set REDIS_URL or --redis-url to point at it"
-    } else if matches!(err.kind(), redis::ErrorKind::AuthenticationFailed) || text.contains("WRONGPASS") {
+    } else if matches!(err.kind(), redis::ErrorKind::AuthenticationFailed)
+        || text.contains("WRONGPASS")
+    {
         "check the user name and password in the URL"
     } else {
         "check the URL and the server"
@@ -65,7 +71,13 @@ pub async fn manager(url: &str) -> Result<ConnectionManager> {
     let connect = ConnectionManager::new_with_config(client(url)?, config);
     let mut conn = tokio::time::timeout(Duration::from_millis(3 * CONNECT_TIMEOUT_MS), connect)
         .await
-        .map_err(|_| anyhow!("cannot connect to Redis at {}: no answer within {} ms", redact(url), 3 * CONNECT_TIMEOUT_MS))?
+        .map_err(|_| {
+            anyhow!(
+                "cannot connect to Redis at {}: no answer within {} ms",
+                redact(url),
+                3 * CONNECT_TIMEOUT_MS
+            )
+        })?
         .map_err(|e| explain(url, e))?;
     ping(url, &mut conn).await?;
     Ok(conn)
@@ -96,10 +108,17 @@ async fn ping(url: &str, conn: &mut impl redis::aio::ConnectionLike) -> Result<(
 /// Whether a failed request may be sent again after a pause: the connection broke or timed out,
 /// or the server is busy, loading or read-only for a moment. Safe only for idempotent requests.
 pub fn is_transient(err: &redis::RedisError) -> bool {
-    if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() || err.is_timeout() {
+    if err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+    {
         return true;
     }
-    matches!(err.code(), Some("BUSY" | "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "CLUSTERDOWN"))
+    matches!(
+        err.code(),
+        Some("BUSY" | "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "CLUSTERDOWN")
+    )
 }
 
 #[cfg(test)]
@@ -110,9 +129,15 @@ mod tests {
     fn passwords_never_show() {
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("redis://:s3cret@host:1/0"), "redis://:***@host:1/0");
-        assert_eq!(redact("rediss://alice:s3cret@host:1"), "rediss://alice:***@host:1");
+        assert_eq!(
+            redact("rediss://alice:s3cret@host:1"),
+            "rediss://alice:***@host:1"
+        );
         assert_eq!(redact("redis://s3cret@host"), "redis://***@host");
-        assert_eq!(redact("redis://alice:p@ss@host/2"), "redis://alice:***@host/2");
+        assert_eq!(
+            redact("redis://alice:p@ss@host/2"),
+            "redis://alice:***@host/2"
+        );
         assert_eq!(redact("unix:///tmp/redis.sock"), "unix:///tmp/redis.sock");
     }
 

@@ -78,7 +78,8 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
                     if rest.is_empty() {
                         break;
                     }
-                    apply_entries(&mut conn, keys, &mut ledger, &mut runs, &rest, &mut last_id).await?;
+                    apply_entries(&mut conn, keys, &mut ledger, &mut runs, &rest, &mut last_id)
+                        .await?;
                 }
                 break;
             }
@@ -119,7 +120,10 @@ async fn read_entries(
         cmd.arg("BLOCK").arg(ms);
     }
     cmd.arg("STREAMS").arg(keys.events()).arg(last_id);
-    let reply: RedisValue = cmd.query_async(conn).await.with_context(|| format!("reading {}", keys.events()))?;
+    let reply: RedisValue = cmd
+        .query_async(conn)
+        .await
+        .with_context(|| format!("reading {}", keys.events()))?;
     parse_xread(reply).with_context(|| format!("reading {}: unexpected reply shape", keys.events()))
 }
 
@@ -141,15 +145,22 @@ fn parse_xread(reply: RedisValue) -> Result<Vec<Entry>> {
         Some(other) => anyhow::bail!("{other:?}"),
     };
     for entry in entries {
-        let RedisValue::Array(mut parts) = entry else { anyhow::bail!("entry is not an array") };
+        let RedisValue::Array(mut parts) = entry else {
+            anyhow::bail!("entry is not an array")
+        };
         ensure!(parts.len() == 2, "entry has {} parts", parts.len());
         let fields = parts.pop().expect("two parts");
         let id: String = redis::from_redis_value(parts.pop().expect("two parts"))?;
-        let RedisValue::Array(flat) = fields else { anyhow::bail!("fields are not an array") };
+        let RedisValue::Array(flat) = fields else {
+            anyhow::bail!("fields are not an array")
+        };
         let mut pairs = Vec::with_capacity(flat.len() / 2);
         let mut flat = flat.into_iter();
         while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-            pairs.push((redis::from_redis_value(name)?, redis::from_redis_value(value)?));
+            pairs.push((
+                redis::from_redis_value(name)?,
+                redis::from_redis_value(value)?,
+            ));
         }
         out.push((id, pairs));
     }
@@ -215,7 +226,11 @@ async fn read_snapshot(
         accounts.extend(values.into_iter().map(to_value));
     }
     let bank_keys: Vec<String> = ledger.banks.iter().map(|b| keys.bank_balance(b)).collect();
-    let banks = read_each(conn, "GET", &bank_keys).await?.into_iter().map(to_value).collect();
+    let banks = read_each(conn, "GET", &bank_keys)
+        .await?
+        .into_iter()
+        .map(to_value)
+        .collect();
     let n = ledger.banks.len();
     let mut interbank = vec![Value::Int(0); n * n];
     for (a, bank) in ledger.banks.iter().enumerate() {
@@ -224,7 +239,10 @@ async fn read_snapshot(
         for other in ledger.banks.iter().filter(|o| *o != bank) {
             pipe.cmd("HGET").arg(&key).arg(other);
         }
-        let values: Vec<RedisValue> = pipe.query_async(conn).await.with_context(|| format!("reading {key}"))?;
+        let values: Vec<RedisValue> = pipe
+            .query_async(conn)
+            .await
+            .with_context(|| format!("reading {key}"))?;
         let others = (0..n).filter(|&b| b != a);
         for (b, value) in others.zip(values) {
             interbank[a * n + b] = to_value(value);
@@ -236,14 +254,29 @@ async fn read_snapshot(
         for (worker, applied) in (1..=run.workers).zip(applied) {
             let key = keys.producer(&events::producer_id(run.id, worker));
             let completed = count_completed(conn, &key, applied).await?;
-            producers.push(ProducerRecord { run: run.id, worker, applied, completed });
+            producers.push(ProducerRecord {
+                run: run.id,
+                worker,
+                applied,
+                completed,
+            });
         }
     }
-    Ok(Snapshot { accounts, banks, interbank, runs, producers })
+    Ok(Snapshot {
+        accounts,
+        banks,
+        interbank,
+        runs,
+        producers,
+    })
 }
 
 /// One command per key, pipelined, so a key of the wrong type shows as that key's error.
-async fn read_each(conn: &mut impl redis::aio::ConnectionLike, command: &str, keys: &[String]) -> Result<Vec<RedisValue>> {
+async fn read_each(
+    conn: &mut impl redis::aio::ConnectionLike,
+    command: &str,
+    keys: &[String],
+) -> Result<Vec<RedisValue>> {
     let mut pipe = redis::pipe();
     for key in keys {
         pipe.cmd(command).arg(key);
@@ -253,7 +286,11 @@ async fn read_each(conn: &mut impl redis::aio::ConnectionLike, command: &str, ke
 }
 
 /// Counts the `C` letters of a producer key, a chunk at a time.
-async fn count_completed(conn: &mut impl redis::aio::ConnectionLike, key: &str, length: u64) -> Result<u64> {
+async fn count_completed(
+    conn: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+    length: u64,
+) -> Result<u64> {
     let mut completed = 0;
     let mut start = 0;
     while start < length {
@@ -278,8 +315,10 @@ fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} consume [{elapsed_precise}] {human_pos} events replayed {per_sec}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} consume [{elapsed_precise}] {human_pos} events replayed {per_sec}",
+        )
+        .expect("valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
     Some(bar)

@@ -25,14 +25,66 @@ const ACCOUNT_NUMBER_SPACE: u64 = 10_000_000_000;
 const ACCOUNT_NUMBER_MULTIPLIER: u64 = 7_919_876_543;
 
 const FIRST_NAMES: &[&str] = &[
-    "Hortensia", "Asdrubal", "Martin", "Alex", "Gabriela", "Florinda", "Albina", "Raquel", "Lucia",
-    "Hugo", "Carmen", "Mateo", "Elena", "Pablo", "Ines", "Jorge", "Nuria", "Diego", "Marta", "Ivan",
-    "Rocio", "Sergio", "Pilar", "Andres", "Teresa", "Javier", "Lorena", "Ruben", "Aitana", "Unai",
+    "Hortensia",
+    "Asdrubal",
+    "Martin",
+    "Alex",
+    "Gabriela",
+    "Florinda",
+    "Albina",
+    "Raquel",
+    "Lucia",
+    "Hugo",
+    "Carmen",
+    "Mateo",
+    "Elena",
+    "Pablo",
+    "Ines",
+    "Jorge",
+    "Nuria",
+    "Diego",
+    "Marta",
+    "Ivan",
+    "Rocio",
+    "Sergio",
+    "Pilar",
+    "Andres",
+    "Teresa",
+    "Javier",
+    "Lorena",
+    "Ruben",
+    "Aitana",
+    "Unai",
 ];
 const SURNAMES: &[&str] = &[
-    "Salcedo", "Rivera", "Ferreras", "Rosales", "Collado", "Fernandez", "Ferrero", "Armas", "Burgos",
-    "Mulet", "Penalver", "Ponce", "Saez", "Alvarez", "Garcia", "Lopez", "Martinez", "Sanchez",
-    "Perez", "Gomez", "Ruiz", "Diaz", "Moreno", "Navarro", "Torres", "Romero", "Iglesias", "Ortega",
+    "Salcedo",
+    "Rivera",
+    "Ferreras",
+    "Rosales",
+    "Collado",
+    "Fernandez",
+    "Ferrero",
+    "Armas",
+    "Burgos",
+    "Mulet",
+    "Penalver",
+    "Ponce",
+    "Saez",
+    "Alvarez",
+    "Garcia",
+    "Lopez",
+    "Martinez",
+    "Sanchez",
+    "Perez",
+    "Gomez",
+    "Ruiz",
+    "Diaz",
+    "Moreno",
+    "Navarro",
+    "Torres",
+    "Romero",
+    "Iglesias",
+    "Ortega",
 ];
 
 /// What `gen` wrote.
@@ -78,11 +130,20 @@ pub fn generate(out_dir: &Path, count: u64, seed: u64) -> Result<Generated> {
             let surname2 = SURNAMES[rng.random_range(0..SURNAMES.len())];
             let balance = rng.random_range(MIN_BALANCE_CENTS..=MAX_BALANCE_CENTS);
             total_cents += balance;
-            writeln!(out, "{iban},{},{first} {surname1} {surname2},{balance}", bank.name)?;
+            writeln!(
+                out,
+                "{iban},{},{first} {surname1} {surname2},{balance}",
+                bank.name
+            )?;
         }
         Ok(())
     })?;
-    Ok(Generated { accounts_path, banks_path, accounts: count, total_cents })
+    Ok(Generated {
+        accounts_path,
+        banks_path,
+        accounts: count,
+        total_cents,
+    })
 }
 
 /// Writes a file through a temporary file in the same folder and renames it into place, so a
@@ -92,12 +153,14 @@ fn write_atomically(
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<()> {
     let tmp = path.with_extension("csv.tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     write(&mut out)
         .and_then(|()| out.flush())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -117,7 +180,10 @@ mod tests {
         assert_eq!(loaded.total_cents, first.total_cents);
         for account in &loaded.accounts {
             let code = iban::spanish_entity_code(&account.iban).unwrap();
-            assert_eq!(bank_for_entity_code(code).unwrap().name, loaded.banks[account.bank]);
+            assert_eq!(
+                bank_for_entity_code(code).unwrap().name,
+                loaded.banks[account.bank]
+            );
             assert!((MIN_BALANCE_CENTS..=MAX_BALANCE_CENTS).contains(&account.balance_cents));
         }
         generate(dir.path(), 500, 7).unwrap();
@@ -129,6 +195,11 @@ mod tests {
     #[test]
     fn refuses_fewer_than_two_accounts() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(generate(dir.path(), 1, 0).unwrap_err().to_string().contains("between 2 and"));
+        assert!(
+            generate(dir.path(), 1, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("between 2 and")
+        );
     }
 }

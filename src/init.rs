@@ -33,11 +33,16 @@ pub struct InitReport {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Removes every key under the prefix; returns how many were removed.
-pub async fn remove_our_keys(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys) -> Result<u64> {
+pub async fn remove_our_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+) -> Result<u64> {
     let mut cursor: u64 = 0;
     let mut removed = 0;
     loop {
@@ -51,7 +56,11 @@ pub async fn remove_our_keys(conn: &mut redis::aio::MultiplexedConnection, keys:
             .await
             .context("scanning for this tool's keys")?;
         if !batch.is_empty() {
-            removed += redis::cmd("UNLINK").arg(&batch).query_async::<u64>(conn).await.context("removing old keys")?;
+            removed += redis::cmd("UNLINK")
+                .arg(&batch)
+                .query_async::<u64>(conn)
+                .await
+                .context("removing old keys")?;
         }
         cursor = next;
         if cursor == 0 {
@@ -86,13 +95,20 @@ pub async fn init(url: &str, keys: &Keys, file: &AccountsFile) -> Result<InitRep
     pipe.rpush(keys.banks(), &file.banks).ignore();
     for bank in &file.banks {
         pipe.set(keys.bank_balance(bank), 0).ignore();
-        let others: Vec<(&str, i64)> =
-            file.banks.iter().filter(|other| *other != bank).map(|other| (other.as_str(), 0)).collect();
+        let others: Vec<(&str, i64)> = file
+            .banks
+            .iter()
+            .filter(|other| *other != bank)
+            .map(|other| (other.as_str(), 0))
+            .collect();
         if !others.is_empty() {
             pipe.hset_multiple(keys.interbank(bank), &others).ignore();
         }
     }
-    let _: () = pipe.query_async(&mut conn).await.context("writing the banks")?;
+    let _: () = pipe
+        .query_async(&mut conn)
+        .await
+        .context("writing the banks")?;
 
     let mut by_bank: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, account) in file.accounts.iter().enumerate() {
@@ -105,24 +121,44 @@ pub async fn init(url: &str, keys: &Keys, file: &AccountsFile) -> Result<InitRep
         for chunk in members.chunks(CHUNK_ITEMS) {
             let pairs: Vec<(String, i64)> = chunk
                 .iter()
-                .map(|&i| (keys.account(bank_name, &file.accounts[i].iban), file.accounts[i].balance_cents))
+                .map(|&i| {
+                    (
+                        keys.account(bank_name, &file.accounts[i].iban),
+                        file.accounts[i].balance_cents,
+                    )
+                })
                 .collect();
-            let ibans: Vec<&str> = chunk.iter().map(|&i| file.accounts[i].iban.as_str()).collect();
+            let ibans: Vec<&str> = chunk
+                .iter()
+                .map(|&i| file.accounts[i].iban.as_str())
+                .collect();
             pipe.mset(&pairs).ignore();
             pipe.rpush(keys.directory(bank_name), ibans).ignore();
             queued += 2;
             if queued >= PIPELINE_COMMANDS {
-                let _: () = pipe.query_async(&mut conn).await.context("loading accounts")?;
+                let _: () = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .context("loading accounts")?;
                 pipe = redis::pipe();
                 queued = 0;
             }
         }
     }
     if queued > 0 {
-        let _: () = pipe.query_async(&mut conn).await.context("loading accounts")?;
+        let _: () = pipe
+            .query_async(&mut conn)
+            .await
+            .context("loading accounts")?;
     }
     let _: () = conn
-        .hset_multiple(&meta, &[("status", "ready".to_string()), ("loaded_at_ms", now_ms().to_string())])
+        .hset_multiple(
+            &meta,
+            &[
+                ("status", "ready".to_string()),
+                ("loaded_at_ms", now_ms().to_string()),
+            ],
+        )
         .await
         .with_context(|| format!("writing {meta}"))?;
     Ok(InitReport {
@@ -162,7 +198,10 @@ pub async fn read_meta(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) 
             "{} says an `interbank init` is loading or was interrupted: run `interbank init` again",
             keys.meta()
         ),
-        other => anyhow::bail!("{} has status {other:?}; run `interbank init` again", keys.meta()),
+        other => anyhow::bail!(
+            "{} has status {other:?}; run `interbank init` again",
+            keys.meta()
+        ),
     }
     let schema = get("schema");
     anyhow::ensure!(
@@ -171,7 +210,9 @@ pub async fn read_meta(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) 
         keys.meta()
     );
     let number = |name: &str| -> Result<i64> {
-        get(name).parse().with_context(|| format!("{} field {name} is not an integer", keys.meta()))
+        get(name)
+            .parse()
+            .with_context(|| format!("{} field {name} is not an integer", keys.meta()))
     };
     let banks: Vec<String> = redis::cmd("LRANGE")
         .arg(keys.banks())
@@ -180,5 +221,10 @@ pub async fn read_meta(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) 
         .query_async(conn)
         .await
         .with_context(|| format!("reading {}", keys.banks()))?;
-    Ok(Meta { sha256: get("sha256"), accounts: number("accounts")? as u64, total_cents: number("total_cents")?, banks })
+    Ok(Meta {
+        sha256: get("sha256"),
+        accounts: number("accounts")? as u64,
+        total_cents: number("total_cents")?,
+        banks,
+    })
 }

@@ -36,13 +36,17 @@ impl Keys {
     pub fn new(prefix: &str) -> Result<Keys, String> {
         let valid = !prefix.is_empty()
             && prefix.len() <= MAX_PREFIX_BYTES
-            && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !valid {
             return Err(format!(
                 "key prefix {prefix:?} is not usable: use 1 to {MAX_PREFIX_BYTES} letters, digits, '_', '-' or '.'"
             ));
         }
-        Ok(Keys { prefix: prefix.to_string() })
+        Ok(Keys {
+            prefix: prefix.to_string(),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -111,7 +115,14 @@ mod tests {
         for key in &bank_keys {
             assert!(key.starts_with("bt:{Deutsche Bank}:"), "{key}");
         }
-        for key in [keys.meta(), keys.banks(), keys.events(), keys.runs(), keys.run(3), keys.producer("r3-w1")] {
+        for key in [
+            keys.meta(),
+            keys.banks(),
+            keys.events(),
+            keys.runs(),
+            keys.run(3),
+            keys.producer("r3-w1"),
+        ] {
             assert!(key.starts_with("bt:"), "{key}");
         }
         assert_eq!(keys.all_keys_pattern(), "bt:*");

@@ -4,16 +4,16 @@
 
 pub mod accounts;
 pub mod banks;
+pub mod broker;
+pub mod connection;
+pub mod consume;
+pub mod events;
 pub mod generate;
 pub mod iban;
+pub mod init;
 pub mod keys;
 pub mod money;
-pub mod connection;
-pub mod events;
-pub mod script;
-pub mod init;
-pub mod runs;
-pub mod broker;
 pub mod replay;
+pub mod runs;
+pub mod script;
 pub mod verify;
-pub mod consume;

@@ -30,7 +30,9 @@ impl Strategy {
     }
 
     fn parse(text: &str) -> Option<Strategy> {
-        [Strategy::Atomic, Strategy::Watch, Strategy::Naive].into_iter().find(|s| s.as_str() == text)
+        [Strategy::Atomic, Strategy::Watch, Strategy::Naive]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 
@@ -59,9 +61,14 @@ impl RunStatus {
     }
 
     fn parse(text: &str) -> Option<RunStatus> {
-        [RunStatus::Running, RunStatus::Ended, RunStatus::Interrupted, RunStatus::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            RunStatus::Running,
+            RunStatus::Ended,
+            RunStatus::Interrupted,
+            RunStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -89,7 +96,11 @@ pub async fn start(
     planned: u64,
     started_ms: u64,
 ) -> Result<u64> {
-    let id: u64 = redis::cmd("INCR").arg(keys.runs()).query_async(conn).await.context("numbering the run")?;
+    let id: u64 = redis::cmd("INCR")
+        .arg(keys.runs())
+        .query_async(conn)
+        .await
+        .context("numbering the run")?;
     redis::cmd("HSET")
         .arg(keys.run(id))
         .arg(&[
@@ -121,7 +132,10 @@ pub async fn finish(
         ("events", events.to_string()),
     ];
     all.extend(fields.iter().cloned());
-    let _: () = conn.hset_multiple(keys.run(id), &all).await.with_context(|| format!("recording {}", keys.run(id)))?;
+    let _: () = conn
+        .hset_multiple(keys.run(id), &all)
+        .await
+        .with_context(|| format!("recording {}", keys.run(id)))?;
     Ok(())
 }
 
@@ -136,12 +150,21 @@ pub async fn applied_per_worker(
     for worker in 1..=workers {
         pipe.strlen(keys.producer(&crate::events::producer_id(run, worker)));
     }
-    pipe.query_async(conn).await.context("reading the producer keys")
+    pipe.query_async(conn)
+        .await
+        .context("reading the producer keys")
 }
 
 /// Reads every run recorded under the prefix, oldest first.
-pub async fn read_all(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) -> Result<Vec<RunRecord>> {
-    let last: Option<u64> = redis::cmd("GET").arg(keys.runs()).query_async(conn).await.context("reading the runs")?;
+pub async fn read_all(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+) -> Result<Vec<RunRecord>> {
+    let last: Option<u64> = redis::cmd("GET")
+        .arg(keys.runs())
+        .query_async(conn)
+        .await
+        .context("reading the runs")?;
     let last = last.unwrap_or(0);
     if last == 0 {
         return Ok(Vec::new());
@@ -150,10 +173,14 @@ pub async fn read_all(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) -
     for id in 1..=last {
         pipe.hgetall(keys.run(id));
     }
-    let all: Vec<HashMap<String, String>> = pipe.query_async(conn).await.context("reading the runs")?;
+    let all: Vec<HashMap<String, String>> =
+        pipe.query_async(conn).await.context("reading the runs")?;
     let mut runs = Vec::with_capacity(all.len());
     for (fields, id) in all.into_iter().zip(1..) {
-        runs.push(parse_run(id, &fields).with_context(|| format!("{} is not a run record", keys.run(id)))?);
+        runs.push(
+            parse_run(id, &fields)
+                .with_context(|| format!("{} is not a run record", keys.run(id)))?,
+        );
     }
     Ok(runs)
 }
@@ -161,16 +188,27 @@ pub async fn read_all(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) -
 fn parse_run(id: u64, fields: &HashMap<String, String>) -> Result<RunRecord> {
     let get = |name: &str| fields.get(name).map(String::as_str);
     let number = |name: &str| -> Result<Option<u64>> {
-        get(name).map(|v| v.parse::<u64>().with_context(|| format!("field {name} is {v:?}"))).transpose()
+        get(name)
+            .map(|v| {
+                v.parse::<u64>()
+                    .with_context(|| format!("field {name} is {v:?}"))
+            })
+            .transpose()
     };
-    let required = |name: &str| -> Result<u64> { number(name)?.with_context(|| format!("field {name} is missing")) };
+    let required = |name: &str| -> Result<u64> {
+        number(name)?.with_context(|| format!("field {name} is missing"))
+    };
     Ok(RunRecord {
         id,
-        strategy: get("strategy").and_then(Strategy::parse).context("field strategy is missing or unknown")?,
+        strategy: get("strategy")
+            .and_then(Strategy::parse)
+            .context("field strategy is missing or unknown")?,
         workers: u32::try_from(required("workers")?).context("field workers is too large")?,
         planned: required("planned")?,
         started_ms: required("started_ms")?,
-        status: get("status").and_then(RunStatus::parse).context("field status is missing or unknown")?,
+        status: get("status")
+            .and_then(RunStatus::parse)
+            .context("field status is missing or unknown")?,
         ended_ms: number("ended_ms")?,
         events: number("events")?,
         error: get("error").map(str::to_string),
@@ -194,9 +232,17 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         let run = parse_run(3, &fields).unwrap();
-        assert_eq!((run.id, run.workers, run.status, run.events), (3, 20, RunStatus::Running, None));
+        assert_eq!(
+            (run.id, run.workers, run.status, run.events),
+            (3, 20, RunStatus::Running, None)
+        );
         fields.insert("events".into(), "x".into());
-        assert!(parse_run(3, &fields).unwrap_err().to_string().contains("field events is \"x\""));
+        assert!(
+            parse_run(3, &fields)
+                .unwrap_err()
+                .to_string()
+                .contains("field events is \"x\"")
+        );
         fields.remove("strategy");
         assert!(parse_run(3, &fields).is_err());
     }

@@ -35,7 +35,9 @@ pub struct TransferScript {
 
 impl Default for TransferScript {
     fn default() -> Self {
-        TransferScript { script: Script::new(include_str!("lua/transfer.lua")) }
+        TransferScript {
+            script: Script::new(include_str!("lua/transfer.lua")),
+        }
     }
 }
 
@@ -72,14 +74,19 @@ impl TransferScript {
                 used.len()
             }
         };
-        let local_ids: Vec<(usize, usize)> = transfers.iter().map(|t| (local(t.from_bank), local(t.to_bank))).collect();
+        let local_ids: Vec<(usize, usize)> = transfers
+            .iter()
+            .map(|t| (local(t.from_bank), local(t.to_bank)))
+            .collect();
         let mut call = self.script.prepare_invoke();
         call.key(keys.events()).key(keys.producer(producer));
         for &bank in &used {
-            call.key(keys.bank_balance(&banks[bank])).key(keys.interbank(&banks[bank]));
+            call.key(keys.bank_balance(&banks[bank]))
+                .key(keys.interbank(&banks[bank]));
         }
         for t in transfers {
-            call.key(keys.account(&banks[t.from_bank], t.from)).key(keys.account(&banks[t.to_bank], t.to));
+            call.key(keys.account(&banks[t.from_bank], t.from))
+                .key(keys.account(&banks[t.to_bank], t.to));
         }
         call.arg(producer).arg(first_seq).arg(used.len());
         for &bank in &used {
@@ -87,7 +94,11 @@ impl TransferScript {
         }
         call.arg(transfers.len());
         for (t, (from_bank, to_bank)) in transfers.iter().zip(&local_ids) {
-            call.arg(from_bank).arg(to_bank).arg(t.from).arg(t.to).arg(t.amount_cents);
+            call.arg(from_bank)
+                .arg(to_bank)
+                .arg(t.from)
+                .arg(t.to)
+                .arg(t.amount_cents);
         }
         let reply: Vec<String> = call.invoke_async(conn).await?;
         parse_reply(reply, transfers.len())
@@ -95,7 +106,13 @@ impl TransferScript {
 }
 
 fn parse_reply(mut reply: Vec<String>, expected: usize) -> redis::RedisResult<BatchReply> {
-    let bad = |what: String| redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "transfer script reply", what));
+    let bad = |what: String| {
+        redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "transfer script reply",
+            what,
+        ))
+    };
     if reply.is_empty() || reply.len() > 2 {
         return Err(bad(format!("{} values, expected 1 or 2", reply.len())));
     }
@@ -103,10 +120,16 @@ fn parse_reply(mut reply: Vec<String>, expected: usize) -> redis::RedisResult<Ba
     let codes = reply.pop().expect("length checked");
     let outcomes = codes
         .bytes()
-        .map(|c| Outcome::from_code(c).ok_or_else(|| bad(format!("unknown outcome letter {:?}", c as char))))
+        .map(|c| {
+            Outcome::from_code(c)
+                .ok_or_else(|| bad(format!("unknown outcome letter {:?}", c as char)))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if outcomes.len() > expected || (error.is_none() && outcomes.len() != expected) {
-        return Err(bad(format!("{} outcomes for {expected} transfers", outcomes.len())));
+        return Err(bad(format!(
+            "{} outcomes for {expected} transfers",
+            outcomes.len()
+        )));
     }
     Ok(BatchReply { outcomes, error })
 }
@@ -119,7 +142,13 @@ mod tests {
     #[test]
     fn replies_are_parsed_and_checked() {
         let ok = parse_reply(vec!["CF".into()], 2).unwrap();
-        assert_eq!(ok.outcomes, vec![Outcome::Completed, Outcome::Cancelled(CancelReason::InsufficientFunds)]);
+        assert_eq!(
+            ok.outcomes,
+            vec![
+                Outcome::Completed,
+                Outcome::Cancelled(CancelReason::InsufficientFunds)
+            ]
+        );
         let stopped = parse_reply(vec!["C".into(), "WRONGTYPE".into()], 3).unwrap();
         assert_eq!(stopped.error.as_deref(), Some("WRONGTYPE"));
         assert!(parse_reply(vec!["C".into()], 2).is_err());

@@ -101,7 +101,10 @@ struct Failures {
 
 impl Failures {
     fn new() -> Failures {
-        Failures { listed: Vec::new(), more: 0 }
+        Failures {
+            listed: Vec::new(),
+            more: 0,
+        }
     }
 
     fn add(&mut self, text: impl FnOnce() -> String) {
@@ -117,7 +120,13 @@ impl Failures {
     }
 
     fn into_check(self, name: &'static str, detail: String) -> Check {
-        Check { name, passed: self.count() == 0, detail, failures: self.listed, more_failures: self.more }
+        Check {
+            name,
+            passed: self.count() == 0,
+            detail,
+            failures: self.listed,
+            more_failures: self.more,
+        }
     }
 }
 
@@ -127,7 +136,12 @@ fn compare(failures: &mut Failures, key: impl FnOnce() -> String, expected: i64,
     }
 }
 
-fn anomalies_check(ledger: &Ledger, name: &'static str, kinds: &[AnomalyKind], ok_detail: String) -> Check {
+fn anomalies_check(
+    ledger: &Ledger,
+    name: &'static str,
+    kinds: &[AnomalyKind],
+    ok_detail: String,
+) -> Check {
     let mut failures = Failures::new();
     let mut counts = Vec::new();
     for kind in kinds {
@@ -139,7 +153,11 @@ fn anomalies_check(ledger: &Ledger, name: &'static str, kinds: &[AnomalyKind], o
             failures.more += count - kept.len() as u64;
         }
     }
-    let detail = if counts.is_empty() { ok_detail } else { counts.join("; ") };
+    let detail = if counts.is_empty() {
+        ok_detail
+    } else {
+        counts.join("; ")
+    };
     failures.into_check(name, detail)
 }
 
@@ -154,19 +172,35 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     checks.push(anomalies_check(
         ledger,
         "every stream entry is an event of a recorded run",
-        &[AnomalyKind::Malformed, AnomalyKind::UnknownRun, AnomalyKind::UnknownAccount],
+        &[
+            AnomalyKind::Malformed,
+            AnomalyKind::UnknownRun,
+            AnomalyKind::UnknownAccount,
+        ],
         format!("{} events read", ledger.events),
     ));
 
     let mut failures = Failures::new();
     for (i, (expected, actual)) in ledger.balances.iter().zip(&snapshot.accounts).enumerate() {
         let bank = &ledger.banks[usize::from(ledger.account_bank[i])];
-        compare(&mut failures, || keys.account(bank, &ledger.ibans[i]), *expected, actual);
+        compare(
+            &mut failures,
+            || keys.account(bank, &ledger.ibans[i]),
+            *expected,
+            actual,
+        );
     }
-    checks.push(failures.into_check("accounts match the replay", format!("{} accounts", ledger.balances.len())));
+    checks.push(failures.into_check(
+        "accounts match the replay",
+        format!("{} accounts", ledger.balances.len()),
+    ));
 
     let mut failures = Failures::new();
-    for (bank, (expected, actual)) in ledger.banks.iter().zip(ledger.bank_balances.iter().zip(&snapshot.banks)) {
+    for (bank, (expected, actual)) in ledger
+        .banks
+        .iter()
+        .zip(ledger.bank_balances.iter().zip(&snapshot.banks))
+    {
         compare(&mut failures, || keys.bank_balance(bank), *expected, actual);
     }
     checks.push(failures.into_check("bank balances match the replay", format!("{n} banks")));
@@ -175,37 +209,72 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     for a in 0..n {
         for b in (0..n).filter(|&b| b != a) {
             let (bank, other) = (&ledger.banks[a], &ledger.banks[b]);
-            compare(&mut failures, || format!("{} field {other}", keys.interbank(bank)), ledger.interbank[a * n + b], &snapshot.interbank[a * n + b]);
+            compare(
+                &mut failures,
+                || format!("{} field {other}", keys.interbank(bank)),
+                ledger.interbank[a * n + b],
+                &snapshot.interbank[a * n + b],
+            );
         }
     }
-    checks.push(failures.into_check("interbank balances match the replay", format!("{} pairs", n * n.saturating_sub(1))));
+    checks.push(failures.into_check(
+        "interbank balances match the replay",
+        format!("{} pairs", n * n.saturating_sub(1)),
+    ));
 
     let mut failures = Failures::new();
-    let bank_sum: i128 = snapshot.banks.iter().filter_map(Value::int).map(i128::from).sum();
+    let bank_sum: i128 = snapshot
+        .banks
+        .iter()
+        .filter_map(Value::int)
+        .map(i128::from)
+        .sum();
     if bank_sum != 0 {
         failures.add(|| format!("the bank balances in Redis add up to {bank_sum}, not 0"));
     }
     checks.push(failures.into_check("bank balances sum to zero", format!("sum {bank_sum}")));
 
     let mut failures = Failures::new();
-    let interbank_sum: i128 = snapshot.interbank.iter().filter_map(Value::int).map(i128::from).sum();
+    let interbank_sum: i128 = snapshot
+        .interbank
+        .iter()
+        .filter_map(Value::int)
+        .map(i128::from)
+        .sum();
     if interbank_sum != 0 {
-        failures.add(|| format!("the interbank balances in Redis add up to {interbank_sum}, not 0"));
+        failures
+            .add(|| format!("the interbank balances in Redis add up to {interbank_sum}, not 0"));
     }
     for a in 0..n {
         for b in (a + 1)..n {
-            let (ab, ba) = (&snapshot.interbank[a * n + b], &snapshot.interbank[b * n + a]);
+            let (ab, ba) = (
+                &snapshot.interbank[a * n + b],
+                &snapshot.interbank[b * n + a],
+            );
             if let (Some(x), Some(y)) = (ab.int(), ba.int())
                 && i128::from(x) != -i128::from(y)
             {
-                failures.add(|| format!("{} -> {} is {x} but {} -> {} is {y}", ledger.banks[a], ledger.banks[b], ledger.banks[b], ledger.banks[a]));
+                failures.add(|| {
+                    format!(
+                        "{} -> {} is {x} but {} -> {} is {y}",
+                        ledger.banks[a], ledger.banks[b], ledger.banks[b], ledger.banks[a]
+                    )
+                });
             }
         }
     }
-    checks.push(failures.into_check("interbank balances sum to zero and A->B = -(B->A)", format!("sum {interbank_sum}")));
+    checks.push(failures.into_check(
+        "interbank balances sum to zero and A->B = -(B->A)",
+        format!("sum {interbank_sum}"),
+    ));
 
     let mut failures = Failures::new();
-    let account_sum: i128 = snapshot.accounts.iter().filter_map(Value::int).map(i128::from).sum();
+    let account_sum: i128 = snapshot
+        .accounts
+        .iter()
+        .filter_map(Value::int)
+        .map(i128::from)
+        .sum();
     if account_sum != i128::from(ledger.initial_total_cents) {
         failures.add(|| {
             format!(
@@ -215,7 +284,10 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
             )
         });
     }
-    checks.push(failures.into_check("money is conserved", format!("{account_sum} cents in accounts")));
+    checks.push(failures.into_check(
+        "money is conserved",
+        format!("{account_sum} cents in accounts"),
+    ));
 
     let mut failures = Failures::new();
     for (i, value) in snapshot.accounts.iter().enumerate() {
@@ -227,10 +299,19 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     for (i, v) in ledger.balances.iter().enumerate().filter(|(_, v)| **v < 0) {
         failures.add(|| format!("account {} is {v} in the replay", ledger.ibans[i]));
     }
-    let overdraft = anomalies_check(ledger, "", &[AnomalyKind::Overdraft, AnomalyKind::Overflow], String::new());
+    let overdraft = anomalies_check(
+        ledger,
+        "",
+        &[AnomalyKind::Overdraft, AnomalyKind::Overflow],
+        String::new(),
+    );
     failures.listed.extend(overdraft.failures);
     failures.more += overdraft.more_failures;
-    let detail = if overdraft.passed { "no account below zero, now or after any debit".to_string() } else { overdraft.detail };
+    let detail = if overdraft.passed {
+        "no account below zero, now or after any debit".to_string()
+    } else {
+        overdraft.detail
+    };
     checks.push(failures.into_check("no balance is negative", detail));
 
     checks.push(anomalies_check(
@@ -257,7 +338,11 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
         events: ledger.events,
         completed: ledger.completed,
         cancelled: ledger.cancelled_total(),
-        cancelled_by_reason: ledger.cancelled.iter().map(|(r, c)| (r.as_str().to_string(), *c)).collect(),
+        cancelled_by_reason: ledger
+            .cancelled
+            .iter()
+            .map(|(r, c)| (r.as_str().to_string(), *c))
+            .collect(),
         moved_cents: ledger.moved_cents,
         accounts: ledger.balances.len(),
         banks: n,
@@ -274,12 +359,23 @@ fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Chec
     let mut unchecked = 0;
     for run in &snapshot.runs {
         let seen = ledger.runs.get(&run.id).copied().unwrap_or_default();
-        let applied: Option<u64> = (run.strategy == Strategy::Atomic)
-            .then(|| snapshot.producers.iter().filter(|p| p.run == run.id).map(|p| p.applied).sum());
+        let applied: Option<u64> = (run.strategy == Strategy::Atomic).then(|| {
+            snapshot
+                .producers
+                .iter()
+                .filter(|p| p.run == run.id)
+                .map(|p| p.applied)
+                .sum()
+        });
         let expected = applied.or(run.events);
         match expected {
             Some(expected) if expected != seen.events => failures.add(|| {
-                format!("run {} ({}) wrote {expected} transfers but the stream has {} events", run.id, run.strategy.as_str(), seen.events)
+                format!(
+                    "run {} ({}) wrote {expected} transfers but the stream has {} events",
+                    run.id,
+                    run.strategy.as_str(),
+                    seen.events
+                )
             }),
             Some(_) => {}
             None => unchecked += 1,
@@ -287,28 +383,67 @@ fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Chec
         if let (Some(recorded), Some(applied)) = (run.events, applied)
             && recorded != applied
         {
-            failures.add(|| format!("{} says {recorded} events, its producer keys hold {applied}", keys.run(run.id)));
+            failures.add(|| {
+                format!(
+                    "{} says {recorded} events, its producer keys hold {applied}",
+                    keys.run(run.id)
+                )
+            });
         }
-        lines.push(RunLine { run: run.id, strategy: run.strategy, status: run.status, expected_events: expected, seen });
+        lines.push(RunLine {
+            run: run.id,
+            strategy: run.strategy,
+            status: run.status,
+            expected_events: expected,
+            seen,
+        });
     }
     for producer in &snapshot.producers {
-        let seen = ledger.producers.get(&(producer.run, producer.worker)).copied().unwrap_or_default();
+        let seen = ledger
+            .producers
+            .get(&(producer.run, producer.worker))
+            .copied()
+            .unwrap_or_default();
         let key = || keys.producer(&crate::events::producer_id(producer.run, producer.worker));
         if seen.events != producer.applied || seen.last_seq != producer.applied {
-            failures.add(|| format!("{}: {} transfers applied, the stream has {} events up to sequence {}", key(), producer.applied, seen.events, seen.last_seq));
+            failures.add(|| {
+                format!(
+                    "{}: {} transfers applied, the stream has {} events up to sequence {}",
+                    key(),
+                    producer.applied,
+                    seen.events,
+                    seen.last_seq
+                )
+            });
         } else if seen.completed != producer.completed {
-            failures.add(|| format!("{}: {} completed, the stream has {}", key(), producer.completed, seen.completed));
+            failures.add(|| {
+                format!(
+                    "{}: {} completed, the stream has {}",
+                    key(),
+                    producer.completed,
+                    seen.completed
+                )
+            });
         }
     }
-    let stray: u64 = ledger.runs.keys().filter(|id| !snapshot.runs.iter().any(|r| r.id == **id)).count() as u64;
+    let stray: u64 = ledger
+        .runs
+        .keys()
+        .filter(|id| !snapshot.runs.iter().any(|r| r.id == **id))
+        .count() as u64;
     if stray > 0 {
         failures.add(|| format!("{stray} runs in the stream have no record"));
     }
     let mut detail = format!("{} events from {} runs", ledger.events, snapshot.runs.len());
     if unchecked > 0 {
-        detail.push_str(&format!("; {unchecked} unfinished non-atomic runs cannot be counted"));
+        detail.push_str(&format!(
+            "; {unchecked} unfinished non-atomic runs cannot be counted"
+        ));
     }
-    (failures.into_check("events = transfers issued", detail), lines)
+    (
+        failures.into_check("events = transfers issued", detail),
+        lines,
+    )
 }
 
 impl Report {
@@ -321,11 +456,17 @@ impl Report {
             self.events, self.completed, self.cancelled, self.moved_cents, self.accounts, self.banks, self.total_cents
         ));
         if !self.cancelled_by_reason.is_empty() {
-            let reasons: Vec<String> = self.cancelled_by_reason.iter().map(|(r, c)| format!("{r} {c}")).collect();
+            let reasons: Vec<String> = self
+                .cancelled_by_reason
+                .iter()
+                .map(|(r, c)| format!("{r} {c}"))
+                .collect();
             text.push_str(&format!("  cancelled: {}\n", reasons.join(", ")));
         }
         for run in &self.runs {
-            let expected = run.expected_events.map_or("unknown".to_string(), |e| e.to_string());
+            let expected = run
+                .expected_events
+                .map_or("unknown".to_string(), |e| e.to_string());
             text.push_str(&format!(
                 "  run {} {} {}: {} events seen, {expected} expected\n",
                 run.run,
@@ -370,11 +511,20 @@ mod tests {
     fn matching(ledger: &Ledger, strategy: Strategy) -> Snapshot {
         Snapshot {
             accounts: ledger.balances.iter().map(|v| Value::Int(*v)).collect(),
-            banks: ledger.bank_balances.iter().map(|v| Value::Int(*v)).collect(),
+            banks: ledger
+                .bank_balances
+                .iter()
+                .map(|v| Value::Int(*v))
+                .collect(),
             interbank: ledger.interbank.iter().map(|v| Value::Int(*v)).collect(),
             runs: vec![run(strategy, ledger.events)],
             producers: if strategy == Strategy::Atomic {
-                vec![ProducerRecord { run: 1, worker: 1, applied: ledger.events, completed: ledger.completed }]
+                vec![ProducerRecord {
+                    run: 1,
+                    worker: 1,
+                    applied: ledger.events,
+                    completed: ledger.completed,
+                }]
             } else {
                 vec![]
             },
@@ -383,8 +533,16 @@ mod tests {
 
     fn replayed() -> Ledger {
         let mut ledger = Ledger::new(&file());
-        ledger.apply("1-0", &event(1, "A1", "B1", 300, 700), Some(Strategy::Atomic));
-        ledger.apply("2-0", &event(2, "B1", "A2", 100, 200), Some(Strategy::Atomic));
+        ledger.apply(
+            "1-0",
+            &event(1, "A1", "B1", 300, 700),
+            Some(Strategy::Atomic),
+        );
+        ledger.apply(
+            "2-0",
+            &event(2, "B1", "A2", 100, 200),
+            Some(Strategy::Atomic),
+        );
         ledger
     }
 
@@ -395,7 +553,11 @@ mod tests {
     #[test]
     fn a_matching_snapshot_verifies() {
         let ledger = replayed();
-        let report = verify(&Keys::new("p").unwrap(), &ledger, &matching(&ledger, Strategy::Atomic));
+        let report = verify(
+            &Keys::new("p").unwrap(),
+            &ledger,
+            &matching(&ledger, Strategy::Atomic),
+        );
         assert!(report.verified, "{}", report.to_text());
         assert!(report.to_text().starts_with("consume: VERIFIED: 2 events"));
     }
@@ -408,8 +570,14 @@ mod tests {
         let report = verify(&Keys::new("p").unwrap(), &ledger, &snapshot);
         assert!(!report.verified);
         let names: Vec<&str> = failed(&report).iter().map(|c| c.name).collect();
-        assert_eq!(names, vec!["accounts match the replay", "money is conserved"]);
-        assert_eq!(failed(&report)[0].failures, vec!["p:{A}:account:A2: expected 600, found 601"]);
+        assert_eq!(
+            names,
+            vec!["accounts match the replay", "money is conserved"]
+        );
+        assert_eq!(
+            failed(&report)[0].failures,
+            vec!["p:{A}:account:A2: expected 600, found 601"]
+        );
     }
 
     #[test]
@@ -420,9 +588,18 @@ mod tests {
         snapshot.banks[0] = Value::Invalid("abc".into());
         snapshot.interbank[1] = Value::Missing;
         let text = verify(&keys, &ledger, &snapshot).to_text();
-        assert!(text.contains("p:{A}:balance: expected -200, found \"abc\", not an integer"), "{text}");
-        assert!(text.contains("p:{A}:interbank field B: expected -200, found nothing"), "{text}");
-        assert!(text.contains("FAIL interbank balances sum to zero"), "{text}");
+        assert!(
+            text.contains("p:{A}:balance: expected -200, found \"abc\", not an integer"),
+            "{text}"
+        );
+        assert!(
+            text.contains("p:{A}:interbank field B: expected -200, found nothing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FAIL interbank balances sum to zero"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -431,19 +608,54 @@ mod tests {
         let mut snapshot = matching(&ledger, Strategy::Atomic);
         snapshot.producers[0].applied = 3;
         let report = verify(&Keys::new("p").unwrap(), &ledger, &snapshot);
-        let check = failed(&report).into_iter().find(|c| c.name == "events = transfers issued").unwrap();
-        assert!(check.failures.iter().any(|f| f.contains("wrote 3 transfers but the stream has 2 events")), "{:?}", check.failures);
+        let check = failed(&report)
+            .into_iter()
+            .find(|c| c.name == "events = transfers issued")
+            .unwrap();
+        assert!(
+            check
+                .failures
+                .iter()
+                .any(|f| f.contains("wrote 3 transfers but the stream has 2 events")),
+            "{:?}",
+            check.failures
+        );
     }
 
     #[test]
     fn a_naive_overdraft_fails_even_when_redis_agrees() {
         let mut ledger = Ledger::new(&file());
-        ledger.apply("1-0", &event(1, "A2", "A1", 400, 100), Some(Strategy::Naive));
-        ledger.apply("2-0", &event(2, "A2", "A1", 400, -300), Some(Strategy::Naive));
-        ledger.apply("3-0", &event(3, "A1", "A2", 500, 1300), Some(Strategy::Naive));
-        let report = verify(&Keys::new("p").unwrap(), &ledger, &matching(&ledger, Strategy::Naive));
+        ledger.apply(
+            "1-0",
+            &event(1, "A2", "A1", 400, 100),
+            Some(Strategy::Naive),
+        );
+        ledger.apply(
+            "2-0",
+            &event(2, "A2", "A1", 400, -300),
+            Some(Strategy::Naive),
+        );
+        ledger.apply(
+            "3-0",
+            &event(3, "A1", "A2", 500, 1300),
+            Some(Strategy::Naive),
+        );
+        let report = verify(
+            &Keys::new("p").unwrap(),
+            &ledger,
+            &matching(&ledger, Strategy::Naive),
+        );
         let names: Vec<&str> = failed(&report).iter().map(|c| c.name).collect();
-        assert_eq!(names, vec!["no balance is negative"], "{}", report.to_text());
-        assert!(report.to_text().contains("the debit of 400 left A2 at -300 cents"));
+        assert_eq!(
+            names,
+            vec!["no balance is negative"],
+            "{}",
+            report.to_text()
+        );
+        assert!(
+            report
+                .to_text()
+                .contains("the debit of 400 left A2 at -300 cents")
+        );
     }
 }

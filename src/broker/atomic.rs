@@ -21,7 +21,11 @@ use crate::script::TransferRequest;
 /// How many times one call is sent again after transient errors before the worker gives up.
 pub const RETRY_LIMIT: u32 = 30;
 
-pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: ConnectionManager) -> WorkerStats {
+pub(super) async fn worker(
+    shared: &Shared,
+    worker: u32,
+    mut conn: ConnectionManager,
+) -> WorkerStats {
     let cfg = &shared.config;
     let dir = &shared.directory;
     let producer = producer_id(shared.run, worker);
@@ -34,7 +38,11 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: ConnectionMan
         picks.clear();
         for _ in 0..count {
             let (from, to) = dir.pick_pair(&mut rng);
-            picks.push((from, to, rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents)));
+            picks.push((
+                from,
+                to,
+                rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents),
+            ));
         }
         let requests: Vec<TransferRequest<'_>> = picks
             .iter()
@@ -50,7 +58,11 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: ConnectionMan
         let mut attempt: u32 = 0;
         let reply = loop {
             stats.calls += 1;
-            match shared.script.submit(&mut conn, &cfg.keys, &dir.banks, &producer, seq, &requests).await {
+            match shared
+                .script
+                .submit(&mut conn, &cfg.keys, &dir.banks, &producer, seq, &requests)
+                .await
+            {
                 Ok(reply) => break Ok(reply),
                 Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
                     attempt += 1;
@@ -66,7 +78,9 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: ConnectionMan
                 for outcome in &reply.outcomes {
                     stats.count(*outcome);
                 }
-                shared.done.fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
+                shared
+                    .done
+                    .fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
                 if let Some(error) = reply.error {
                     stats.failed += (count - reply.outcomes.len()) as u64;
                     stats.error = Some(format!(
@@ -89,7 +103,13 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: ConnectionMan
     stats
 }
 
-fn describe_failure(err: &redis::RedisError, retries: u32, producer: &str, seq: u64, url: &str) -> String {
+fn describe_failure(
+    err: &redis::RedisError,
+    retries: u32,
+    producer: &str,
+    seq: u64,
+    url: &str,
+) -> String {
     let text = err.to_string().replace(url, &redact(url));
     let id = format!("{producer}-{seq}");
     if err.code() == Some("OOM") {

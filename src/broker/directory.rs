@@ -19,7 +19,11 @@ pub struct Directory {
 
 impl Directory {
     /// Reads the directory lists of every bank in `meta`.
-    pub async fn load(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys, meta: &Meta) -> Result<Directory> {
+    pub async fn load(
+        conn: &mut impl redis::aio::ConnectionLike,
+        keys: &Keys,
+        meta: &Meta,
+    ) -> Result<Directory> {
         ensure!(meta.banks.len() <= usize::from(u16::MAX), "too many banks");
         let mut accounts = Vec::with_capacity(meta.accounts as usize);
         for (bank_index, bank) in meta.banks.iter().enumerate() {
@@ -34,7 +38,11 @@ impl Directory {
                     .await
                     .with_context(|| format!("reading {key}"))?;
                 let len = chunk.len() as i64;
-                accounts.extend(chunk.into_iter().map(|iban| (iban.into_boxed_str(), bank_index as u16)));
+                accounts.extend(
+                    chunk
+                        .into_iter()
+                        .map(|iban| (iban.into_boxed_str(), bank_index as u16)),
+                );
                 if len < LRANGE_CHUNK {
                     break;
                 }
@@ -48,8 +56,14 @@ impl Directory {
             keys.meta(),
             meta.accounts
         );
-        ensure!(accounts.len() >= 2, "a transfer needs at least two accounts");
-        Ok(Directory { banks: meta.banks.clone(), accounts })
+        ensure!(
+            accounts.len() >= 2,
+            "a transfer needs at least two accounts"
+        );
+        Ok(Directory {
+            banks: meta.banks.clone(),
+            accounts,
+        })
     }
 
     /// Two distinct account indices, uniformly: O(1), no retry loop.
@@ -74,7 +88,9 @@ mod tests {
     fn pairs_are_distinct_and_cover_all_accounts() {
         let directory = Directory {
             banks: vec!["A".into()],
-            accounts: (0..5).map(|i| (format!("ES{i}").into_boxed_str(), 0)).collect(),
+            accounts: (0..5)
+                .map(|i| (format!("ES{i}").into_boxed_str(), 0))
+                .collect(),
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut seen = [[false; 5]; 5];

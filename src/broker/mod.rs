@@ -56,7 +56,11 @@ pub struct BrokerConfig {
 impl BrokerConfig {
     /// Refuses values that make no sense, with the flag to change.
     pub fn validate(&self) -> Result<()> {
-        ensure!((1..=MAX_WORKERS).contains(&self.workers), "--workers must be 1 to {MAX_WORKERS}; got {}", self.workers);
+        ensure!(
+            (1..=MAX_WORKERS).contains(&self.workers),
+            "--workers must be 1 to {MAX_WORKERS}; got {}",
+            self.workers
+        );
         ensure!(
             (1..=MAX_TRANSFERS_PER_WORKER).contains(&self.transfers_per_worker),
             "--transfers must be 1 to {MAX_TRANSFERS_PER_WORKER} per worker; got {}",
@@ -78,7 +82,11 @@ impl BrokerConfig {
             self.min_amount_cents,
             self.max_amount_cents
         );
-        ensure!((1..=MAX_BATCH).contains(&self.batch), "--batch must be 1 to {MAX_BATCH}; got {}", self.batch);
+        ensure!(
+            (1..=MAX_BATCH).contains(&self.batch),
+            "--batch must be 1 to {MAX_BATCH}; got {}",
+            self.batch
+        );
         ensure!(
             self.batch == 1 || self.strategy == Strategy::Atomic,
             "--batch works with --strategy atomic only"
@@ -153,7 +161,11 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     let mut control = crate::connection::manager(&config.url).await?;
     let meta = crate::init::read_meta(&mut control, &config.keys).await?;
     let directory = Directory::load(&mut control, &config.keys, &meta).await?;
-    let connection_count = if config.strategy == Strategy::Watch { config.workers as usize } else { config.connections };
+    let connection_count = if config.strategy == Strategy::Watch {
+        config.workers as usize
+    } else {
+        config.connections
+    };
     let mut connections = Vec::with_capacity(connection_count);
     for _ in 0..connection_count {
         connections.push(crate::connection::manager(&config.url).await?);
@@ -168,8 +180,15 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
             .map_err(|e| anyhow::anyhow!("loading the transfer script: {e}"))?;
     }
     let started_ms = now_ms();
-    let run_id = runs::start(&mut control, &config.keys, config.strategy, config.workers, config.planned(), started_ms)
-        .await?;
+    let run_id = runs::start(
+        &mut control,
+        &config.keys,
+        config.strategy,
+        config.workers,
+        config.planned(),
+        started_ms,
+    )
+    .await?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         directory,
@@ -199,7 +218,9 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
         handles.push(tokio::spawn(async move {
             match shared.config.strategy {
                 Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
-                Strategy::Watch | Strategy::Naive => unsafe_strategies::worker(&shared, worker, conn).await,
+                Strategy::Watch | Strategy::Naive => {
+                    unsafe_strategies::worker(&shared, worker, conn).await
+                }
             }
         }));
     }
@@ -216,7 +237,10 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     }
 
     let events = if config.strategy == Strategy::Atomic {
-        runs::applied_per_worker(&mut control, &config.keys, run_id, config.workers).await?.iter().sum()
+        runs::applied_per_worker(&mut control, &config.keys, run_id, config.workers)
+            .await?
+            .iter()
+            .sum()
     } else {
         total.events
     };
@@ -235,7 +259,16 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     if let Some(error) = &total.error {
         fields.push(("error", error.clone()));
     }
-    runs::finish(&mut control, &config.keys, run_id, status, now_ms(), events, &fields).await?;
+    runs::finish(
+        &mut control,
+        &config.keys,
+        run_id,
+        status,
+        now_ms(),
+        events,
+        &fields,
+    )
+    .await?;
     Ok(summarize(&config, run_id, &total, events, elapsed, status))
 }
 
@@ -255,7 +288,11 @@ fn summarize(
         strategy: config.strategy,
         workers: config.workers,
         batch: config.batch,
-        connections: if config.strategy == Strategy::Watch { config.workers as usize } else { config.connections },
+        connections: if config.strategy == Strategy::Watch {
+            config.workers as usize
+        } else {
+            config.connections
+        },
         seed: config.seed,
         planned: config.planned(),
         completed: total.completed,
@@ -277,7 +314,10 @@ fn summarize(
 }
 
 /// A progress bar with the live rate, redrawn from a counter so workers never touch it.
-fn progress_task(shared: &Arc<Shared>, enabled: bool) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
+fn progress_task(
+    shared: &Arc<Shared>,
+    enabled: bool,
+) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
     if !enabled {
         return None;
     }
@@ -364,15 +404,70 @@ mod tests {
     fn flags_out_of_bounds_are_refused_with_the_flag_named() {
         assert!(config().validate().is_ok());
         let cases: Vec<(BrokerConfig, &str)> = vec![
-            (BrokerConfig { workers: 0, ..config() }, "--workers"),
-            (BrokerConfig { transfers_per_worker: 0, ..config() }, "--transfers"),
-            (BrokerConfig { min_amount_cents: 0, ..config() }, "--min-amount"),
-            (BrokerConfig { min_amount_cents: -5, ..config() }, "--min-amount"),
-            (BrokerConfig { min_amount_cents: 6000, ..config() }, "larger than --max-amount"),
-            (BrokerConfig { max_amount_cents: i64::MAX, ..config() }, "--max-amount"),
-            (BrokerConfig { batch: 0, ..config() }, "--batch"),
-            (BrokerConfig { batch: 2, strategy: Strategy::Watch, ..config() }, "atomic only"),
-            (BrokerConfig { connections: 0, ..config() }, "--connections"),
+            (
+                BrokerConfig {
+                    workers: 0,
+                    ..config()
+                },
+                "--workers",
+            ),
+            (
+                BrokerConfig {
+                    transfers_per_worker: 0,
+                    ..config()
+                },
+                "--transfers",
+            ),
+            (
+                BrokerConfig {
+                    min_amount_cents: 0,
+                    ..config()
+                },
+                "--min-amount",
+            ),
+            (
+                BrokerConfig {
+                    min_amount_cents: -5,
+                    ..config()
+                },
+                "--min-amount",
+            ),
+            (
+                BrokerConfig {
+                    min_amount_cents: 6000,
+                    ..config()
+                },
+                "larger than --max-amount",
+            ),
+            (
+                BrokerConfig {
+                    max_amount_cents: i64::MAX,
+                    ..config()
+                },
+                "--max-amount",
+            ),
+            (
+                BrokerConfig {
+                    batch: 0,
+                    ..config()
+                },
+                "--batch",
+            ),
+            (
+                BrokerConfig {
+                    batch: 2,
+                    strategy: Strategy::Watch,
+                    ..config()
+                },
+                "atomic only",
+            ),
+            (
+                BrokerConfig {
+                    connections: 0,
+                    ..config()
+                },
+                "--connections",
+            ),
         ];
         for (bad, flag) in cases {
             let err = bad.validate().unwrap_err().to_string();

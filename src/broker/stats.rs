@@ -35,7 +35,8 @@ impl Default for WorkerStats {
             conflicts: 0,
             calls: 0,
             events: 0,
-            latency_us: Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid histogram bounds"),
+            latency_us: Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
+                .expect("valid histogram bounds"),
             error: None,
         }
     }
@@ -51,7 +52,9 @@ impl WorkerStats {
 
     pub fn record_latency(&mut self, elapsed: std::time::Duration) {
         let us = (elapsed.as_micros() as u64).clamp(1, LATENCY_MAX_US);
-        self.latency_us.record(us).expect("clamped into the histogram's range");
+        self.latency_us
+            .record(us)
+            .expect("clamped into the histogram's range");
     }
 
     /// Adds another worker's figures; the first error seen is kept.
