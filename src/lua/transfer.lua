@@ -107,9 +107,13 @@ end
 
 -- Undoes writes of the current transfer, newest first. Each undo restores a value that existed a
 -- moment ago, so it cannot overflow.
+-- An emptied stream is removed too, so a failed first transfer leaves no trace at all.
 local function undo(done)
   for j = #done, 1, -1 do
     redis.call(unpack(done[j]))
+  end
+  if redis.call('XLEN', events_key) == 0 then
+    redis.call('DEL', events_key)
   end
 end
 

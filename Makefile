@@ -1,0 +1,43 @@
+# interbank: the seed's targets (gen, init, broker, consume) plus demo and test.
+# Every target that talks to Redis uses REDIS_URL (default redis://127.0.0.1:6379).
+
+CARGO ?= cargo
+BIN := target/release/interbank
+ACCOUNTS ?= data/accounts_100.csv
+WORKERS ?= 20
+TRANSFERS ?= 5000
+
+.PHONY: build gen init broker consume demo test lint clean
+
+build:
+	$(CARGO) build --release --locked
+
+$(BIN): build
+
+gen: build
+	$(BIN) gen --accounts 100 --seed 1
+	$(BIN) gen --accounts 1000 --seed 2
+
+init: build
+	$(BIN) init --accounts $(ACCOUNTS)
+
+broker: build
+	$(BIN) broker --workers $(WORKERS) --transfers $(TRANSFERS)
+
+consume: build
+	$(BIN) consume --accounts $(ACCOUNTS)
+
+# The whole job on a fresh machine: installs redis-server if it can, starts a private one if no
+# Redis answers, builds, generates, loads, runs broker and consume together, prints the verdict.
+demo:
+	bash scripts/demo.sh
+
+test:
+	$(CARGO) test --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
