@@ -30,7 +30,7 @@ const GETRANGE_CHUNK: u64 = 1 << 20;
 /// What `consume` is asked to do.
 #[derive(Debug, Clone)]
 pub struct ConsumeConfig {
-    pub url: String,
+    pub target: crate::connection::Target,
     pub keys: Keys,
     pub accounts_path: PathBuf,
     pub banks_path: Option<PathBuf>,
@@ -42,7 +42,7 @@ pub struct ConsumeConfig {
 /// Follows the stream to the end of the runs, then verifies.
 pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
     let keys = &config.keys;
-    let mut conn = crate::connection::manager(&config.url).await?;
+    let mut conn = crate::connection::manager(&config.target).await?;
     let meta = crate::init::read_meta(&mut conn, keys).await?;
     let file = accounts::load(&config.accounts_path, config.banks_path.as_deref())?;
     ensure!(

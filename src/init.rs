@@ -70,9 +70,13 @@ pub async fn remove_our_keys(
 }
 
 /// Loads a validated accounts file under `keys`, replacing what was there.
-pub async fn init(url: &str, keys: &Keys, file: &AccountsFile) -> Result<InitReport> {
+pub async fn init(
+    target: &crate::connection::Target,
+    keys: &Keys,
+    file: &AccountsFile,
+) -> Result<InitReport> {
     let started = Instant::now();
-    let mut conn = crate::connection::dedicated(url).await?;
+    let mut conn = crate::connection::dedicated(target).await?;
     let removed_keys = remove_our_keys(&mut conn, keys).await?;
     let meta = keys.meta();
     let _: () = conn

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use interbank::broker::{self, BrokerConfig};
-use interbank::connection::DEFAULT_REDIS_URL;
+use interbank::connection::{DEFAULT_REDIS_URL, Target, TlsFiles};
 use interbank::consume::{self, ConsumeConfig};
 use interbank::keys::{DEFAULT_PREFIX, Keys};
 use interbank::runs::Strategy;
@@ -26,12 +26,30 @@ struct RedisArgs {
     /// Redis URL: redis://[user:password@]host:port[/db], rediss:// for TLS, unix:///path.
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     redis_url: String,
+    /// PEM file of the CA that signed the server's certificate (rediss:// with a private CA).
+    #[arg(long, env = "REDIS_TLS_CA_CERT")]
+    tls_ca_cert: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one (with --tls-key).
+    #[arg(long, env = "REDIS_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM client key, for servers that require a client certificate (with --tls-cert).
+    #[arg(long, env = "REDIS_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Prefix of every key this tool uses.
     #[arg(long, env = "INTERBANK_PREFIX", default_value = DEFAULT_PREFIX)]
     prefix: String,
 }
 
 impl RedisArgs {
+    fn target(&self) -> Target {
+        let tls = TlsFiles {
+            ca_cert: self.tls_ca_cert.clone(),
+            client_cert: self.tls_cert.clone(),
+            client_key: self.tls_key.clone(),
+        };
+        Target::with_tls(&self.redis_url, tls)
+    }
+
     fn keys(&self) -> Result<Keys> {
         Keys::new(&self.prefix).map_err(anyhow::Error::msg)
     }
@@ -152,7 +170,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let keys = redis.keys()?;
             let file = accounts::load(&accounts, banks.as_deref())?;
-            let report = init::init(&redis.redis_url, &keys, &file).await?;
+            let report = init::init(&redis.target(), &keys, &file).await?;
             if json {
                 print_json(&report)?;
             } else {
@@ -183,7 +201,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let config = BrokerConfig {
                 keys: redis.keys()?,
-                url: redis.redis_url,
+                target: redis.target(),
                 strategy,
                 workers,
                 transfers_per_worker: transfers,
@@ -218,7 +236,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             let config = ConsumeConfig {
                 keys: redis.keys()?,
-                url: redis.redis_url,
+                target: redis.target(),
                 accounts_path: accounts,
                 banks_path: banks,
                 idle_timeout_ms: (idle_timeout * 1000.0) as u64,

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use interbank::connection::Target;
 use interbank::events::{CancelReason, Outcome};
 use interbank::keys::Keys;
 use interbank::script::{TransferRequest, TransferScript};
@@ -31,10 +32,12 @@ async fn setup() -> Setup {
     std::fs::write(dir.path().join("accounts.csv"), accounts).unwrap();
     let file = interbank::accounts::load(&dir.path().join("accounts.csv"), None).unwrap();
     let keys = Keys::new("t").unwrap();
-    interbank::init::init(&redis.url(), &keys, &file)
+    interbank::init::init(&Target::new(&redis.url()), &keys, &file)
         .await
         .unwrap();
-    let conn = interbank::connection::manager(&redis.url()).await.unwrap();
+    let conn = interbank::connection::manager(&Target::new(&redis.url()))
+        .await
+        .unwrap();
     Setup {
         redis,
         keys,

@@ -14,7 +14,7 @@ use rand::Rng;
 use redis::aio::ConnectionManager;
 
 use super::{Shared, WorkerStats, backoff_ms, worker_rng};
-use crate::connection::{is_transient, redact};
+use crate::connection::{Target, is_transient};
 use crate::events::producer_id;
 use crate::script::TransferRequest;
 
@@ -93,7 +93,13 @@ pub(super) async fn worker(
             }
             Err((err, attempts)) => {
                 stats.failed += count as u64;
-                stats.error = Some(describe_failure(&err, attempts, &producer, seq, &cfg.url));
+                stats.error = Some(describe_failure(
+                    &err,
+                    attempts,
+                    &producer,
+                    seq,
+                    &cfg.target,
+                ));
                 shared.stop.store(true, Ordering::Relaxed);
                 return stats;
             }
@@ -108,9 +114,9 @@ fn describe_failure(
     retries: u32,
     producer: &str,
     seq: u64,
-    url: &str,
+    target: &Target,
 ) -> String {
-    let text = err.to_string().replace(url, &redact(url));
+    let text = target.scrub(&err.to_string());
     let id = format!("{producer}-{seq}");
     if err.code() == Some("OOM") {
         format!(

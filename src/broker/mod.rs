@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 pub use directory::Directory;
 pub use stats::WorkerStats;
 
+use crate::connection::Target;
 use crate::init::now_ms;
 use crate::keys::Keys;
 use crate::money::MAX_TOTAL_CENTS;
@@ -37,7 +38,7 @@ const PROGRESS_TICK_MS: u64 = 100;
 /// What a broker run does.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub url: String,
+    pub target: Target,
     pub keys: Keys,
     pub strategy: Strategy,
     pub workers: u32,
@@ -158,7 +159,7 @@ fn backoff_ms(attempt: u32) -> u64 {
 /// Runs the broker to the end (or to Ctrl-C, or to an error that stops it).
 pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     config.validate()?;
-    let mut control = crate::connection::manager(&config.url).await?;
+    let mut control = crate::connection::manager(&config.target).await?;
     let meta = crate::init::read_meta(&mut control, &config.keys).await?;
     let directory = Directory::load(&mut control, &config.keys, &meta).await?;
     let connection_count = if config.strategy == Strategy::Watch {
@@ -168,7 +169,7 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     };
     let mut connections = Vec::with_capacity(connection_count);
     for _ in 0..connection_count {
-        connections.push(crate::connection::manager(&config.url).await?);
+        connections.push(crate::connection::manager(&config.target).await?);
     }
     let script = TransferScript::default();
     if config.strategy == Strategy::Atomic {
@@ -386,7 +387,7 @@ mod tests {
 
     fn config() -> BrokerConfig {
         BrokerConfig {
-            url: "redis://127.0.0.1:1".into(),
+            target: Target::new("redis://127.0.0.1:1"),
             keys: Keys::new("t").unwrap(),
             strategy: Strategy::Atomic,
             workers: 20,

@@ -17,7 +17,6 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
 use super::{Shared, WorkerStats, worker_rng};
-use crate::connection::redact;
 use crate::events::{self, CancelReason, Event, Outcome, TransferId};
 use crate::runs::Strategy;
 
@@ -75,7 +74,7 @@ pub(super) async fn worker(
                 stats.error = Some(format!(
                     "transfer {id} ({}) failed and may be half-applied, which this strategy cannot prevent: {}",
                     cfg.strategy.as_str(),
-                    err.to_string().replace(&cfg.url, &redact(&cfg.url))
+                    cfg.target.scrub(&err.to_string())
                 ));
                 shared.stop.store(true, Ordering::Relaxed);
                 break;

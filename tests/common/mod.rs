@@ -19,6 +19,10 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// What redis-cli needs to reach this server: port, and TLS and password if any.
+    cli_args: Vec<String>,
+    scheme: &'static str,
+    password: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -29,6 +33,38 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A test CA and a server certificate for localhost and 127.0.0.1, as PEM files in `dir`.
+pub struct TestCerts {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+pub fn make_certs(dir: &Path) -> TestCerts {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "interbank test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+    let certs = TestCerts {
+        ca_cert: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    };
+    std::fs::write(&certs.ca_cert, ca_cert.pem()).unwrap();
+    std::fs::write(&certs.server_cert, server_cert.pem()).unwrap();
+    std::fs::write(&certs.server_key, server_key.serialize_pem()).unwrap();
+    certs
+}
+
 impl RedisServer {
     pub fn start() -> RedisServer {
         RedisServer::start_with(&[])
@@ -37,19 +73,71 @@ impl RedisServer {
     /// Starts a server with extra `--name value` settings.
     pub fn start_with(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
+        RedisServer::launch(
+            dir,
+            extra,
+            |port| vec!["--port".into(), port.to_string()],
+            Vec::new(),
+            "redis",
+            None,
+        )
+    }
+
+    /// Starts a TLS-only server with a password; its certificates are made in its folder.
+    pub fn start_tls(password: &str) -> (RedisServer, TestCerts) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = make_certs(dir.path());
+        let path = |p: &Path| p.to_str().unwrap().to_string();
+        let (cert, key, ca) = (
+            path(&certs.server_cert),
+            path(&certs.server_key),
+            path(&certs.ca_cert),
+        );
+        let server_args = move |port: u16| {
+            [
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+            ]
+            .iter()
+            .chain(&["--tls-ca-cert-file", &ca, "--tls-auth-clients", "no"])
+            .map(|s| s.to_string())
+            .collect()
+        };
+        let cli = [
+            "--tls",
+            "--cacert",
+            &path(&certs.ca_cert),
+            "-a",
+            password,
+            "--no-auth-warning",
+        ];
+        let cli = cli.iter().map(|s| s.to_string()).collect();
+        let extra = ["--requirepass", password];
+        (
+            RedisServer::launch(dir, &extra, server_args, cli, "rediss", Some(password)),
+            certs,
+        )
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        extra: &[&str],
+        listen: impl Fn(u16) -> Vec<String>,
+        cli_extra: Vec<String>,
+        scheme: &'static str,
+        password: Option<&str>,
+    ) -> RedisServer {
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
             let mut child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(listen(port))
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args([
                     "--dir",
                     dir.path().to_str().unwrap(),
@@ -61,16 +149,26 @@ impl RedisServer {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server must be installed (apt-get install redis-server)");
+            let mut cli_args = vec!["-p".to_string(), port.to_string()];
+            cli_args.extend(cli_extra.iter().cloned());
             let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if redis_cli_at(port, &["PING"])
-                    .map(|out| out.trim() == "PONG")
+                if redis_cli(&cli_args, &["PING"])
+                    .map(|out| out.trim() == "PONG" || out.contains("NOAUTH"))
                     .unwrap_or(false)
                 {
-                    return RedisServer { child, port, dir };
+                    let password = password.map(str::to_string);
+                    return RedisServer {
+                        child,
+                        port,
+                        dir,
+                        cli_args,
+                        scheme,
+                        password,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -81,12 +179,15 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(password) => format!("{}://:{password}@127.0.0.1:{}", self.scheme, self.port),
+            None => format!("{}://127.0.0.1:{}", self.scheme, self.port),
+        }
     }
 
     /// Runs a command with redis-cli and returns its output (errors included, as text).
     pub fn cli(&self, args: &[&str]) -> String {
-        redis_cli_at(self.port, args).expect("redis-cli runs")
+        redis_cli(&self.cli_args, args).expect("redis-cli runs")
     }
 
     pub fn dbsize(&self) -> u64 {
@@ -113,9 +214,9 @@ impl RedisServer {
     }
 }
 
-fn redis_cli_at(port: u16, args: &[&str]) -> Option<String> {
+fn redis_cli(cli_args: &[String], args: &[&str]) -> Option<String> {
     let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
+        .args(cli_args)
         .args(args)
         .output()
         .ok()?;
