@@ -14,6 +14,7 @@ use anyhow::{Context, Result, ensure};
 use redis::Value as RedisValue;
 
 use crate::accounts;
+use crate::connection::{pipe_retrying, query_retrying};
 use crate::events;
 use crate::keys::Keys;
 use crate::replay::{AnomalyKind, Ledger};
@@ -120,8 +121,7 @@ async fn read_entries(
         cmd.arg("BLOCK").arg(ms);
     }
     cmd.arg("STREAMS").arg(keys.events()).arg(last_id);
-    let reply: RedisValue = cmd
-        .query_async(conn)
+    let reply: RedisValue = query_retrying(conn, &cmd)
         .await
         .with_context(|| format!("reading {}", keys.events()))?;
     parse_xread(reply).with_context(|| format!("reading {}: unexpected reply shape", keys.events()))
@@ -239,8 +239,7 @@ async fn read_snapshot(
         for other in ledger.banks.iter().filter(|o| *o != bank) {
             pipe.cmd("HGET").arg(&key).arg(other);
         }
-        let values: Vec<RedisValue> = pipe
-            .query_async(conn)
+        let values: Vec<RedisValue> = pipe_retrying(conn, &pipe)
             .await
             .with_context(|| format!("reading {key}"))?;
         let others = (0..n).filter(|&b| b != a);
@@ -281,7 +280,9 @@ async fn read_each(
     for key in keys {
         pipe.cmd(command).arg(key);
     }
-    let values: Vec<RedisValue> = pipe.query_async(conn).await.context("reading balances")?;
+    let values: Vec<RedisValue> = pipe_retrying(conn, &pipe)
+        .await
+        .context("reading balances")?;
     Ok(values)
 }
 
@@ -295,13 +296,10 @@ async fn count_completed(
     let mut start = 0;
     while start < length {
         let end = (start + GETRANGE_CHUNK).min(length) - 1;
-        let chunk: Vec<u8> = redis::cmd("GETRANGE")
-            .arg(key)
-            .arg(start)
-            .arg(end)
-            .query_async(conn)
-            .await
-            .with_context(|| format!("reading {key}"))?;
+        let chunk: Vec<u8> =
+            query_retrying(conn, redis::cmd("GETRANGE").arg(key).arg(start).arg(end))
+                .await
+                .with_context(|| format!("reading {key}"))?;
         ensure!(!chunk.is_empty(), "{key} is shorter than its length");
         completed += chunk.iter().filter(|&&c| c == b'C').count() as u64;
         start += chunk.len() as u64;

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use redis::AsyncCommands;
 
 use crate::accounts::AccountsFile;
+use crate::connection::query_retrying;
 use crate::keys::{Keys, SCHEMA_VERSION};
 
 /// Keys per `MSET` or `RPUSH`, and commands per pipeline round trip.
@@ -185,11 +186,10 @@ pub struct Meta {
 
 /// Reads `P:meta` and the bank list, refusing a set that is missing or not fully loaded.
 pub async fn read_meta(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) -> Result<Meta> {
-    let fields: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(keys.meta())
-        .query_async(conn)
-        .await
-        .with_context(|| format!("reading {}", keys.meta()))?;
+    let fields: HashMap<String, String> =
+        query_retrying(conn, redis::cmd("HGETALL").arg(keys.meta()))
+            .await
+            .with_context(|| format!("reading {}", keys.meta()))?;
     let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
     match get("status").as_str() {
         "ready" => {}
@@ -218,13 +218,10 @@ pub async fn read_meta(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) 
             .parse()
             .with_context(|| format!("{} field {name} is not an integer", keys.meta()))
     };
-    let banks: Vec<String> = redis::cmd("LRANGE")
-        .arg(keys.banks())
-        .arg(0)
-        .arg(-1)
-        .query_async(conn)
-        .await
-        .with_context(|| format!("reading {}", keys.banks()))?;
+    let banks: Vec<String> =
+        query_retrying(conn, redis::cmd("LRANGE").arg(keys.banks()).arg(0).arg(-1))
+            .await
+            .with_context(|| format!("reading {}", keys.banks()))?;
     Ok(Meta {
         sha256: get("sha256"),
         accounts: number("accounts")? as u64,

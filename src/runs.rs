@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::connection::{pipe_retrying, query_retrying};
 use anyhow::{Context, Result};
-use redis::AsyncCommands;
 
 use crate::keys::Keys;
 
@@ -118,7 +118,7 @@ pub async fn start(
 
 /// Records how a run ended.
 pub async fn finish(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
     id: u64,
     status: RunStatus,
@@ -132,8 +132,9 @@ pub async fn finish(
         ("events", events.to_string()),
     ];
     all.extend(fields.iter().cloned());
-    let _: () = conn
-        .hset_multiple(keys.run(id), &all)
+    let mut cmd = redis::cmd("HSET");
+    cmd.arg(keys.run(id)).arg(&all);
+    query_retrying::<()>(conn, &cmd)
         .await
         .with_context(|| format!("recording {}", keys.run(id)))?;
     Ok(())
@@ -150,7 +151,7 @@ pub async fn applied_per_worker(
     for worker in 1..=workers {
         pipe.strlen(keys.producer(&crate::events::producer_id(run, worker)));
     }
-    pipe.query_async(conn)
+    pipe_retrying(conn, &pipe)
         .await
         .context("reading the producer keys")
 }
@@ -160,9 +161,7 @@ pub async fn read_all(
     conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
 ) -> Result<Vec<RunRecord>> {
-    let last: Option<u64> = redis::cmd("GET")
-        .arg(keys.runs())
-        .query_async(conn)
+    let last: Option<u64> = query_retrying(conn, redis::cmd("GET").arg(keys.runs()))
         .await
         .context("reading the runs")?;
     let last = last.unwrap_or(0);
@@ -173,8 +172,9 @@ pub async fn read_all(
     for id in 1..=last {
         pipe.hgetall(keys.run(id));
     }
-    let all: Vec<HashMap<String, String>> =
-        pipe.query_async(conn).await.context("reading the runs")?;
+    let all: Vec<HashMap<String, String>> = pipe_retrying(conn, &pipe)
+        .await
+        .context("reading the runs")?;
     let mut runs = Vec::with_capacity(all.len());
     for (fields, id) in all.into_iter().zip(1..) {
         runs.push(

@@ -13,13 +13,10 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use redis::aio::ConnectionManager;
 
-use super::{Shared, WorkerStats, backoff_ms, worker_rng};
-use crate::connection::{Target, is_transient};
+use super::{Shared, WorkerStats, worker_rng};
+use crate::connection::{RETRY_LIMIT, Target, backoff_ms, is_transient};
 use crate::events::producer_id;
 use crate::script::TransferRequest;
-
-/// How many times one call is sent again after transient errors before the worker gives up.
-pub const RETRY_LIMIT: u32 = 30;
 
 pub(super) async fn worker(
     shared: &Shared,

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, ensure};
 use rand::Rng;
 
+use crate::connection::query_retrying;
 use crate::init::Meta;
 use crate::keys::Keys;
 
@@ -30,14 +31,17 @@ impl Directory {
             let key = keys.directory(bank);
             let mut start = 0;
             loop {
-                let chunk: Vec<String> = redis::cmd("LRANGE")
-                    .arg(&key)
-                    .arg(start)
-                    .arg(start + LRANGE_CHUNK - 1)
-                    .query_async(conn)
+                let mut cmd = redis::cmd("LRANGE");
+                cmd.arg(&key).arg(start).arg(start + LRANGE_CHUNK - 1);
+                let chunk: Vec<String> = query_retrying(conn, &cmd)
                     .await
                     .with_context(|| format!("reading {key}"))?;
                 let len = chunk.len() as i64;
+                ensure!(
+                    accounts.len() as u64 + len as u64 <= meta.accounts,
+                    "{key} lists more accounts than {} says were loaded: run `interbank init` again",
+                    keys.meta()
+                );
                 accounts.extend(
                     chunk
                         .into_iter()

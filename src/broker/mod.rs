@@ -149,13 +149,6 @@ fn worker_rng(seed: u64, worker: u32) -> ChaCha8Rng {
     rng
 }
 
-/// Exponential backoff with a cap: 10, 20, 40... up to 1,000 ms.
-fn backoff_ms(attempt: u32) -> u64 {
-    const BASE_MS: u64 = 10;
-    const CAP_MS: u64 = 1_000;
-    BASE_MS.saturating_mul(1 << attempt.min(16)).min(CAP_MS)
-}
-
 /// Runs the broker to the end (or to Ctrl-C, or to an error that stops it).
 pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     config.validate()?;
@@ -474,13 +467,6 @@ mod tests {
             let err = bad.validate().unwrap_err().to_string();
             assert!(err.contains(flag), "{err}");
         }
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff_ms(1), 20);
-        assert_eq!(backoff_ms(3), 80);
-        assert_eq!(backoff_ms(30), 1_000);
     }
 
     #[test]
