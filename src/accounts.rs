@@ -60,11 +60,7 @@ pub enum FileError {
     /// The file cannot be opened or read at all.
     Unreadable { path: PathBuf, reason: String },
     /// The file was read, and these problems were found in it.
-    Invalid {
-        path: PathBuf,
-        problems: Vec<Problem>,
-        more: usize,
-    },
+    Invalid { path: PathBuf, problems: Vec<Problem>, more: usize },
 }
 
 impl fmt::Display for FileError {
@@ -73,18 +69,10 @@ impl fmt::Display for FileError {
             FileError::Unreadable { path, reason } => {
                 write!(f, "cannot read {}: {reason}", path.display())
             }
-            FileError::Invalid {
-                path,
-                problems,
-                more,
-            } => {
+            FileError::Invalid { path, problems, more } => {
                 let total = problems.len() + more;
                 let noun = if total == 1 { "problem" } else { "problems" };
-                write!(
-                    f,
-                    "{} has {total} {noun}; nothing was written:",
-                    path.display()
-                )?;
+                write!(f, "{} has {total} {noun}; nothing was written:", path.display())?;
                 for problem in problems {
                     write!(f, "\n  {}:{}: ", path.display(), problem.line)?;
                     if let Some(field) = problem.field {
@@ -112,20 +100,12 @@ struct Problems {
 
 impl Problems {
     fn new(path: &Path) -> Problems {
-        Problems {
-            path: path.to_path_buf(),
-            kept: Vec::new(),
-            more: 0,
-        }
+        Problems { path: path.to_path_buf(), kept: Vec::new(), more: 0 }
     }
 
     fn add(&mut self, line: u64, field: Option<&'static str>, message: String) {
         if self.kept.len() < MAX_REPORTED_ERRORS {
-            self.kept.push(Problem {
-                line,
-                field,
-                message,
-            });
+            self.kept.push(Problem { line, field, message });
         } else {
             self.more += 1;
         }
@@ -136,11 +116,7 @@ impl Problems {
     }
 
     fn into_error(self) -> FileError {
-        FileError::Invalid {
-            path: self.path,
-            problems: self.kept,
-            more: self.more,
-        }
+        FileError::Invalid { path: self.path, problems: self.kept, more: self.more }
     }
 }
 
@@ -151,12 +127,41 @@ fn read_file(path: &Path, what_to_do: &str) -> Result<Vec<u8>, FileError> {
     })
 }
 
-/// A CSV reader that leaves row lengths to us (a ragged row is reported, not a parser error).
-fn csv_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes)
+/// Reads CSV records one at a time with the line each is really on. Row lengths are left to the
+/// caller (a ragged row is reported, not a parser error); a CSV error ends the reading.
+struct Records<'a> {
+    reader: csv::Reader<&'a [u8]>,
+    lines: LineCounter<'a>,
+    record: csv::ByteRecord,
+}
+
+impl<'a> Records<'a> {
+    fn new(text: &'a [u8]) -> Records<'a> {
+        Records {
+            reader: csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text),
+            lines: LineCounter { text, byte: 0, line: 1 },
+            record: csv::ByteRecord::new(),
+        }
+    }
+
+    /// The next record and its line, or `None` at the end or after an unreadable record.
+    fn next(&mut self, problems: &mut Problems) -> Option<(u64, &csv::ByteRecord)> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(true) => {
+                let start = self.record.position().map_or(0, |p| p.byte()) as usize;
+                Some((self.lines.line_of(start, problems), &self.record))
+            }
+            Ok(false) => None,
+            Err(e) => {
+                problems.add(
+                    e.position().map_or(0, |p| p.line()),
+                    None,
+                    format!("unreadable CSV: {e}"),
+                );
+                None
+            }
+        }
+    }
 }
 
 /// Splits off a UTF-8 byte order mark, which spreadsheet programs like to write.
@@ -190,37 +195,17 @@ fn field_str<'a>(
 
 /// Reads the banks file: a header `bank`, then one unique bank name per line.
 pub fn read_banks(path: &Path) -> Result<Vec<String>, FileError> {
-    let bytes = read_file(
-        path,
-        "the banks file is written by `interbank gen`, beside the accounts",
-    )?;
+    let bytes =
+        read_file(path, "the banks file is written by `interbank gen`, beside the accounts")?;
     let mut problems = Problems::new(path);
     let mut banks: Vec<String> = Vec::new();
-    let mut reader = csv_reader(strip_bom(&bytes));
-    let mut record = csv::ByteRecord::new();
+    let mut records = Records::new(strip_bom(&bytes));
     let mut header_seen = false;
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                problems.add(
-                    e.position().map_or(0, |p| p.line()),
-                    None,
-                    format!("unreadable CSV: {e}"),
-                );
-                break;
-            }
-        }
-        let line = record.position().map_or(0, |p| p.line());
+    while let Some((line, record)) = records.next(&mut problems) {
         if !header_seen {
             header_seen = true;
             if record.len() != 1 || record[0].trim_ascii() != b"bank" {
-                problems.add(
-                    line,
-                    None,
-                    "the header must be the single column `bank`".to_string(),
-                );
+                problems.add(line, None, "the header must be the single column `bank`".to_string());
                 break;
             }
             continue;
@@ -233,7 +218,7 @@ pub fn read_banks(path: &Path) -> Result<Vec<String>, FileError> {
             );
             continue;
         }
-        let Some(name) = field_str(&record, 0, "bank", line, &mut problems) else {
+        let Some(name) = field_str(record, 0, "bank", line, &mut problems) else {
             continue;
         };
         if let Err(why) = check_bank_name(name) {
@@ -256,11 +241,7 @@ pub fn read_banks(path: &Path) -> Result<Vec<String>, FileError> {
     } else if problems.is_empty() && banks.is_empty() {
         problems.add(1, None, "lists no bank".to_string());
     }
-    if problems.is_empty() {
-        Ok(banks)
-    } else {
-        Err(problems.into_error())
-    }
+    if problems.is_empty() { Ok(banks) } else { Err(problems.into_error()) }
 }
 
 /// Turns the byte offset where the CSV reader says a record starts into the line it is really on.
@@ -294,16 +275,11 @@ impl LineCounter<'_> {
 }
 
 fn check_header(record: &csv::ByteRecord) -> Result<(), String> {
-    let names: Vec<String> = record
-        .iter()
-        .map(|f| String::from_utf8_lossy(f).trim().to_string())
-        .collect();
+    let names: Vec<String> =
+        record.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
     let expected_amount = ["ammount", "amount"];
     let ok = names.len() == 4
-        && names[..3]
-            .iter()
-            .zip(&ACCOUNTS_HEADER[..3])
-            .all(|(a, b)| a == b)
+        && names[..3].iter().zip(&ACCOUNTS_HEADER[..3]).all(|(a, b)| a == b)
         && expected_amount.contains(&names[3].as_str());
     if ok {
         Ok(())
@@ -322,9 +298,7 @@ fn parse_balance(text: &str) -> Result<i64, String> {
     }
     let digits = trimmed.strip_prefix(['-', '+']).unwrap_or(trimmed);
     if !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') || digits.is_empty() {
-        return Err(format!(
-            "{trimmed:?} is not a number: give the balance in cents, e.g. 2106"
-        ));
+        return Err(format!("{trimmed:?} is not a number: give the balance in cents, e.g. 2106"));
     }
     if digits.contains('.') {
         return Err(format!(
@@ -332,9 +306,7 @@ fn parse_balance(text: &str) -> Result<i64, String> {
         ));
     }
     if trimmed.starts_with('-') && digits.bytes().any(|b| b != b'0') {
-        return Err(format!(
-            "{trimmed:?} is negative: an account cannot start below zero"
-        ));
+        return Err(format!("{trimmed:?} is negative: an account cannot start below zero"));
     }
     trimmed
         .parse::<i64>()
@@ -344,53 +316,23 @@ fn parse_balance(text: &str) -> Result<i64, String> {
 /// Reads and checks an accounts file against a list of banks. Nothing is returned unless the
 /// whole file is valid.
 pub fn read_accounts(path: &Path, banks: Vec<String>) -> Result<AccountsFile, FileError> {
-    let bytes = read_file(
-        path,
-        "make one with `interbank gen` or give its path with --accounts",
-    )?;
-    let sha256: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let bytes = read_file(path, "make one with `interbank gen` or give its path with --accounts")?;
+    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     let mut problems = Problems::new(path);
-    let bank_index: HashMap<&str, usize> = banks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.as_str(), i))
-        .collect();
+    let bank_index: HashMap<&str, usize> =
+        banks.iter().enumerate().map(|(i, b)| (b.as_str(), i)).collect();
     let mut first_line_of: HashMap<String, u64> = HashMap::new();
     let mut accounts = Vec::new();
     let mut total_cents: i64 = 0;
     let mut total_overflowed = false;
-    let text = strip_bom(&bytes);
-    let mut reader = csv_reader(text);
-    let mut lines = LineCounter {
-        text,
-        byte: 0,
-        line: 1,
-    };
-    let mut record = csv::ByteRecord::new();
+    let mut records = Records::new(strip_bom(&bytes));
     let mut header_seen = false;
     let mut last_line: u64 = 0;
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                problems.add(
-                    e.position().map_or(0, |p| p.line()),
-                    None,
-                    format!("unreadable CSV: {e}"),
-                );
-                break;
-            }
-        }
-        let start = record.position().map_or(0, |p| p.byte()) as usize;
-        let line = lines.line_of(start, &mut problems);
+    while let Some((line, record)) = records.next(&mut problems) {
         last_line = line;
         if !header_seen {
             header_seen = true;
-            if let Err(why) = check_header(&record) {
+            if let Err(why) = check_header(record) {
                 problems.add(line, None, why);
                 break;
             }
@@ -400,25 +342,18 @@ pub fn read_accounts(path: &Path, banks: Vec<String>) -> Result<AccountsFile, Fi
             problems.add(
                 line,
                 None,
-                format!(
-                    "has {} fields; expected 4 (iban,bank,name,ammount)",
-                    record.len()
-                ),
+                format!("has {} fields; expected 4 (iban,bank,name,ammount)", record.len()),
             );
             continue;
         }
         if accounts.len() == MAX_ACCOUNTS {
-            problems.add(
-                line,
-                None,
-                format!("more than {MAX_ACCOUNTS} accounts in one file"),
-            );
+            problems.add(line, None, format!("more than {MAX_ACCOUNTS} accounts in one file"));
             break;
         }
-        let iban_text = field_str(&record, 0, "iban", line, &mut problems);
-        let bank_text = field_str(&record, 1, "bank", line, &mut problems);
-        let name_text = field_str(&record, 2, "name", line, &mut problems);
-        let amount_text = field_str(&record, 3, "ammount", line, &mut problems);
+        let iban_text = field_str(record, 0, "iban", line, &mut problems);
+        let bank_text = field_str(record, 1, "bank", line, &mut problems);
+        let name_text = field_str(record, 2, "name", line, &mut problems);
+        let amount_text = field_str(record, 3, "ammount", line, &mut problems);
         let (Some(iban_text), Some(bank_text), Some(name_text), Some(amount_text)) =
             (iban_text, bank_text, name_text, amount_text)
         else {
@@ -443,10 +378,7 @@ pub fn read_accounts(path: &Path, banks: Vec<String>) -> Result<AccountsFile, Fi
             problems.add(
                 line,
                 Some("bank"),
-                format!(
-                    "{bank_text:?} is not in the banks file (known: {})",
-                    banks.join(", ")
-                ),
+                format!("{bank_text:?} is not in the banks file (known: {})", banks.join(", ")),
             );
             row_ok = false;
         }
@@ -501,30 +433,17 @@ pub fn read_accounts(path: &Path, banks: Vec<String>) -> Result<AccountsFile, Fi
             "the file is empty: expected the header `iban,bank,name,ammount`".to_string(),
         );
     } else if problems.is_empty() && accounts.len() < 2 {
-        problems.add(
-            last_line.max(1),
-            None,
-            "a transfer needs at least two accounts".to_string(),
-        );
+        problems.add(last_line.max(1), None, "a transfer needs at least two accounts".to_string());
     }
     if !problems.is_empty() {
         return Err(problems.into_error());
     }
-    Ok(AccountsFile {
-        path: path.to_path_buf(),
-        sha256,
-        banks,
-        accounts,
-        total_cents,
-    })
+    Ok(AccountsFile { path: path.to_path_buf(), sha256, banks, accounts, total_cents })
 }
 
 /// The banks file that goes with an accounts file: `banks.csv` in the same folder.
 pub fn default_banks_path(accounts_path: &Path) -> PathBuf {
-    accounts_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("banks.csv")
+    accounts_path.parent().unwrap_or(Path::new(".")).join("banks.csv")
 }
 
 /// Reads the banks file and then the accounts file, checking both entirely.
@@ -580,12 +499,7 @@ mod tests {
         assert_eq!(file.total_cents, 100);
         assert_eq!(
             file.accounts[1],
-            Account {
-                iban: GOOD_B.into(),
-                bank: 1,
-                name: "Bo".into(),
-                balance_cents: 0
-            }
+            Account { iban: GOOD_B.into(), bank: 1, name: "Bo".into(), balance_cents: 0 }
         );
         assert_eq!(file.sha256.len(), 64);
     }
@@ -593,42 +507,17 @@ mod tests {
     #[test]
     fn each_bad_row_names_line_and_field() {
         let cases: &[(&str, u64, Option<&str>, &str)] = &[
-            (
-                "ES9221000418450200051332,Kutxa,Bo,1\n",
-                3,
-                Some("iban"),
-                "check digits 92",
-            ),
-            (
-                &format!("{GOOD_A},Kutxa,Bo,1\n"),
-                3,
-                Some("iban"),
-                "already appears on line 2",
-            ),
+            ("ES9221000418450200051332,Kutxa,Bo,1\n", 3, Some("iban"), "check digits 92"),
+            (&format!("{GOOD_A},Kutxa,Bo,1\n"), 3, Some("iban"), "already appears on line 2"),
             (
                 &format!("{GOOD_B},Nope,Bo,1\n"),
                 3,
                 Some("bank"),
                 "\"Nope\" is not in the banks file",
             ),
-            (
-                &format!("{GOOD_B},Kutxa,Bo,-5\n"),
-                3,
-                Some("ammount"),
-                "is negative",
-            ),
-            (
-                &format!("{GOOD_B},Kutxa,Bo,1.5\n"),
-                3,
-                Some("ammount"),
-                "is fractional",
-            ),
-            (
-                &format!("{GOOD_B},Kutxa,Bo,abc\n"),
-                3,
-                Some("ammount"),
-                "is not a number",
-            ),
+            (&format!("{GOOD_B},Kutxa,Bo,-5\n"), 3, Some("ammount"), "is negative"),
+            (&format!("{GOOD_B},Kutxa,Bo,1.5\n"), 3, Some("ammount"), "is fractional"),
+            (&format!("{GOOD_B},Kutxa,Bo,abc\n"), 3, Some("ammount"), "is not a number"),
             (
                 &format!("{GOOD_B},Kutxa,Bo,99999999999999999999\n"),
                 3,
@@ -641,24 +530,9 @@ mod tests {
                 Some("ammount"),
                 "add up to more than",
             ),
-            (
-                &format!("{GOOD_B},Kutxa,Bo\n"),
-                3,
-                None,
-                "has 3 fields; expected 4",
-            ),
-            (
-                &format!("{GOOD_B},Kutxa,Bo,1,extra\n"),
-                3,
-                None,
-                "has 5 fields",
-            ),
-            (
-                &format!("\n{GOOD_B},Kutxa,Bo,1\n"),
-                3,
-                None,
-                "the line is empty",
-            ),
+            (&format!("{GOOD_B},Kutxa,Bo\n"), 3, None, "has 3 fields; expected 4"),
+            (&format!("{GOOD_B},Kutxa,Bo,1,extra\n"), 3, None, "has 5 fields"),
+            (&format!("\n{GOOD_B},Kutxa,Bo,1\n"), 3, None, "the line is empty"),
             (&format!("{GOOD_B},Kutxa,,1\n"), 3, Some("name"), "is empty"),
         ];
         for (rows, line, field, text) in cases {
@@ -682,45 +556,30 @@ mod tests {
     #[test]
     fn header_empty_file_and_single_account_are_refused() {
         assert!(
-            one_problem("iban,bank,name\n")
-                .message
-                .contains("expected `iban,bank,name,ammount`")
+            one_problem("iban,bank,name\n").message.contains("expected `iban,bank,name,ammount`")
         );
         assert!(one_problem("").message.contains("the file is empty"));
-        assert!(
-            one_problem(&with_rows(""))
-                .message
-                .contains("at least two accounts")
-        );
+        assert!(one_problem(&with_rows("")).message.contains("at least two accounts"));
     }
 
     #[test]
     fn many_problems_are_counted_and_the_text_names_the_file() {
         let rows: String = (0..30).map(|_| "bad,Kutxa,Bo,1\n").collect();
         let err = check(with_rows(&rows).as_bytes()).unwrap_err();
-        let FileError::Invalid { problems, more, .. } = &err else {
-            panic!("{err:?}")
-        };
+        let FileError::Invalid { problems, more, .. } = &err else { panic!("{err:?}") };
         assert_eq!(problems.len(), MAX_REPORTED_ERRORS);
         assert_eq!(*more, 10);
         let text = err.to_string();
-        assert!(
-            text.contains("has 30 problems; nothing was written"),
-            "{text}"
-        );
+        assert!(text.contains("has 30 problems; nothing was written"), "{text}");
         assert!(text.contains(":3: field 'iban': \"bad\""), "{text}");
         assert!(text.ends_with("... and 10 more"), "{text}");
     }
 
     #[test]
     fn missing_file_says_what_to_do() {
-        let err = read_accounts(Path::new("/nonexistent/accounts.csv"), banks())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("cannot read /nonexistent/accounts.csv"),
-            "{err}"
-        );
+        let err =
+            read_accounts(Path::new("/nonexistent/accounts.csv"), banks()).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read /nonexistent/accounts.csv"), "{err}");
         assert!(err.contains("interbank gen"), "{err}");
     }
 
@@ -731,19 +590,9 @@ mod tests {
         std::fs::write(&path, "bank\nING\nBBVA\n").unwrap();
         assert_eq!(read_banks(&path).unwrap(), vec!["ING", "BBVA"]);
         std::fs::write(&path, "bank\nING\nING\n").unwrap();
-        assert!(
-            read_banks(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("listed twice")
-        );
+        assert!(read_banks(&path).unwrap_err().to_string().contains("listed twice"));
         std::fs::write(&path, "name\nING\n").unwrap();
-        assert!(
-            read_banks(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("single column `bank`")
-        );
+        assert!(read_banks(&path).unwrap_err().to_string().contains("single column `bank`"));
         std::fs::write(&path, "").unwrap();
         assert!(read_banks(&path).unwrap_err().to_string().contains("empty"));
     }

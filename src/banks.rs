@@ -12,65 +12,24 @@ pub struct KnownBank {
 
 /// The seed's banks, in the seed's order (`../shared/seed/data/banks.csv`).
 pub const KNOWN_BANKS: [KnownBank; 13] = [
-    KnownBank {
-        name: "CaixaBank",
-        entity_code: "2100",
-    },
-    KnownBank {
-        name: "Santander",
-        entity_code: "0049",
-    },
-    KnownBank {
-        name: "BBVA",
-        entity_code: "0182",
-    },
-    KnownBank {
-        name: "Sabadell",
-        entity_code: "0081",
-    },
-    KnownBank {
-        name: "CecaBank",
-        entity_code: "2000",
-    },
-    KnownBank {
-        name: "ING",
-        entity_code: "1465",
-    },
-    KnownBank {
-        name: "Cooperativo",
-        entity_code: "0198",
-    },
-    KnownBank {
-        name: "Bankinter",
-        entity_code: "0128",
-    },
-    KnownBank {
-        name: "Cajamar",
-        entity_code: "3058",
-    },
-    KnownBank {
-        name: "IberCaja",
-        entity_code: "2085",
-    },
-    KnownBank {
-        name: "Kutxa",
-        entity_code: "2095",
-    },
-    KnownBank {
-        name: "BancaMarch",
-        entity_code: "0061",
-    },
-    KnownBank {
-        name: "Deutsche Bank",
-        entity_code: "0019",
-    },
+    KnownBank { name: "CaixaBank", entity_code: "2100" },
+    KnownBank { name: "Santander", entity_code: "0049" },
+    KnownBank { name: "BBVA", entity_code: "0182" },
+    KnownBank { name: "Sabadell", entity_code: "0081" },
+    KnownBank { name: "CecaBank", entity_code: "2000" },
+    KnownBank { name: "ING", entity_code: "1465" },
+    KnownBank { name: "Cooperativo", entity_code: "0198" },
+    KnownBank { name: "Bankinter", entity_code: "0128" },
+    KnownBank { name: "Cajamar", entity_code: "3058" },
+    KnownBank { name: "IberCaja", entity_code: "2085" },
+    KnownBank { name: "Kutxa", entity_code: "2095" },
+    KnownBank { name: "BancaMarch", entity_code: "0061" },
+    KnownBank { name: "Deutsche Bank", entity_code: "0019" },
 ];
 
 /// The known bank whose entity code this is, if any.
 pub fn bank_for_entity_code(entity_code: &str) -> Option<&'static KnownBank> {
-    KNOWN_BANKS
-        .iter()
-        .find(|bank| bank.entity_code == entity_code)
+    KNOWN_BANKS.iter().find(|bank| bank.entity_code == entity_code)
 }
 
 /// Why a bank name cannot be used: it becomes part of Redis key names and hash tags.
@@ -80,19 +39,12 @@ pub fn check_bank_name(name: &str) -> Result<(), String> {
         return Err("the bank name is empty".to_string());
     }
     if name.trim() != name {
-        return Err(format!(
-            "the bank name {name:?} has leading or trailing spaces"
-        ));
+        return Err(format!("the bank name {name:?} has leading or trailing spaces"));
     }
     if name.len() > MAX_BANK_NAME_BYTES {
-        return Err(format!(
-            "the bank name is longer than {MAX_BANK_NAME_BYTES} bytes"
-        ));
+        return Err(format!("the bank name is longer than {MAX_BANK_NAME_BYTES} bytes"));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| matches!(c, '{' | '}' | ':') || c.is_control())
-    {
+    if let Some(bad) = name.chars().find(|c| matches!(c, '{' | '}' | ':') || c.is_control()) {
         return Err(format!(
             "the bank name {name:?} contains {bad:?}, which cannot appear in a Redis key name here"
         ));

@@ -53,17 +53,11 @@ pub struct Target {
 
 impl Target {
     pub fn new(url: &str) -> Target {
-        Target {
-            url: url.to_string(),
-            tls: TlsFiles::default(),
-        }
+        Target { url: url.to_string(), tls: TlsFiles::default() }
     }
 
     pub fn with_tls(url: &str, tls: TlsFiles) -> Target {
-        Target {
-            url: url.to_string(),
-            tls,
-        }
+        Target { url: url.to_string(), tls }
     }
 
     pub fn url(&self) -> &str {
@@ -96,11 +90,7 @@ impl Target {
                 self.scrub(&e.to_string())
             )
         };
-        let TlsFiles {
-            ca_cert,
-            client_cert,
-            client_key,
-        } = &self.tls;
+        let TlsFiles { ca_cert, client_cert, client_key } = &self.tls;
         if ca_cert.is_none() && client_cert.is_none() && client_key.is_none() {
             return Client::open(self.url.as_str()).map_err(bad_url);
         }
@@ -116,27 +106,16 @@ impl Target {
             (None, None) => None,
             _ => anyhow::bail!("--tls-cert and --tls-key go together: give both or neither"),
         };
-        let root_cert = ca_cert
-            .as_ref()
-            .map(|path| read(path, "TLS CA certificate"))
-            .transpose()?;
-        Client::build_with_tls(
-            self.url.as_str(),
-            redis::TlsCertificates {
-                client_tls,
-                root_cert,
-            },
-        )
-        .map_err(bad_url)
+        let root_cert =
+            ca_cert.as_ref().map(|path| read(path, "TLS CA certificate")).transpose()?;
+        Client::build_with_tls(self.url.as_str(), redis::TlsCertificates { client_tls, root_cert })
+            .map_err(bad_url)
     }
 }
 
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Target")
-            .field("url", &self.redacted())
-            .field("tls", &self.tls)
-            .finish()
+        f.debug_struct("Target").field("url", &self.redacted()).field("tls", &self.tls).finish()
     }
 }
 
@@ -151,11 +130,7 @@ fn password_of(url: &str) -> Option<&str> {
     let rest = &url[url.find("://")? + 3..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     let userinfo = &authority[..authority.rfind('@')?];
-    Some(
-        userinfo
-            .split_once(':')
-            .map_or(userinfo, |(_, password)| password),
-    )
+    Some(userinfo.split_once(':').map_or(userinfo, |(_, password)| password))
 }
 
 fn explain(target: &Target, err: redis::RedisError) -> anyhow::Error {
@@ -230,15 +205,13 @@ pub fn backoff_ms(attempt: u32) -> u64 {
     BASE_MS.saturating_mul(1 << attempt.min(16)).min(CAP_MS)
 }
 
-/// Sends a command that is safe to repeat (a read, or a write that sets what it sets), again
-/// after a transient error, at most [`RETRY_LIMIT`] times.
-pub async fn query_retrying<T: redis::FromRedisValue>(
-    conn: &mut impl redis::aio::ConnectionLike,
-    cmd: &redis::Cmd,
+/// Sends a request again after each transient error, at most [`RETRY_LIMIT`] times.
+async fn retrying<T>(
+    mut send: impl AsyncFnMut() -> redis::RedisResult<T>,
 ) -> redis::RedisResult<T> {
     let mut attempt = 0;
     loop {
-        match cmd.query_async(conn).await {
+        match send().await {
             Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
@@ -248,21 +221,21 @@ pub async fn query_retrying<T: redis::FromRedisValue>(
     }
 }
 
+/// Sends a command that is safe to repeat (a read, or a write that sets what it sets), again
+/// after a transient error, at most [`RETRY_LIMIT`] times.
+pub async fn query_retrying<T: redis::FromRedisValue>(
+    conn: &mut impl redis::aio::ConnectionLike,
+    cmd: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    retrying(async || cmd.query_async(conn).await).await
+}
+
 /// [`query_retrying`] for a pipeline of commands that are all safe to repeat.
 pub async fn pipe_retrying<T: redis::FromRedisValue>(
     conn: &mut impl redis::aio::ConnectionLike,
     pipe: &redis::Pipeline,
 ) -> redis::RedisResult<T> {
-    let mut attempt = 0;
-    loop {
-        match pipe.query_async(conn).await {
-            Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
-            }
-            result => return result,
-        }
-    }
+    retrying(async || pipe.query_async(conn).await).await
 }
 
 /// Whether a failed request may be sent again after a pause: the connection broke or timed out,
@@ -289,24 +262,15 @@ mod tests {
     fn passwords_never_show() {
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("redis://:s3cret@host:1/0"), "redis://:***@host:1/0");
-        assert_eq!(
-            redact("rediss://alice:s3cret@host:1"),
-            "rediss://alice:***@host:1"
-        );
+        assert_eq!(redact("rediss://alice:s3cret@host:1"), "rediss://alice:***@host:1");
         assert_eq!(redact("redis://s3cret@host"), "redis://***@host");
-        assert_eq!(
-            redact("redis://alice:p@ss@host/2"),
-            "redis://alice:***@host/2"
-        );
+        assert_eq!(redact("redis://alice:p@ss@host/2"), "redis://alice:***@host/2");
         assert_eq!(redact("unix:///tmp/redis.sock"), "unix:///tmp/redis.sock");
     }
 
     #[test]
     fn a_bad_url_is_explained_without_its_password() {
-        let err = Target::new("http://bob:hunter2@host")
-            .client()
-            .unwrap_err()
-            .to_string();
+        let err = Target::new("http://bob:hunter2@host").client().unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("rediss://"), "{err}");
         let target = Target::new("redis://bob:hunter2@host:1");
@@ -323,17 +287,8 @@ mod tests {
 
     #[test]
     fn half_a_client_certificate_is_refused() {
-        let tls = TlsFiles {
-            client_cert: Some("c.pem".into()),
-            ..TlsFiles::default()
-        };
-        let err = Target::with_tls("rediss://host:1", tls)
-            .client()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("--tls-cert and --tls-key go together"),
-            "{err}"
-        );
+        let tls = TlsFiles { client_cert: Some("c.pem".into()), ..TlsFiles::default() };
+        let err = Target::with_tls("rediss://host:1", tls).client().unwrap_err().to_string();
+        assert!(err.contains("--tls-cert and --tls-key go together"), "{err}");
     }
 }

@@ -121,9 +121,8 @@ async fn read_entries(
         cmd.arg("BLOCK").arg(ms);
     }
     cmd.arg("STREAMS").arg(keys.events()).arg(last_id);
-    let reply: RedisValue = query_retrying(conn, &cmd)
-        .await
-        .with_context(|| format!("reading {}", keys.events()))?;
+    let reply: RedisValue =
+        query_retrying(conn, &cmd).await.with_context(|| format!("reading {}", keys.events()))?;
     parse_xread(reply).with_context(|| format!("reading {}: unexpected reply shape", keys.events()))
 }
 
@@ -145,22 +144,15 @@ fn parse_xread(reply: RedisValue) -> Result<Vec<Entry>> {
         Some(other) => anyhow::bail!("{other:?}"),
     };
     for entry in entries {
-        let RedisValue::Array(mut parts) = entry else {
-            anyhow::bail!("entry is not an array")
-        };
+        let RedisValue::Array(mut parts) = entry else { anyhow::bail!("entry is not an array") };
         ensure!(parts.len() == 2, "entry has {} parts", parts.len());
         let fields = parts.pop().expect("two parts");
         let id: String = redis::from_redis_value(parts.pop().expect("two parts"))?;
-        let RedisValue::Array(flat) = fields else {
-            anyhow::bail!("fields are not an array")
-        };
+        let RedisValue::Array(flat) = fields else { anyhow::bail!("fields are not an array") };
         let mut pairs = Vec::with_capacity(flat.len() / 2);
         let mut flat = flat.into_iter();
         while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-            pairs.push((
-                redis::from_redis_value(name)?,
-                redis::from_redis_value(value)?,
-            ));
+            pairs.push((redis::from_redis_value(name)?, redis::from_redis_value(value)?));
         }
         out.push((id, pairs));
     }
@@ -226,11 +218,7 @@ async fn read_snapshot(
         accounts.extend(values.into_iter().map(to_value));
     }
     let bank_keys: Vec<String> = ledger.banks.iter().map(|b| keys.bank_balance(b)).collect();
-    let banks = read_each(conn, "GET", &bank_keys)
-        .await?
-        .into_iter()
-        .map(to_value)
-        .collect();
+    let banks = read_each(conn, "GET", &bank_keys).await?.into_iter().map(to_value).collect();
     let n = ledger.banks.len();
     let mut interbank = vec![Value::Int(0); n * n];
     for (a, bank) in ledger.banks.iter().enumerate() {
@@ -239,9 +227,8 @@ async fn read_snapshot(
         for other in ledger.banks.iter().filter(|o| *o != bank) {
             pipe.cmd("HGET").arg(&key).arg(other);
         }
-        let values: Vec<RedisValue> = pipe_retrying(conn, &pipe)
-            .await
-            .with_context(|| format!("reading {key}"))?;
+        let values: Vec<RedisValue> =
+            pipe_retrying(conn, &pipe).await.with_context(|| format!("reading {key}"))?;
         let others = (0..n).filter(|&b| b != a);
         for (b, value) in others.zip(values) {
             interbank[a * n + b] = to_value(value);
@@ -253,21 +240,10 @@ async fn read_snapshot(
         for (worker, applied) in (1..=run.workers).zip(applied) {
             let key = keys.producer(&events::producer_id(run.id, worker));
             let completed = count_completed(conn, &key, applied).await?;
-            producers.push(ProducerRecord {
-                run: run.id,
-                worker,
-                applied,
-                completed,
-            });
+            producers.push(ProducerRecord { run: run.id, worker, applied, completed });
         }
     }
-    Ok(Snapshot {
-        accounts,
-        banks,
-        interbank,
-        runs,
-        producers,
-    })
+    Ok(Snapshot { accounts, banks, interbank, runs, producers })
 }
 
 /// One command per key, pipelined, so a key of the wrong type shows as that key's error.
@@ -280,9 +256,7 @@ async fn read_each(
     for key in keys {
         pipe.cmd(command).arg(key);
     }
-    let values: Vec<RedisValue> = pipe_retrying(conn, &pipe)
-        .await
-        .context("reading balances")?;
+    let values: Vec<RedisValue> = pipe_retrying(conn, &pipe).await.context("reading balances")?;
     Ok(values)
 }
 

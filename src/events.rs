@@ -35,11 +35,7 @@ const REASONS: [(CancelReason, &str, u8); 5] = [
 
 impl CancelReason {
     pub fn as_str(self) -> &'static str {
-        REASONS
-            .iter()
-            .find(|r| r.0 == self)
-            .map(|r| r.1)
-            .expect("every reason is in REASONS")
+        REASONS.iter().find(|r| r.0 == self).map(|r| r.1).expect("every reason is in REASONS")
     }
 
     pub fn parse(text: &str) -> Option<CancelReason> {
@@ -60,20 +56,15 @@ impl Outcome {
         if code == b'C' {
             return Some(Outcome::Completed);
         }
-        REASONS
-            .iter()
-            .find(|r| r.2 == code)
-            .map(|r| Outcome::Cancelled(r.0))
+        REASONS.iter().find(|r| r.2 == code).map(|r| Outcome::Cancelled(r.0))
     }
 
     pub fn code(self) -> u8 {
         match self {
             Outcome::Completed => b'C',
-            Outcome::Cancelled(reason) => REASONS
-                .iter()
-                .find(|r| r.0 == reason)
-                .map(|r| r.2)
-                .expect("known"),
+            Outcome::Cancelled(reason) => {
+                REASONS.iter().find(|r| r.0 == reason).map(|r| r.2).expect("known")
+            }
         }
     }
 }
@@ -128,17 +119,8 @@ pub struct Event {
 pub fn parse<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<Event, String> {
     const MAX_FIELDS: usize = 16;
     let mut found: [Option<&str>; 9] = [None; 9];
-    const NAMES: [&str; 9] = [
-        "id",
-        "status",
-        "from",
-        "to",
-        "from_bank",
-        "to_bank",
-        "amount",
-        "from_balance",
-        "reason",
-    ];
+    const NAMES: [&str; 9] =
+        ["id", "status", "from", "to", "from_bank", "to_bank", "amount", "from_balance", "reason"];
     for (count, (name, value)) in fields.into_iter().enumerate() {
         if count == MAX_FIELDS {
             return Err(format!("more than {MAX_FIELDS} fields"));
@@ -156,10 +138,7 @@ pub fn parse<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Resu
     }
     let get = |i: usize| found[i].ok_or_else(|| format!("field {} is missing", NAMES[i]));
     let id = TransferId::parse(get(0)?).ok_or_else(|| {
-        format!(
-            "id {:?} is not r<run>-w<worker>-<seq>",
-            found[0].unwrap_or_default()
-        )
+        format!("id {:?} is not r<run>-w<worker>-<seq>", found[0].unwrap_or_default())
     })?;
     let outcome = match (get(1)?, found[8]) {
         ("completed", None) => Outcome::Completed,
@@ -170,26 +149,20 @@ pub fn parse<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Resu
         ("completed", Some(_)) => return Err("a completed transfer has a reason".to_string()),
         ("cancelled", None) => return Err("a cancelled transfer has no reason".to_string()),
         (other, _) => {
-            return Err(format!(
-                "status {other:?} is neither completed nor cancelled"
-            ));
+            return Err(format!("status {other:?} is neither completed nor cancelled"));
         }
     };
-    let amount_cents: i64 = get(6)?.parse().map_err(|_| {
-        format!(
-            "amount {:?} is not an integer",
-            found[6].unwrap_or_default()
-        )
-    })?;
+    let amount_cents: i64 = get(6)?
+        .parse()
+        .map_err(|_| format!("amount {:?} is not an integer", found[6].unwrap_or_default()))?;
     if amount_cents < 1 && outcome == Outcome::Completed {
         return Err(format!("completed transfer of {amount_cents} cents"));
     }
     let from_balance_cents = match found[7] {
         None => None,
-        Some(text) => Some(
-            text.parse()
-                .map_err(|_| format!("from_balance {text:?} is not an integer"))?,
-        ),
+        Some(text) => {
+            Some(text.parse().map_err(|_| format!("from_balance {text:?} is not an integer"))?)
+        }
     };
     if outcome == Outcome::Completed && from_balance_cents.is_none() {
         return Err("field from_balance is missing".to_string());
@@ -212,12 +185,7 @@ pub fn fields(event: &Event) -> Vec<(&'static str, String)> {
         ("id", event.id.to_string()),
         (
             "status",
-            if event.outcome == Outcome::Completed {
-                "completed"
-            } else {
-                "cancelled"
-            }
-            .to_string(),
+            if event.outcome == Outcome::Completed { "completed" } else { "cancelled" }.to_string(),
         ),
         ("from", event.from.clone()),
         ("to", event.to.clone()),
@@ -240,11 +208,7 @@ mod tests {
 
     fn sample() -> Event {
         Event {
-            id: TransferId {
-                run: 2,
-                worker: 7,
-                seq: 42,
-            },
+            id: TransferId { run: 2, worker: 7, seq: 42 },
             outcome: Outcome::Completed,
             from: "ES1".into(),
             to: "ES2".into(),
@@ -264,10 +228,8 @@ mod tests {
     fn events_round_trip() {
         let event = sample();
         assert_eq!(round_trip(&event).unwrap(), event);
-        let cancelled = Event {
-            outcome: Outcome::Cancelled(CancelReason::InsufficientFunds),
-            ..sample()
-        };
+        let cancelled =
+            Event { outcome: Outcome::Cancelled(CancelReason::InsufficientFunds), ..sample() };
         assert_eq!(round_trip(&cancelled).unwrap(), cancelled);
         assert_eq!(event.id.to_string(), "r2-w7-42");
     }
@@ -278,10 +240,7 @@ mod tests {
             (&[("hello", "world")], "unknown field \"hello\""),
             (&[("id", "x")], "is not r<run>-w<worker>-<seq>"),
             (&[("id", "r1-w1-1"), ("id", "r1-w1-1")], "appears twice"),
-            (
-                &[("id", "r1-w1-1"), ("status", "done")],
-                "status \"done\" is neither",
-            ),
+            (&[("id", "r1-w1-1"), ("status", "done")], "status \"done\" is neither"),
         ];
         for (entry, expected) in cases {
             let all: Vec<(&str, &str)> = entry.to_vec();
@@ -296,22 +255,8 @@ mod tests {
 
     #[test]
     fn ids_and_codes_parse_strictly() {
-        assert_eq!(
-            TransferId::parse("r1-w2-3"),
-            Some(TransferId {
-                run: 1,
-                worker: 2,
-                seq: 3
-            })
-        );
-        for bad in [
-            "r1-w2-0",
-            "r01-w2-3",
-            "1-w2-3",
-            "r1-w2",
-            "r1-w2-3-4",
-            "r-1-w2-3",
-        ] {
+        assert_eq!(TransferId::parse("r1-w2-3"), Some(TransferId { run: 1, worker: 2, seq: 3 }));
+        for bad in ["r1-w2-0", "r01-w2-3", "1-w2-3", "r1-w2", "r1-w2-3-4", "r-1-w2-3"] {
             assert_eq!(TransferId::parse(bad), None, "{bad}");
         }
         for code in *b"CFUSAO" {

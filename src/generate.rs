@@ -130,20 +130,11 @@ pub fn generate(out_dir: &Path, count: u64, seed: u64) -> Result<Generated> {
             let surname2 = SURNAMES[rng.random_range(0..SURNAMES.len())];
             let balance = rng.random_range(MIN_BALANCE_CENTS..=MAX_BALANCE_CENTS);
             total_cents += balance;
-            writeln!(
-                out,
-                "{iban},{},{first} {surname1} {surname2},{balance}",
-                bank.name
-            )?;
+            writeln!(out, "{iban},{},{first} {surname1} {surname2},{balance}", bank.name)?;
         }
         Ok(())
     })?;
-    Ok(Generated {
-        accounts_path,
-        banks_path,
-        accounts: count,
-        total_cents,
-    })
+    Ok(Generated { accounts_path, banks_path, accounts: count, total_cents })
 }
 
 /// Writes a file through a temporary file in the same folder and renames it into place, so a
@@ -180,10 +171,7 @@ mod tests {
         assert_eq!(loaded.total_cents, first.total_cents);
         for account in &loaded.accounts {
             let code = iban::spanish_entity_code(&account.iban).unwrap();
-            assert_eq!(
-                bank_for_entity_code(code).unwrap().name,
-                loaded.banks[account.bank]
-            );
+            assert_eq!(bank_for_entity_code(code).unwrap().name, loaded.banks[account.bank]);
             assert!((MIN_BALANCE_CENTS..=MAX_BALANCE_CENTS).contains(&account.balance_cents));
         }
         generate(dir.path(), 500, 7).unwrap();
@@ -195,11 +183,6 @@ mod tests {
     #[test]
     fn refuses_fewer_than_two_accounts() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(
-            generate(dir.path(), 1, 0)
-                .unwrap_err()
-                .to_string()
-                .contains("between 2 and")
-        );
+        assert!(generate(dir.path(), 1, 0).unwrap_err().to_string().contains("between 2 and"));
     }
 }

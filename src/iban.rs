@@ -33,10 +33,7 @@ impl fmt::Display for IbanError {
                 "contains {c:?}; an IBAN is upper-case letters and digits only, without spaces"
             ),
             IbanError::CountryCode => {
-                write!(
-                    f,
-                    "does not start with a two-letter country code and two check digits"
-                )
+                write!(f, "does not start with a two-letter country code and two check digits")
             }
             IbanError::CheckDigits { expected, found } => write!(
                 f,
@@ -54,10 +51,7 @@ pub fn validate(iban: &str) -> Result<(), IbanError> {
     if !(IBAN_MIN_LEN..=IBAN_MAX_LEN).contains(&len) {
         return Err(IbanError::Length(iban.chars().count()));
     }
-    if let Some(c) = iban
-        .chars()
-        .find(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit()))
-    {
+    if let Some(c) = iban.chars().find(|c| !(c.is_ascii_uppercase() || c.is_ascii_digit())) {
         return Err(IbanError::Character(c));
     }
     let bytes = iban.as_bytes();
@@ -70,10 +64,7 @@ pub fn validate(iban: &str) -> Result<(), IbanError> {
     }
     let expected = check_digits(&iban[..2], &iban[4..]);
     if expected != iban[2..4] {
-        return Err(IbanError::CheckDigits {
-            expected,
-            found: iban[2..4].to_string(),
-        });
+        return Err(IbanError::CheckDigits { expected, found: iban[2..4].to_string() });
     }
     Ok(())
 }
@@ -98,11 +89,8 @@ fn mod97(chars: impl Iterator<Item = u8>) -> u32 {
 fn spanish_control_digit(digits: &[u8]) -> u8 {
     const WEIGHTS: [u32; 10] = [1, 2, 4, 8, 5, 10, 9, 7, 3, 6];
     let offset = WEIGHTS.len() - digits.len();
-    let sum: u32 = digits
-        .iter()
-        .zip(&WEIGHTS[offset..])
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
+    let sum: u32 =
+        digits.iter().zip(&WEIGHTS[offset..]).map(|(d, w)| u32::from(d - b'0') * w).sum();
     match 11 - sum % 11 {
         11 => 0,
         10 => 1,
@@ -154,49 +142,26 @@ mod tests {
     fn rejects_wrong_check_digits_with_the_expected_ones() {
         assert_eq!(
             validate("ES9221000418450200051332"),
-            Err(IbanError::CheckDigits {
-                expected: "91".into(),
-                found: "92".into()
-            })
+            Err(IbanError::CheckDigits { expected: "91".into(), found: "92".into() })
         );
-        let err = validate("ES9221000418450200051332")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("check digits 92") && err.contains("give 91"),
-            "{err}"
-        );
+        let err = validate("ES9221000418450200051332").unwrap_err().to_string();
+        assert!(err.contains("check digits 92") && err.contains("give 91"), "{err}");
     }
 
     #[test]
     fn rejects_bad_shapes() {
         assert_eq!(validate("ES91"), Err(IbanError::Length(4)));
-        assert_eq!(
-            validate("es9121000418450200051332"),
-            Err(IbanError::Character('e'))
-        );
-        assert_eq!(
-            validate("ES91 2100 0418 4502 0005"),
-            Err(IbanError::Character(' '))
-        );
-        assert_eq!(
-            validate("1291210004184502000513"),
-            Err(IbanError::CountryCode)
-        );
+        assert_eq!(validate("es9121000418450200051332"), Err(IbanError::Character('e')));
+        assert_eq!(validate("ES91 2100 0418 4502 0005"), Err(IbanError::Character(' ')));
+        assert_eq!(validate("1291210004184502000513"), Err(IbanError::CountryCode));
         assert_eq!(validate(&"X".repeat(35)), Err(IbanError::Length(35)));
     }
 
     #[test]
     fn builds_the_published_spanish_example() {
         // The Spanish example IBAN: entity 2100, branch 0418, control 45, account 0200051332.
-        assert_eq!(
-            spanish("2100", "0418", "0200051332"),
-            "ES9121000418450200051332"
-        );
-        assert_eq!(
-            spanish_entity_code("ES9121000418450200051332"),
-            Some("2100")
-        );
+        assert_eq!(spanish("2100", "0418", "0200051332"), "ES9121000418450200051332");
+        assert_eq!(spanish_entity_code("ES9121000418450200051332"), Some("2100"));
         assert_eq!(spanish_entity_code("GB82WEST12345698765432"), None);
     }
 

@@ -34,9 +34,7 @@ pub struct InitReport {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Removes every key under the prefix; returns how many were removed.
@@ -110,10 +108,7 @@ pub async fn init(
             pipe.hset_multiple(keys.interbank(bank), &others).ignore();
         }
     }
-    let _: () = pipe
-        .query_async(&mut conn)
-        .await
-        .context("writing the banks")?;
+    let _: () = pipe.query_async(&mut conn).await.context("writing the banks")?;
 
     let mut by_bank: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, account) in file.accounts.iter().enumerate() {
@@ -133,36 +128,24 @@ pub async fn init(
                     )
                 })
                 .collect();
-            let ibans: Vec<&str> = chunk
-                .iter()
-                .map(|&i| file.accounts[i].iban.as_str())
-                .collect();
+            let ibans: Vec<&str> = chunk.iter().map(|&i| file.accounts[i].iban.as_str()).collect();
             pipe.mset(&pairs).ignore();
             pipe.rpush(keys.directory(bank_name), ibans).ignore();
             queued += 2;
             if queued >= PIPELINE_COMMANDS {
-                let _: () = pipe
-                    .query_async(&mut conn)
-                    .await
-                    .context("loading accounts")?;
+                let _: () = pipe.query_async(&mut conn).await.context("loading accounts")?;
                 pipe = redis::pipe();
                 queued = 0;
             }
         }
     }
     if queued > 0 {
-        let _: () = pipe
-            .query_async(&mut conn)
-            .await
-            .context("loading accounts")?;
+        let _: () = pipe.query_async(&mut conn).await.context("loading accounts")?;
     }
     let _: () = conn
         .hset_multiple(
             &meta,
-            &[
-                ("status", "ready".to_string()),
-                ("loaded_at_ms", now_ms().to_string()),
-            ],
+            &[("status", "ready".to_string()), ("loaded_at_ms", now_ms().to_string())],
         )
         .await
         .with_context(|| format!("writing {meta}"))?;
@@ -202,10 +185,7 @@ pub async fn read_meta(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) 
             "{} says an `interbank init` is loading or was interrupted: run `interbank init` again",
             keys.meta()
         ),
-        other => anyhow::bail!(
-            "{} has status {other:?}; run `interbank init` again",
-            keys.meta()
-        ),
+        other => anyhow::bail!("{} has status {other:?}; run `interbank init` again", keys.meta()),
     }
     let schema = get("schema");
     anyhow::ensure!(
@@ -214,9 +194,7 @@ pub async fn read_meta(conn: &mut impl redis::aio::ConnectionLike, keys: &Keys) 
         keys.meta()
     );
     let number = |name: &str| -> Result<i64> {
-        get(name)
-            .parse()
-            .with_context(|| format!("{} field {name} is not an integer", keys.meta()))
+        get(name).parse().with_context(|| format!("{} field {name} is not an integer", keys.meta()))
     };
     let banks: Vec<String> =
         query_retrying(conn, redis::cmd("LRANGE").arg(keys.banks()).arg(0).arg(-1))

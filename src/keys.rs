@@ -36,17 +36,13 @@ impl Keys {
     pub fn new(prefix: &str) -> Result<Keys, String> {
         let valid = !prefix.is_empty()
             && prefix.len() <= MAX_PREFIX_BYTES
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if !valid {
             return Err(format!(
                 "key prefix {prefix:?} is not usable: use 1 to {MAX_PREFIX_BYTES} letters, digits, '_', '-' or '.'"
             ));
         }
-        Ok(Keys {
-            prefix: prefix.to_string(),
-        })
+        Ok(Keys { prefix: prefix.to_string() })
     }
 
     pub fn prefix(&self) -> &str {

@@ -147,11 +147,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Gen {
-            accounts,
-            seed,
-            out,
-        } => {
+        Command::Gen { accounts, seed, out } => {
             let seed = seed.unwrap_or_else(rand::random);
             let done = generate::generate(&out, accounts, seed)?;
             println!(
@@ -162,12 +158,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 done.banks_path.display()
             );
         }
-        Command::Init {
-            redis,
-            accounts,
-            banks,
-            json,
-        } => {
+        Command::Init { redis, accounts, banks, json } => {
             let keys = redis.keys()?;
             let file = accounts::load(&accounts, banks.as_deref())?;
             let report = init::init(&redis.target(), &keys, &file).await?;
@@ -222,14 +213,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Consume {
-            redis,
-            accounts,
-            banks,
-            idle_timeout,
-            quiet,
-            json,
-        } => {
+        Command::Consume { redis, accounts, banks, idle_timeout, quiet, json } => {
             anyhow::ensure!(
                 idle_timeout.is_finite() && (0.1..=86_400.0).contains(&idle_timeout),
                 "--idle-timeout must be 0.1 to 86400 seconds; got {idle_timeout}"

@@ -105,17 +105,9 @@ impl Ledger {
         let banks = file.banks.clone();
         let n = banks.len();
         Ledger {
-            bank_index: banks
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (b.clone(), i))
-                .collect(),
+            bank_index: banks.iter().enumerate().map(|(i, b)| (b.clone(), i)).collect(),
             banks,
-            ibans: file
-                .accounts
-                .iter()
-                .map(|a| a.iban.clone().into_boxed_str())
-                .collect(),
+            ibans: file.accounts.iter().map(|a| a.iban.clone().into_boxed_str()).collect(),
             account_index: file
                 .accounts
                 .iter()
@@ -150,10 +142,7 @@ impl Ledger {
         let (count, kept) = self.anomalies.entry(kind).or_default();
         *count += 1;
         if kept.len() < MAX_KEPT_PER_KIND {
-            kept.push(Anomaly {
-                entry: entry.to_string(),
-                detail,
-            });
+            kept.push(Anomaly { entry: entry.to_string(), detail });
         }
     }
 
@@ -163,45 +152,28 @@ impl Ledger {
             self.report(
                 AnomalyKind::UnknownRun,
                 entry,
-                format!(
-                    "{} belongs to run {}, which has no record",
-                    event.id, event.id.run
-                ),
+                format!("{} belongs to run {}, which has no record", event.id, event.id.run),
             );
             return;
         };
-        let producer = self
-            .producers
-            .entry((event.id.run, event.id.worker))
-            .or_default();
+        let producer = self.producers.entry((event.id.run, event.id.worker)).or_default();
         let expected = producer.last_seq + 1;
         if event.id.seq < expected {
-            self.report(
-                AnomalyKind::Duplicate,
-                entry,
-                format!("{} was already seen", event.id),
-            );
+            self.report(AnomalyKind::Duplicate, entry, format!("{} was already seen", event.id));
             return;
         }
         let gap = event.id.seq > expected;
         producer.last_seq = event.id.seq;
         if gap {
-            let detail = format!(
-                "{}: sequence jumped from {} to {}",
-                event.id,
-                expected - 1,
-                event.id.seq
-            );
+            let detail =
+                format!("{}: sequence jumped from {} to {}", event.id, expected - 1, event.id.seq);
             self.report(AnomalyKind::Gap, entry, detail);
         }
         let Some((from, to)) = self.locate(entry, event) else {
             return;
         };
         let completed = event.outcome == Outcome::Completed;
-        let producer = self
-            .producers
-            .entry((event.id.run, event.id.worker))
-            .or_default();
+        let producer = self.producers.entry((event.id.run, event.id.worker)).or_default();
         producer.events += 1;
         producer.completed += u64::from(completed);
         let tally = self.runs.entry(event.id.run).or_default();
@@ -238,9 +210,8 @@ impl Ledger {
     /// cancelled one may name an unknown account (that is why it was cancelled).
     fn locate(&mut self, entry: &str, event: &Event) -> Option<(Option<usize>, Option<usize>)> {
         let mut found = [None, None];
-        for (slot, (iban, bank)) in [(&event.from, &event.from_bank), (&event.to, &event.to_bank)]
-            .into_iter()
-            .enumerate()
+        for (slot, (iban, bank)) in
+            [(&event.from, &event.from_bank), (&event.to, &event.to_bank)].into_iter().enumerate()
         {
             let account = self.account_index.get(iban.as_str()).map(|&i| i as usize);
             let bank_ok = self.bank_index.get(bank.as_str()).copied();
@@ -280,9 +251,8 @@ impl Ledger {
         to: usize,
     ) {
         let amount = event.amount_cents;
-        let recorded = event
-            .from_balance_cents
-            .expect("parse requires from_balance on completed events");
+        let recorded =
+            event.from_balance_cents.expect("parse requires from_balance on completed events");
         if recorded < 0 {
             let detail = format!(
                 "{}: the debit of {amount} left {} at {recorded} cents",
@@ -290,10 +260,9 @@ impl Ledger {
             );
             self.report(AnomalyKind::Overdraft, entry, detail);
         }
-        let (Some(debited), Some(credited)) = (
-            self.balances[from].checked_sub(amount),
-            self.balances[to].checked_add(amount),
-        ) else {
+        let (Some(debited), Some(credited)) =
+            (self.balances[from].checked_sub(amount), self.balances[to].checked_add(amount))
+        else {
             self.report(
                 AnomalyKind::Overflow,
                 entry,
@@ -310,10 +279,7 @@ impl Ledger {
             );
             self.report(AnomalyKind::OrderMismatch, entry, detail);
         }
-        let (fb, tb) = (
-            usize::from(self.account_bank[from]),
-            usize::from(self.account_bank[to]),
-        );
+        let (fb, tb) = (usize::from(self.account_bank[from]), usize::from(self.account_bank[to]));
         if fb != tb {
             let n = self.banks.len();
             let mut overflow = false;
@@ -361,11 +327,7 @@ pub(crate) mod tests {
             path: "t.csv".into(),
             sha256: String::new(),
             banks: vec!["A".into(), "B".into()],
-            accounts: vec![
-                account("A1", 0, 1000),
-                account("A2", 0, 500),
-                account("B1", 1, 0),
-            ],
+            accounts: vec![account("A1", 0, 1000), account("A2", 0, 500), account("B1", 1, 0)],
             total_cents: 1500,
         }
     }
@@ -373,11 +335,7 @@ pub(crate) mod tests {
     pub fn event(seq: u64, from: &str, to: &str, amount: i64, from_balance: i64) -> Event {
         let bank = |iban: &str| iban[..1].to_string();
         Event {
-            id: TransferId {
-                run: 1,
-                worker: 1,
-                seq,
-            },
+            id: TransferId { run: 1, worker: 1, seq },
             outcome: Outcome::Completed,
             from: from.into(),
             to: to.into(),
@@ -391,16 +349,8 @@ pub(crate) mod tests {
     #[test]
     fn replay_moves_accounts_banks_and_interbank_with_the_seed_signs() {
         let mut ledger = Ledger::new(&file());
-        ledger.apply(
-            "1-0",
-            &event(1, "A1", "B1", 300, 700),
-            Some(Strategy::Atomic),
-        );
-        ledger.apply(
-            "2-0",
-            &event(2, "A2", "A1", 100, 400),
-            Some(Strategy::Atomic),
-        );
+        ledger.apply("1-0", &event(1, "A1", "B1", 300, 700), Some(Strategy::Atomic));
+        ledger.apply("2-0", &event(2, "A2", "A1", 100, 400), Some(Strategy::Atomic));
         assert_eq!(ledger.balances, vec![800, 400, 300]);
         assert_eq!(ledger.bank_balances, vec![-300, 300]);
         assert_eq!(ledger.interbank, vec![0, -300, 300, 0]);
@@ -411,21 +361,9 @@ pub(crate) mod tests {
     #[test]
     fn duplicates_gaps_and_unknown_runs_are_reported_not_applied() {
         let mut ledger = Ledger::new(&file());
-        ledger.apply(
-            "1-0",
-            &event(1, "A1", "B1", 300, 700),
-            Some(Strategy::Atomic),
-        );
-        ledger.apply(
-            "2-0",
-            &event(1, "A1", "B1", 300, 700),
-            Some(Strategy::Atomic),
-        );
-        ledger.apply(
-            "3-0",
-            &event(3, "A1", "B1", 100, 600),
-            Some(Strategy::Atomic),
-        );
+        ledger.apply("1-0", &event(1, "A1", "B1", 300, 700), Some(Strategy::Atomic));
+        ledger.apply("2-0", &event(1, "A1", "B1", 300, 700), Some(Strategy::Atomic));
+        ledger.apply("3-0", &event(3, "A1", "B1", 100, 600), Some(Strategy::Atomic));
         ledger.apply("4-0", &event(4, "A1", "B1", 100, 500), None);
         assert_eq!(ledger.balances[0], 600);
         assert_eq!(ledger.anomaly_count(AnomalyKind::Duplicate), 1);
@@ -437,11 +375,7 @@ pub(crate) mod tests {
     #[test]
     fn overdrafts_and_order_mismatches_are_caught() {
         let mut ledger = Ledger::new(&file());
-        ledger.apply(
-            "1-0",
-            &event(1, "A2", "B1", 600, -100),
-            Some(Strategy::Naive),
-        );
+        ledger.apply("1-0", &event(1, "A2", "B1", 600, -100), Some(Strategy::Naive));
         assert_eq!(ledger.anomaly_count(AnomalyKind::Overdraft), 1);
         assert_eq!(
             ledger.anomaly_count(AnomalyKind::OrderMismatch),

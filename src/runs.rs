@@ -61,14 +61,9 @@ impl RunStatus {
     }
 
     fn parse(text: &str) -> Option<RunStatus> {
-        [
-            RunStatus::Running,
-            RunStatus::Ended,
-            RunStatus::Interrupted,
-            RunStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        [RunStatus::Running, RunStatus::Ended, RunStatus::Interrupted, RunStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 
@@ -96,11 +91,8 @@ pub async fn start(
     planned: u64,
     started_ms: u64,
 ) -> Result<u64> {
-    let id: u64 = redis::cmd("INCR")
-        .arg(keys.runs())
-        .query_async(conn)
-        .await
-        .context("numbering the run")?;
+    let id: u64 =
+        redis::cmd("INCR").arg(keys.runs()).query_async(conn).await.context("numbering the run")?;
     redis::cmd("HSET")
         .arg(keys.run(id))
         .arg(&[
@@ -151,9 +143,7 @@ pub async fn applied_per_worker(
     for worker in 1..=workers {
         pipe.strlen(keys.producer(&crate::events::producer_id(run, worker)));
     }
-    pipe_retrying(conn, &pipe)
-        .await
-        .context("reading the producer keys")
+    pipe_retrying(conn, &pipe).await.context("reading the producer keys")
 }
 
 /// Reads every run recorded under the prefix, oldest first.
@@ -172,9 +162,8 @@ pub async fn read_all(
     for id in 1..=last {
         pipe.hgetall(keys.run(id));
     }
-    let all: Vec<HashMap<String, String>> = pipe_retrying(conn, &pipe)
-        .await
-        .context("reading the runs")?;
+    let all: Vec<HashMap<String, String>> =
+        pipe_retrying(conn, &pipe).await.context("reading the runs")?;
     let mut runs = Vec::with_capacity(all.len());
     for (fields, id) in all.into_iter().zip(1..) {
         runs.push(
@@ -189,10 +178,7 @@ fn parse_run(id: u64, fields: &HashMap<String, String>) -> Result<RunRecord> {
     let get = |name: &str| fields.get(name).map(String::as_str);
     let number = |name: &str| -> Result<Option<u64>> {
         get(name)
-            .map(|v| {
-                v.parse::<u64>()
-                    .with_context(|| format!("field {name} is {v:?}"))
-            })
+            .map(|v| v.parse::<u64>().with_context(|| format!("field {name} is {v:?}")))
             .transpose()
     };
     let required = |name: &str| -> Result<u64> {
@@ -237,12 +223,7 @@ mod tests {
             (3, 20, RunStatus::Running, None)
         );
         fields.insert("events".into(), "x".into());
-        assert!(
-            parse_run(3, &fields)
-                .unwrap_err()
-                .to_string()
-                .contains("field events is \"x\"")
-        );
+        assert!(parse_run(3, &fields).unwrap_err().to_string().contains("field events is \"x\""));
         fields.remove("strategy");
         assert!(parse_run(3, &fields).is_err());
     }

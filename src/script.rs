@@ -35,9 +35,7 @@ pub struct TransferScript {
 
 impl Default for TransferScript {
     fn default() -> Self {
-        TransferScript {
-            script: Script::new(include_str!("lua/transfer.lua")),
-        }
+        TransferScript { script: Script::new(include_str!("lua/transfer.lua")) }
     }
 }
 
@@ -74,15 +72,12 @@ impl TransferScript {
                 used.len()
             }
         };
-        let local_ids: Vec<(usize, usize)> = transfers
-            .iter()
-            .map(|t| (local(t.from_bank), local(t.to_bank)))
-            .collect();
+        let local_ids: Vec<(usize, usize)> =
+            transfers.iter().map(|t| (local(t.from_bank), local(t.to_bank))).collect();
         let mut call = self.script.prepare_invoke();
         call.key(keys.events()).key(keys.producer(producer));
         for &bank in &used {
-            call.key(keys.bank_balance(&banks[bank]))
-                .key(keys.interbank(&banks[bank]));
+            call.key(keys.bank_balance(&banks[bank])).key(keys.interbank(&banks[bank]));
         }
         for t in transfers {
             call.key(keys.account(&banks[t.from_bank], t.from))
@@ -94,11 +89,7 @@ impl TransferScript {
         }
         call.arg(transfers.len());
         for (t, (from_bank, to_bank)) in transfers.iter().zip(&local_ids) {
-            call.arg(from_bank)
-                .arg(to_bank)
-                .arg(t.from)
-                .arg(t.to)
-                .arg(t.amount_cents);
+            call.arg(from_bank).arg(to_bank).arg(t.from).arg(t.to).arg(t.amount_cents);
         }
         let reply: Vec<String> = call.invoke_async(conn).await?;
         parse_reply(reply, transfers.len())
@@ -126,10 +117,7 @@ fn parse_reply(mut reply: Vec<String>, expected: usize) -> redis::RedisResult<Ba
         })
         .collect::<Result<Vec<_>, _>>()?;
     if outcomes.len() > expected || (error.is_none() && outcomes.len() != expected) {
-        return Err(bad(format!(
-            "{} outcomes for {expected} transfers",
-            outcomes.len()
-        )));
+        return Err(bad(format!("{} outcomes for {expected} transfers", outcomes.len())));
     }
     Ok(BatchReply { outcomes, error })
 }
@@ -144,10 +132,7 @@ mod tests {
         let ok = parse_reply(vec!["CF".into()], 2).unwrap();
         assert_eq!(
             ok.outcomes,
-            vec![
-                Outcome::Completed,
-                Outcome::Cancelled(CancelReason::InsufficientFunds)
-            ]
+            vec![Outcome::Completed, Outcome::Cancelled(CancelReason::InsufficientFunds)]
         );
         let stopped = parse_reply(vec!["C".into(), "WRONGTYPE".into()], 3).unwrap();
         assert_eq!(stopped.error.as_deref(), Some("WRONGTYPE"));

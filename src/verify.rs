@@ -101,10 +101,7 @@ struct Failures {
 
 impl Failures {
     fn new() -> Failures {
-        Failures {
-            listed: Vec::new(),
-            more: 0,
-        }
+        Failures { listed: Vec::new(), more: 0 }
     }
 
     fn add(&mut self, text: impl FnOnce() -> String) {
@@ -153,11 +150,7 @@ fn anomalies_check(
             failures.more += count - kept.len() as u64;
         }
     }
-    let detail = if counts.is_empty() {
-        ok_detail
-    } else {
-        counts.join("; ")
-    };
+    let detail = if counts.is_empty() { ok_detail } else { counts.join("; ") };
     failures.into_check(name, detail)
 }
 
@@ -172,34 +165,23 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     checks.push(anomalies_check(
         ledger,
         "every stream entry is an event of a recorded run",
-        &[
-            AnomalyKind::Malformed,
-            AnomalyKind::UnknownRun,
-            AnomalyKind::UnknownAccount,
-        ],
+        &[AnomalyKind::Malformed, AnomalyKind::UnknownRun, AnomalyKind::UnknownAccount],
         format!("{} events read", ledger.events),
     ));
 
     let mut failures = Failures::new();
     for (i, (expected, actual)) in ledger.balances.iter().zip(&snapshot.accounts).enumerate() {
         let bank = &ledger.banks[usize::from(ledger.account_bank[i])];
-        compare(
-            &mut failures,
-            || keys.account(bank, &ledger.ibans[i]),
-            *expected,
-            actual,
-        );
+        compare(&mut failures, || keys.account(bank, &ledger.ibans[i]), *expected, actual);
     }
-    checks.push(failures.into_check(
-        "accounts match the replay",
-        format!("{} accounts", ledger.balances.len()),
-    ));
+    checks.push(
+        failures
+            .into_check("accounts match the replay", format!("{} accounts", ledger.balances.len())),
+    );
 
     let mut failures = Failures::new();
-    for (bank, (expected, actual)) in ledger
-        .banks
-        .iter()
-        .zip(ledger.bank_balances.iter().zip(&snapshot.banks))
+    for (bank, (expected, actual)) in
+        ledger.banks.iter().zip(ledger.bank_balances.iter().zip(&snapshot.banks))
     {
         compare(&mut failures, || keys.bank_balance(bank), *expected, actual);
     }
@@ -223,34 +205,22 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     ));
 
     let mut failures = Failures::new();
-    let bank_sum: i128 = snapshot
-        .banks
-        .iter()
-        .filter_map(Value::int)
-        .map(i128::from)
-        .sum();
+    let bank_sum: i128 = snapshot.banks.iter().filter_map(Value::int).map(i128::from).sum();
     if bank_sum != 0 {
         failures.add(|| format!("the bank balances in Redis add up to {bank_sum}, not 0"));
     }
     checks.push(failures.into_check("bank balances sum to zero", format!("sum {bank_sum}")));
 
     let mut failures = Failures::new();
-    let interbank_sum: i128 = snapshot
-        .interbank
-        .iter()
-        .filter_map(Value::int)
-        .map(i128::from)
-        .sum();
+    let interbank_sum: i128 =
+        snapshot.interbank.iter().filter_map(Value::int).map(i128::from).sum();
     if interbank_sum != 0 {
         failures
             .add(|| format!("the interbank balances in Redis add up to {interbank_sum}, not 0"));
     }
     for a in 0..n {
         for b in (a + 1)..n {
-            let (ab, ba) = (
-                &snapshot.interbank[a * n + b],
-                &snapshot.interbank[b * n + a],
-            );
+            let (ab, ba) = (&snapshot.interbank[a * n + b], &snapshot.interbank[b * n + a]);
             if let (Some(x), Some(y)) = (ab.int(), ba.int())
                 && i128::from(x) != -i128::from(y)
             {
@@ -269,12 +239,7 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     ));
 
     let mut failures = Failures::new();
-    let account_sum: i128 = snapshot
-        .accounts
-        .iter()
-        .filter_map(Value::int)
-        .map(i128::from)
-        .sum();
+    let account_sum: i128 = snapshot.accounts.iter().filter_map(Value::int).map(i128::from).sum();
     if account_sum != i128::from(ledger.initial_total_cents) {
         failures.add(|| {
             format!(
@@ -284,10 +249,9 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
             )
         });
     }
-    checks.push(failures.into_check(
-        "money is conserved",
-        format!("{account_sum} cents in accounts"),
-    ));
+    checks.push(
+        failures.into_check("money is conserved", format!("{account_sum} cents in accounts")),
+    );
 
     let mut failures = Failures::new();
     for (i, value) in snapshot.accounts.iter().enumerate() {
@@ -360,12 +324,7 @@ fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Chec
     for run in &snapshot.runs {
         let seen = ledger.runs.get(&run.id).copied().unwrap_or_default();
         let applied: Option<u64> = (run.strategy == Strategy::Atomic).then(|| {
-            snapshot
-                .producers
-                .iter()
-                .filter(|p| p.run == run.id)
-                .map(|p| p.applied)
-                .sum()
+            snapshot.producers.iter().filter(|p| p.run == run.id).map(|p| p.applied).sum()
         });
         let expected = applied.or(run.events);
         match expected {
@@ -399,11 +358,8 @@ fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Chec
         });
     }
     for producer in &snapshot.producers {
-        let seen = ledger
-            .producers
-            .get(&(producer.run, producer.worker))
-            .copied()
-            .unwrap_or_default();
+        let seen =
+            ledger.producers.get(&(producer.run, producer.worker)).copied().unwrap_or_default();
         let key = || keys.producer(&crate::events::producer_id(producer.run, producer.worker));
         if seen.events != producer.applied || seen.last_seq != producer.applied {
             failures.add(|| {
@@ -426,24 +382,16 @@ fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Chec
             });
         }
     }
-    let stray: u64 = ledger
-        .runs
-        .keys()
-        .filter(|id| !snapshot.runs.iter().any(|r| r.id == **id))
-        .count() as u64;
+    let stray: u64 =
+        ledger.runs.keys().filter(|id| !snapshot.runs.iter().any(|r| r.id == **id)).count() as u64;
     if stray > 0 {
         failures.add(|| format!("{stray} runs in the stream have no record"));
     }
     let mut detail = format!("{} events from {} runs", ledger.events, snapshot.runs.len());
     if unchecked > 0 {
-        detail.push_str(&format!(
-            "; {unchecked} unfinished non-atomic runs cannot be counted"
-        ));
+        detail.push_str(&format!("; {unchecked} unfinished non-atomic runs cannot be counted"));
     }
-    (
-        failures.into_check("events = transfers issued", detail),
-        lines,
-    )
+    (failures.into_check("events = transfers issued", detail), lines)
 }
 
 impl Report {
@@ -456,17 +404,12 @@ impl Report {
             self.events, self.completed, self.cancelled, self.moved_cents, self.accounts, self.banks, self.total_cents
         ));
         if !self.cancelled_by_reason.is_empty() {
-            let reasons: Vec<String> = self
-                .cancelled_by_reason
-                .iter()
-                .map(|(r, c)| format!("{r} {c}"))
-                .collect();
+            let reasons: Vec<String> =
+                self.cancelled_by_reason.iter().map(|(r, c)| format!("{r} {c}")).collect();
             text.push_str(&format!("  cancelled: {}\n", reasons.join(", ")));
         }
         for run in &self.runs {
-            let expected = run
-                .expected_events
-                .map_or("unknown".to_string(), |e| e.to_string());
+            let expected = run.expected_events.map_or("unknown".to_string(), |e| e.to_string());
             text.push_str(&format!(
                 "  run {} {} {}: {} events seen, {expected} expected\n",
                 run.run,
@@ -511,11 +454,7 @@ mod tests {
     fn matching(ledger: &Ledger, strategy: Strategy) -> Snapshot {
         Snapshot {
             accounts: ledger.balances.iter().map(|v| Value::Int(*v)).collect(),
-            banks: ledger
-                .bank_balances
-                .iter()
-                .map(|v| Value::Int(*v))
-                .collect(),
+            banks: ledger.bank_balances.iter().map(|v| Value::Int(*v)).collect(),
             interbank: ledger.interbank.iter().map(|v| Value::Int(*v)).collect(),
             runs: vec![run(strategy, ledger.events)],
             producers: if strategy == Strategy::Atomic {
@@ -533,16 +472,8 @@ mod tests {
 
     fn replayed() -> Ledger {
         let mut ledger = Ledger::new(&file());
-        ledger.apply(
-            "1-0",
-            &event(1, "A1", "B1", 300, 700),
-            Some(Strategy::Atomic),
-        );
-        ledger.apply(
-            "2-0",
-            &event(2, "B1", "A2", 100, 200),
-            Some(Strategy::Atomic),
-        );
+        ledger.apply("1-0", &event(1, "A1", "B1", 300, 700), Some(Strategy::Atomic));
+        ledger.apply("2-0", &event(2, "B1", "A2", 100, 200), Some(Strategy::Atomic));
         ledger
     }
 
@@ -553,11 +484,8 @@ mod tests {
     #[test]
     fn a_matching_snapshot_verifies() {
         let ledger = replayed();
-        let report = verify(
-            &Keys::new("p").unwrap(),
-            &ledger,
-            &matching(&ledger, Strategy::Atomic),
-        );
+        let report =
+            verify(&Keys::new("p").unwrap(), &ledger, &matching(&ledger, Strategy::Atomic));
         assert!(report.verified, "{}", report.to_text());
         assert!(report.to_text().starts_with("consume: VERIFIED: 2 events"));
     }
@@ -570,14 +498,8 @@ mod tests {
         let report = verify(&Keys::new("p").unwrap(), &ledger, &snapshot);
         assert!(!report.verified);
         let names: Vec<&str> = failed(&report).iter().map(|c| c.name).collect();
-        assert_eq!(
-            names,
-            vec!["accounts match the replay", "money is conserved"]
-        );
-        assert_eq!(
-            failed(&report)[0].failures,
-            vec!["p:{A}:account:A2: expected 600, found 601"]
-        );
+        assert_eq!(names, vec!["accounts match the replay", "money is conserved"]);
+        assert_eq!(failed(&report)[0].failures, vec!["p:{A}:account:A2: expected 600, found 601"]);
     }
 
     #[test]
@@ -592,14 +514,8 @@ mod tests {
             text.contains("p:{A}:balance: expected -200, found \"abc\", not an integer"),
             "{text}"
         );
-        assert!(
-            text.contains("p:{A}:interbank field B: expected -200, found nothing"),
-            "{text}"
-        );
-        assert!(
-            text.contains("FAIL interbank balances sum to zero"),
-            "{text}"
-        );
+        assert!(text.contains("p:{A}:interbank field B: expected -200, found nothing"), "{text}");
+        assert!(text.contains("FAIL interbank balances sum to zero"), "{text}");
     }
 
     #[test]
@@ -608,10 +524,8 @@ mod tests {
         let mut snapshot = matching(&ledger, Strategy::Atomic);
         snapshot.producers[0].applied = 3;
         let report = verify(&Keys::new("p").unwrap(), &ledger, &snapshot);
-        let check = failed(&report)
-            .into_iter()
-            .find(|c| c.name == "events = transfers issued")
-            .unwrap();
+        let check =
+            failed(&report).into_iter().find(|c| c.name == "events = transfers issued").unwrap();
         assert!(
             check
                 .failures
@@ -625,37 +539,12 @@ mod tests {
     #[test]
     fn a_naive_overdraft_fails_even_when_redis_agrees() {
         let mut ledger = Ledger::new(&file());
-        ledger.apply(
-            "1-0",
-            &event(1, "A2", "A1", 400, 100),
-            Some(Strategy::Naive),
-        );
-        ledger.apply(
-            "2-0",
-            &event(2, "A2", "A1", 400, -300),
-            Some(Strategy::Naive),
-        );
-        ledger.apply(
-            "3-0",
-            &event(3, "A1", "A2", 500, 1300),
-            Some(Strategy::Naive),
-        );
-        let report = verify(
-            &Keys::new("p").unwrap(),
-            &ledger,
-            &matching(&ledger, Strategy::Naive),
-        );
+        ledger.apply("1-0", &event(1, "A2", "A1", 400, 100), Some(Strategy::Naive));
+        ledger.apply("2-0", &event(2, "A2", "A1", 400, -300), Some(Strategy::Naive));
+        ledger.apply("3-0", &event(3, "A1", "A2", 500, 1300), Some(Strategy::Naive));
+        let report = verify(&Keys::new("p").unwrap(), &ledger, &matching(&ledger, Strategy::Naive));
         let names: Vec<&str> = failed(&report).iter().map(|c| c.name).collect();
-        assert_eq!(
-            names,
-            vec!["no balance is negative"],
-            "{}",
-            report.to_text()
-        );
-        assert!(
-            report
-                .to_text()
-                .contains("the debit of 400 left A2 at -300 cents")
-        );
+        assert_eq!(names, vec!["no balance is negative"], "{}", report.to_text());
+        assert!(report.to_text().contains("the debit of 400 left A2 at -300 cents"));
     }
 }

@@ -41,22 +41,11 @@ fn each_kind_of_bad_file_is_rejected_and_nothing_is_written() {
         let message = text(&out);
         assert_eq!(out.status.code(), Some(2), "{what}: {message}");
         assert!(message.contains("nothing was written"), "{what}: {message}");
-        assert!(
-            message.contains(expected),
-            "{what}: expected {expected:?} in\n{message}"
-        );
+        assert!(message.contains(expected), "{what}: expected {expected:?} in\n{message}");
         assert_eq!(redis.dump(), before, "{what}: Redis changed");
     }
-    let out = run(
-        &url,
-        dir.path(),
-        &["init", "--accounts", "data/missing.csv"],
-    );
-    assert!(
-        text(&out).contains("cannot read data/missing.csv: No such file"),
-        "{}",
-        text(&out)
-    );
+    let out = run(&url, dir.path(), &["init", "--accounts", "data/missing.csv"]);
+    assert!(text(&out).contains("cannot read data/missing.csv: No such file"), "{}", text(&out));
     assert_eq!(redis.dump(), before);
 }
 
@@ -69,35 +58,22 @@ fn bom_and_crlf_are_accepted() {
     let crlf = format!("\u{feff}{HEADER}{GOOD}").replace('\n', "\r\n");
     std::fs::write(dir.path().join("accounts.csv"), crlf).unwrap();
     let out = ok(&url, dir.path(), &["init", "--accounts", "accounts.csv"]);
-    assert!(
-        out.starts_with("loaded 2 accounts of 13 banks (300 cents)"),
-        "{out}"
-    );
+    assert!(out.starts_with("loaded 2 accounts of 13 banks (300 cents)"), "{out}");
 }
 
 #[test]
 fn an_unreachable_redis_is_named_quickly() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("redis://user:hunter2@127.0.0.1:{port}");
     let started = std::time::Instant::now();
     std::fs::copy(seed_fixture("banks.csv"), dir.path().join("banks.csv")).unwrap();
-    std::fs::copy(
-        seed_fixture("accounts_100.csv"),
-        dir.path().join("accounts.csv"),
-    )
-    .unwrap();
+    std::fs::copy(seed_fixture("accounts_100.csv"), dir.path().join("accounts.csv")).unwrap();
     let out = run(&url, dir.path(), &["init", "--accounts", "accounts.csv"]);
     let message = text(&out);
     assert_eq!(out.status.code(), Some(2), "{message}");
     assert!(
-        message.contains(&format!(
-            "cannot connect to Redis at redis://user:***@127.0.0.1:{port}"
-        )),
+        message.contains(&format!("cannot connect to Redis at redis://user:***@127.0.0.1:{port}")),
         "{message}"
     );
     assert!(!message.contains("hunter2"), "{message}");

@@ -16,42 +16,13 @@ fn atomic_run_verifies_and_reports_every_check() {
     let dir = workdir_with_accounts(&url, 200);
     let accounts = accounts_arg(200);
     ok(&url, dir.path(), &["init", "--accounts", &accounts]);
-    let summary = ok(
-        &url,
-        dir.path(),
-        &[
-            "broker",
-            "--workers",
-            "8",
-            "--transfers",
-            "300",
-            "--quiet",
-            "--seed",
-            "3",
-        ],
-    );
+    let summary =
+        broker(&url, dir.path(), &["--workers", "8", "--transfers", "300", "--seed", "3"]);
     assert!(summary.contains("2400 planned"), "{summary}");
-    let report = ok(
-        &url,
-        dir.path(),
-        &[
-            "consume",
-            "--accounts",
-            &accounts,
-            "--quiet",
-            "--idle-timeout",
-            "2",
-        ],
-    );
-    assert!(
-        report.starts_with("consume: VERIFIED: 2400 events"),
-        "{report}"
-    );
+    let report = verified(&url, dir.path(), &accounts);
+    assert!(report.starts_with("consume: VERIFIED: 2400 events"), "{report}");
     assert!(!report.contains("FAIL"), "{report}");
-    assert!(
-        report.contains("ok   stream order is the order transfers were applied"),
-        "{report}"
-    );
+    assert!(report.contains("ok   stream order is the order transfers were applied"), "{report}");
 }
 
 #[test]
@@ -66,11 +37,7 @@ fn consume_started_before_the_broker_follows_it_live() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    ok(
-        &url,
-        dir.path(),
-        &["broker", "--workers", "10", "--transfers", "400", "--quiet"],
-    );
+    broker(&url, dir.path(), &["--workers", "10", "--transfers", "400"]);
     let out = consumer.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -85,37 +52,11 @@ fn watch_strategy_without_crashes_verifies() {
     let dir = workdir_with_accounts(&url, 20);
     let accounts = accounts_arg(20);
     ok(&url, dir.path(), &["init", "--accounts", &accounts]);
-    let summary = ok(
-        &url,
-        dir.path(),
-        &[
-            "broker",
-            "--strategy",
-            "watch",
-            "--workers",
-            "10",
-            "--transfers",
-            "100",
-            "--quiet",
-        ],
-    );
+    let summary =
+        broker(&url, dir.path(), &["--strategy", "watch", "--workers", "10", "--transfers", "100"]);
     assert!(summary.contains("watch, 10 workers"), "{summary}");
-    let report = ok(
-        &url,
-        dir.path(),
-        &[
-            "consume",
-            "--accounts",
-            &accounts,
-            "--quiet",
-            "--idle-timeout",
-            "2",
-        ],
-    );
-    assert!(
-        report.starts_with("consume: VERIFIED: 1000 events"),
-        "{report}"
-    );
+    let report = verified(&url, dir.path(), &accounts);
+    assert!(report.starts_with("consume: VERIFIED: 1000 events"), "{report}");
 }
 
 #[test]
@@ -150,48 +91,26 @@ fn naive_strategy_races_are_caught() {
     let out = run(
         &url,
         dir.path(),
-        &[
-            "consume",
-            "--accounts",
-            "data/two.csv",
-            "--quiet",
-            "--idle-timeout",
-            "2",
-        ],
+        &["consume", "--accounts", "data/two.csv", "--quiet", "--idle-timeout", "2"],
     );
     let report = text(&out);
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.starts_with("consume: FAILED"), "{report}");
     assert!(report.contains("FAIL no balance is negative"), "{report}");
-    assert!(
-        report.contains("debits that left an account negative (race)"),
-        "{report}"
-    );
+    assert!(report.contains("debits that left an account negative (race)"), "{report}");
 }
 
 fn verified_setup(redis: &RedisServer) -> tempfile::TempDir {
     let url = redis.url();
     let dir = workdir_with_accounts(&url, 100);
     ok(&url, dir.path(), &["init"]);
-    ok(
-        &url,
-        dir.path(),
-        &["broker", "--workers", "4", "--transfers", "200", "--quiet"],
-    );
-    ok(
-        &url,
-        dir.path(),
-        &["consume", "--quiet", "--idle-timeout", "2"],
-    );
+    broker(&url, dir.path(), &["--workers", "4", "--transfers", "200"]);
+    verified(&url, dir.path(), "data/accounts_100.csv");
     dir
 }
 
 fn consume_fails_naming(redis: &RedisServer, dir: &std::path::Path, check: &str, key: &str) {
-    let out = run(
-        &redis.url(),
-        dir,
-        &["consume", "--quiet", "--idle-timeout", "1"],
-    );
+    let out = run(&redis.url(), dir, &["consume", "--quiet", "--idle-timeout", "1"]);
     let report = text(&out);
     assert_eq!(out.status.code(), Some(1), "{report}");
     assert!(report.contains(&format!("FAIL {check}")), "{report}");
@@ -215,11 +134,8 @@ fn a_changed_account_is_named() {
         "accounts match the replay",
         &format!("{key}: expected"),
     );
-    let report = text(&run(
-        &redis.url(),
-        dir.path(),
-        &["consume", "--quiet", "--idle-timeout", "1"],
-    ));
+    let report =
+        text(&run(&redis.url(), dir.path(), &["consume", "--quiet", "--idle-timeout", "1"]));
     assert!(report.contains("FAIL money is conserved"), "{report}");
 }
 
@@ -240,12 +156,7 @@ fn a_changed_bank_balance_is_named() {
 fn a_changed_interbank_balance_is_named() {
     let redis = RedisServer::start();
     let dir = verified_setup(&redis);
-    redis.cli(&[
-        "HINCRBY",
-        "banks_transfers:{BBVA}:interbank",
-        "Santander",
-        "9",
-    ]);
+    redis.cli(&["HINCRBY", "banks_transfers:{BBVA}:interbank", "Santander", "9"]);
     consume_fails_naming(
         &redis,
         dir.path(),
@@ -258,10 +169,8 @@ fn a_changed_interbank_balance_is_named() {
 fn a_malformed_stream_entry_is_reported_not_a_crash() {
     let redis = RedisServer::start();
     let dir = verified_setup(&redis);
-    let id = redis
-        .cli(&["XADD", "banks_transfers:events", "*", "hello", "world"])
-        .trim()
-        .to_string();
+    let id =
+        redis.cli(&["XADD", "banks_transfers:events", "*", "hello", "world"]).trim().to_string();
     consume_fails_naming(
         &redis,
         dir.path(),
@@ -276,56 +185,25 @@ fn a_broker_killed_mid_run_leaves_a_state_that_verifies() {
     let url = redis.url();
     let dir = workdir_with_accounts(&url, 100);
     ok(&url, dir.path(), &["init"]);
-    let mut broker = interbank(&url, dir.path())
-        .args([
-            "broker",
-            "--workers",
-            "20",
-            "--transfers",
-            "1000000",
-            "--quiet",
-        ])
+    let mut killed_broker = interbank(&url, dir.path())
+        .args(["broker", "--workers", "20", "--transfers", "1000000", "--quiet"])
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while redis
-        .cli(&["XLEN", "banks_transfers:events"])
-        .trim()
-        .parse::<u64>()
-        .unwrap_or(0)
-        < 2000
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the broker wrote too little"
-        );
+    while redis.cli(&["XLEN", "banks_transfers:events"]).trim().parse::<u64>().unwrap_or(0) < 2000 {
+        assert!(std::time::Instant::now() < deadline, "the broker wrote too little");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    broker.kill().unwrap();
-    broker.wait().unwrap();
-    let out = run(
-        &url,
-        dir.path(),
-        &["consume", "--quiet", "--idle-timeout", "1"],
-    );
+    killed_broker.kill().unwrap();
+    killed_broker.wait().unwrap();
+    let out = run(&url, dir.path(), &["consume", "--quiet", "--idle-timeout", "1"]);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("run 1 atomic running"), "{report}");
     // A new broker after the kill goes on from there.
-    ok(
-        &url,
-        dir.path(),
-        &["broker", "--workers", "4", "--transfers", "100", "--quiet"],
-    );
-    let report = ok(
-        &url,
-        dir.path(),
-        &["consume", "--quiet", "--idle-timeout", "1"],
-    );
-    assert!(
-        report.contains("run 2 atomic ended: 400 events seen, 400 expected"),
-        "{report}"
-    );
+    broker(&url, dir.path(), &["--workers", "4", "--transfers", "100"]);
+    let report = verified(&url, dir.path(), "data/accounts_100.csv");
+    assert!(report.contains("run 2 atomic ended: 400 events seen, 400 expected"), "{report}");
 }
 
 #[test]
@@ -335,18 +213,9 @@ fn the_seeds_own_files_load_unchanged() {
     for name in ["accounts_100.csv", "accounts_1000.csv"] {
         let dir = tempfile::tempdir().unwrap();
         let path = seed_fixture(name);
-        let out = ok(
-            &url,
-            dir.path(),
-            &["init", "--accounts", path.to_str().unwrap()],
-        );
-        let count = name
-            .trim_start_matches("accounts_")
-            .trim_end_matches(".csv");
-        assert!(
-            out.starts_with(&format!("loaded {count} accounts of 13 banks")),
-            "{out}"
-        );
+        let out = ok(&url, dir.path(), &["init", "--accounts", path.to_str().unwrap()]);
+        let count = name.trim_start_matches("accounts_").trim_end_matches(".csv");
+        assert!(out.starts_with(&format!("loaded {count} accounts of 13 banks")), "{out}");
     }
     // The seed's first account, its bank taken from the bank column (its entity code says otherwise).
     let key = "banks_transfers:{BancaMarch}:account:ES8199630539001295023938";
@@ -354,23 +223,8 @@ fn the_seeds_own_files_load_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let path = seed_fixture("accounts_1000.csv");
     let accounts = path.to_str().unwrap();
-    ok(
-        &url,
-        dir.path(),
-        &["broker", "--workers", "4", "--transfers", "100", "--quiet"],
-    );
-    ok(
-        &url,
-        dir.path(),
-        &[
-            "consume",
-            "--accounts",
-            accounts,
-            "--quiet",
-            "--idle-timeout",
-            "1",
-        ],
-    );
+    broker(&url, dir.path(), &["--workers", "4", "--transfers", "100"]);
+    verified(&url, dir.path(), accounts);
 }
 
 #[test]
@@ -381,21 +235,12 @@ fn init_removes_only_its_own_keys() {
     redis.cli(&["SET", "banks_transfers_other", "keep"]);
     redis.cli(&["SET", "banks_transfers:stale", "old"]);
     let dir = workdir_with_accounts(&url, 50);
-    let out = ok(
-        &url,
-        dir.path(),
-        &["init", "--accounts", "data/accounts_50.csv"],
-    );
+    let out = ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
     assert!(out.contains("removed 1 old keys"), "{out}");
     assert_eq!(redis.cli(&["GET", "someone_else:key"]).trim(), "keep");
     assert_eq!(redis.cli(&["GET", "banks_transfers_other"]).trim(), "keep");
     assert_eq!(redis.cli(&["EXISTS", "banks_transfers:stale"]).trim(), "0");
-    assert_eq!(
-        redis
-            .cli(&["HGET", "banks_transfers:meta", "status"])
-            .trim(),
-        "ready"
-    );
+    assert_eq!(redis.cli(&["HGET", "banks_transfers:meta", "status"]).trim(), "ready");
     // 50 accounts + 13 balances + 13 interbank + 13 directories (those that have accounts) + meta + banks + 2 foreign
     assert!(redis.dbsize() > 50 + 26 + 2, "{}", redis.dbsize());
 }
@@ -407,15 +252,7 @@ fn connections_cut_mid_run_are_retried_without_duplicates() {
     let dir = workdir_with_accounts(&url, 100);
     ok(&url, dir.path(), &["init"]);
     let broker = interbank(&url, dir.path())
-        .args([
-            "broker",
-            "--workers",
-            "20",
-            "--transfers",
-            "1500",
-            "--quiet",
-            "--json",
-        ])
+        .args(["broker", "--workers", "20", "--transfers", "1500", "--quiet", "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -438,13 +275,6 @@ fn connections_cut_mid_run_are_retried_without_duplicates() {
     assert_eq!(summary["events"], 30_000);
     assert!(killed > 0, "no connection was cut");
     assert!(summary["retries"].as_u64().unwrap() > 0, "no request was retried: {summary}");
-    let report = ok(
-        &url,
-        dir.path(),
-        &["consume", "--quiet", "--idle-timeout", "1"],
-    );
-    assert!(
-        report.contains("run 1 atomic ended: 30000 events seen, 30000 expected"),
-        "{report}"
-    );
+    let report = verified(&url, dir.path(), "data/accounts_100.csv");
+    assert!(report.contains("run 1 atomic ended: 30000 events seen, 30000 expected"), "{report}");
 }

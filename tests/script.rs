@@ -7,7 +7,7 @@ use common::*;
 use interbank::connection::Target;
 use interbank::events::{CancelReason, Outcome};
 use interbank::keys::Keys;
-use interbank::script::{TransferRequest, TransferScript};
+use interbank::script::{BatchReply, TransferRequest, TransferScript};
 
 const BANKS: &str = "bank\nCaixaBank\nKutxa\n";
 const A: &str = "ES9121000418450200051332";
@@ -32,33 +32,27 @@ async fn setup() -> Setup {
     std::fs::write(dir.path().join("accounts.csv"), accounts).unwrap();
     let file = interbank::accounts::load(&dir.path().join("accounts.csv"), None).unwrap();
     let keys = Keys::new("t").unwrap();
-    interbank::init::init(&Target::new(&redis.url()), &keys, &file)
-        .await
-        .unwrap();
-    let conn = interbank::connection::manager(&Target::new(&redis.url()))
-        .await
-        .unwrap();
-    Setup {
-        redis,
-        keys,
-        banks: file.banks,
-        conn,
-        _dir: dir,
-    }
+    interbank::init::init(&Target::new(&redis.url()), &keys, &file).await.unwrap();
+    let conn = interbank::connection::manager(&Target::new(&redis.url())).await.unwrap();
+    Setup { redis, keys, banks: file.banks, conn, _dir: dir }
 }
 
 fn transfer<'a>(from: &'a str, to: &'a str, amount_cents: i64) -> TransferRequest<'a> {
     let bank = |iban: &str| usize::from(iban == B);
-    TransferRequest {
-        from_bank: bank(from),
-        to_bank: bank(to),
-        from,
-        to,
-        amount_cents,
-    }
+    TransferRequest { from_bank: bank(from), to_bank: bank(to), from, to, amount_cents }
 }
 
 impl Setup {
+    /// Submits transfers of producer `r1-w1` from sequence `first_seq`.
+    async fn submit(
+        &mut self,
+        first_seq: u64,
+        batch: &[TransferRequest<'_>],
+    ) -> redis::RedisResult<BatchReply> {
+        let script = TransferScript::default();
+        script.submit(&mut self.conn, &self.keys, &self.banks, "r1-w1", first_seq, batch).await
+    }
+
     fn get(&self, key: &str) -> String {
         self.redis.cli(&["GET", key]).trim().to_string()
     }
@@ -69,95 +63,37 @@ impl Setup {
     }
 
     fn events(&self) -> u64 {
-        self.redis
-            .cli(&["XLEN", "t:events"])
-            .trim()
-            .parse()
-            .unwrap()
+        self.redis.cli(&["XLEN", "t:events"]).trim().parse().unwrap()
     }
 }
 
 #[tokio::test]
 async fn a_retried_transfer_is_applied_once_and_answered_with_its_first_outcome() {
     let mut s = setup().await;
-    let script = TransferScript::default();
     let batch = [transfer(A, B, 300)];
-    let first = script
-        .submit(&mut s.conn, &s.keys, &s.banks, "r1-w1", 1, &batch)
-        .await
-        .unwrap();
+    let first = s.submit(1, &batch).await.unwrap();
     assert_eq!(first.outcomes, vec![Outcome::Completed]);
     // The same id again, even with other contents: answered from the record, not applied.
-    let again = script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            1,
-            &[transfer(A, B, 999_999)],
-        )
-        .await
-        .unwrap();
+    let again = s.submit(1, &[transfer(A, B, 999_999)]).await.unwrap();
     assert_eq!(again, first);
-    assert_eq!(
-        (s.balance(A), s.balance(B)),
-        ("700".to_string(), "800".to_string())
-    );
+    assert_eq!((s.balance(A), s.balance(B)), ("700".to_string(), "800".to_string()));
     assert_eq!(s.get("t:{CaixaBank}:balance"), "-300");
     assert_eq!(s.get("t:{Kutxa}:balance"), "300");
-    assert_eq!(
-        s.redis
-            .cli(&["HGET", "t:{CaixaBank}:interbank", "Kutxa"])
-            .trim(),
-        "-300"
-    );
-    assert_eq!(
-        s.redis
-            .cli(&["HGET", "t:{Kutxa}:interbank", "CaixaBank"])
-            .trim(),
-        "300"
-    );
+    assert_eq!(s.redis.cli(&["HGET", "t:{CaixaBank}:interbank", "Kutxa"]).trim(), "-300");
+    assert_eq!(s.redis.cli(&["HGET", "t:{Kutxa}:interbank", "CaixaBank"]).trim(), "300");
     assert_eq!(s.events(), 1);
 
     // A cancelled transfer's first outcome is kept too, even once funds would be there.
-    let short = script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            2,
-            &[transfer(C, A, 50)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        short.outcomes,
-        vec![Outcome::Cancelled(CancelReason::InsufficientFunds)]
-    );
-    s.redis
-        .cli(&["SET", &s.keys.account("CaixaBank", C), "100"]);
-    let retried = script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            2,
-            &[transfer(C, A, 50)],
-        )
-        .await
-        .unwrap();
+    let short = s.submit(2, &[transfer(C, A, 50)]).await.unwrap();
+    assert_eq!(short.outcomes, vec![Outcome::Cancelled(CancelReason::InsufficientFunds)]);
+    s.redis.cli(&["SET", &s.keys.account("CaixaBank", C), "100"]);
+    let retried = s.submit(2, &[transfer(C, A, 50)]).await.unwrap();
     assert_eq!(retried, short);
     assert_eq!(s.events(), 2);
 
     // A batch that overlaps what was applied: the applied part is answered, the rest applied.
     let overlap = [transfer(A, B, 300), transfer(C, A, 50), transfer(B, A, 10)];
-    let reply = script
-        .submit(&mut s.conn, &s.keys, &s.banks, "r1-w1", 1, &overlap)
-        .await
-        .unwrap();
+    let reply = s.submit(1, &overlap).await.unwrap();
     assert_eq!(
         reply.outcomes,
         vec![
@@ -173,21 +109,9 @@ async fn a_retried_transfer_is_applied_once_and_answered_with_its_first_outcome(
 #[tokio::test]
 async fn a_sequence_gap_is_refused_before_anything_is_written() {
     let mut s = setup().await;
-    let script = TransferScript::default();
-    let err = script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            2,
-            &[transfer(A, B, 1)],
-        )
-        .await
-        .unwrap_err();
+    let err = s.submit(2, &[transfer(A, B, 1)]).await.unwrap_err();
     assert!(
-        err.to_string()
-            .contains("sequence gap for producer r1-w1: expected at most 1, got 2"),
+        err.to_string().contains("sequence gap for producer r1-w1: expected at most 1, got 2"),
         "{err}"
     );
     assert_eq!(s.events(), 0);
@@ -197,7 +121,6 @@ async fn a_sequence_gap_is_refused_before_anything_is_written() {
 #[tokio::test]
 async fn every_cancel_reason_changes_no_balance_and_is_evented() {
     let mut s = setup().await;
-    let script = TransferScript::default();
     let before = (s.balance(A), s.balance(B), s.balance(C));
     let unknown = "ES6000491500051234567892";
     let cases = [
@@ -207,116 +130,48 @@ async fn every_cancel_reason_changes_no_balance_and_is_evented() {
         (transfer(A, B, 0), CancelReason::BadAmount),
     ];
     for (seq, (request, reason)) in (1..).zip(cases) {
-        let reply = script
-            .submit(&mut s.conn, &s.keys, &s.banks, "r1-w1", seq, &[request])
-            .await
-            .unwrap();
+        let reply = s.submit(seq, &[request]).await.unwrap();
         assert_eq!(reply.outcomes, vec![Outcome::Cancelled(reason)]);
     }
     // A destination that would pass 2^53 - 1 cents is refused, not rounded.
-    s.redis
-        .cli(&["SET", &s.keys.account("Kutxa", B), "9007199254740991"]);
-    let reply = script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            5,
-            &[transfer(A, B, 1)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        reply.outcomes,
-        vec![Outcome::Cancelled(CancelReason::Overflow)]
-    );
-    s.redis
-        .cli(&["SET", &s.keys.account("Kutxa", B), &before.1]);
+    s.redis.cli(&["SET", &s.keys.account("Kutxa", B), "9007199254740991"]);
+    let reply = s.submit(5, &[transfer(A, B, 1)]).await.unwrap();
+    assert_eq!(reply.outcomes, vec![Outcome::Cancelled(CancelReason::Overflow)]);
+    s.redis.cli(&["SET", &s.keys.account("Kutxa", B), &before.1]);
     assert_eq!((s.balance(A), s.balance(B), s.balance(C)), before);
     assert_eq!(s.events(), 5);
-    let last = s
-        .redis
-        .cli(&["XREVRANGE", "t:events", "+", "-", "COUNT", "1"]);
-    assert!(
-        last.contains("overflow") && last.contains("r1-w1-5"),
-        "{last}"
-    );
+    let last = s.redis.cli(&["XREVRANGE", "t:events", "+", "-", "COUNT", "1"]);
+    assert!(last.contains("overflow") && last.contains("r1-w1-5"), "{last}");
 }
 
 #[tokio::test]
 async fn a_write_that_fails_midway_is_undone_whole() {
     let mut s = setup().await;
-    let script = TransferScript::default();
     // The destination bank's interbank key has the wrong type: the third write of the transfer fails.
     s.redis.cli(&["DEL", "t:{Kutxa}:interbank"]);
     s.redis.cli(&["RPUSH", "t:{Kutxa}:interbank", "oops"]);
     let before = s.redis.dump();
-    let reply = script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            1,
-            &[transfer(A, B, 100)],
-        )
-        .await
-        .unwrap();
+    let reply = s.submit(1, &[transfer(A, B, 100)]).await.unwrap();
     assert!(reply.outcomes.is_empty());
     let error = reply.error.unwrap();
-    assert!(
-        error.contains("t:{Kutxa}:interbank") && error.contains("WRONGTYPE"),
-        "{error}"
-    );
-    assert_eq!(
-        s.redis.dump(),
-        before,
-        "nothing may be left of a failed transfer"
-    );
+    assert!(error.contains("t:{Kutxa}:interbank") && error.contains("WRONGTYPE"), "{error}");
+    assert_eq!(s.redis.dump(), before, "nothing may be left of a failed transfer");
 
     // Within a batch, the transfers before the failing one stay applied and recorded.
     let batch = [transfer(A, C, 100), transfer(A, B, 100)];
-    let reply = script
-        .submit(&mut s.conn, &s.keys, &s.banks, "r1-w1", 1, &batch)
-        .await
-        .unwrap();
+    let reply = s.submit(1, &batch).await.unwrap();
     assert_eq!(reply.outcomes, vec![Outcome::Completed]);
     assert!(reply.error.is_some());
     assert_eq!(s.get("t:producer:r1-w1"), "C");
-    assert_eq!(
-        (s.balance(A), s.balance(C)),
-        ("900".to_string(), "100".to_string())
-    );
+    assert_eq!((s.balance(A), s.balance(C)), ("900".to_string(), "100".to_string()));
     assert_eq!(s.events(), 1);
 }
 
 #[tokio::test]
 async fn a_flushed_script_cache_is_reloaded_transparently() {
     let mut s = setup().await;
-    let script = TransferScript::default();
-    script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            1,
-            &[transfer(A, B, 1)],
-        )
-        .await
-        .unwrap();
+    s.submit(1, &[transfer(A, B, 1)]).await.unwrap();
     s.redis.cli(&["SCRIPT", "FLUSH"]);
-    let reply = script
-        .submit(
-            &mut s.conn,
-            &s.keys,
-            &s.banks,
-            "r1-w1",
-            2,
-            &[transfer(A, B, 1)],
-        )
-        .await
-        .unwrap();
+    let reply = s.submit(2, &[transfer(A, B, 1)]).await.unwrap();
     assert_eq!(reply.outcomes, vec![Outcome::Completed]);
 }

@@ -35,11 +35,7 @@ pub(super) async fn worker(
         picks.clear();
         for _ in 0..count {
             let (from, to) = dir.pick_pair(&mut rng);
-            picks.push((
-                from,
-                to,
-                rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents),
-            ));
+            picks.push((from, to, rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents)));
         }
         let requests: Vec<TransferRequest<'_>> = picks
             .iter()
@@ -75,9 +71,7 @@ pub(super) async fn worker(
                 for outcome in &reply.outcomes {
                     stats.count(*outcome);
                 }
-                shared
-                    .done
-                    .fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
+                shared.done.fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
                 if let Some(error) = reply.error {
                     stats.failed += (count - reply.outcomes.len()) as u64;
                     stats.error = Some(format!(
@@ -90,13 +84,7 @@ pub(super) async fn worker(
             }
             Err((err, attempts)) => {
                 stats.failed += count as u64;
-                stats.error = Some(describe_failure(
-                    &err,
-                    attempts,
-                    &producer,
-                    seq,
-                    &cfg.target,
-                ));
+                stats.error = Some(describe_failure(&err, attempts, &producer, seq, &cfg.target));
                 shared.stop.store(true, Ordering::Relaxed);
                 return stats;
             }

@@ -33,9 +33,8 @@ impl Directory {
             loop {
                 let mut cmd = redis::cmd("LRANGE");
                 cmd.arg(&key).arg(start).arg(start + LRANGE_CHUNK - 1);
-                let chunk: Vec<String> = query_retrying(conn, &cmd)
-                    .await
-                    .with_context(|| format!("reading {key}"))?;
+                let chunk: Vec<String> =
+                    query_retrying(conn, &cmd).await.with_context(|| format!("reading {key}"))?;
                 let len = chunk.len() as i64;
                 ensure!(
                     accounts.len() as u64 + len as u64 <= meta.accounts,
@@ -43,9 +42,7 @@ impl Directory {
                     keys.meta()
                 );
                 accounts.extend(
-                    chunk
-                        .into_iter()
-                        .map(|iban| (iban.into_boxed_str(), bank_index as u16)),
+                    chunk.into_iter().map(|iban| (iban.into_boxed_str(), bank_index as u16)),
                 );
                 if len < LRANGE_CHUNK {
                     break;
@@ -60,14 +57,8 @@ impl Directory {
             keys.meta(),
             meta.accounts
         );
-        ensure!(
-            accounts.len() >= 2,
-            "a transfer needs at least two accounts"
-        );
-        Ok(Directory {
-            banks: meta.banks.clone(),
-            accounts,
-        })
+        ensure!(accounts.len() >= 2, "a transfer needs at least two accounts");
+        Ok(Directory { banks: meta.banks.clone(), accounts })
     }
 
     /// Two distinct account indices, uniformly: O(1), no retry loop.
@@ -92,9 +83,7 @@ mod tests {
     fn pairs_are_distinct_and_cover_all_accounts() {
         let directory = Directory {
             banks: vec!["A".into()],
-            accounts: (0..5)
-                .map(|i| (format!("ES{i}").into_boxed_str(), 0))
-                .collect(),
+            accounts: (0..5).map(|i| (format!("ES{i}").into_boxed_str(), 0)).collect(),
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut seen = [[false; 5]; 5];

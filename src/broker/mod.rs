@@ -253,16 +253,7 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     if let Some(error) = &total.error {
         fields.push(("error", error.clone()));
     }
-    runs::finish(
-        &mut control,
-        &config.keys,
-        run_id,
-        status,
-        now_ms(),
-        events,
-        &fields,
-    )
-    .await?;
+    runs::finish(&mut control, &config.keys, run_id, status, now_ms(), events, &fields).await?;
     Ok(summarize(&config, run_id, &total, events, elapsed, status))
 }
 
@@ -398,70 +389,15 @@ mod tests {
     fn flags_out_of_bounds_are_refused_with_the_flag_named() {
         assert!(config().validate().is_ok());
         let cases: Vec<(BrokerConfig, &str)> = vec![
-            (
-                BrokerConfig {
-                    workers: 0,
-                    ..config()
-                },
-                "--workers",
-            ),
-            (
-                BrokerConfig {
-                    transfers_per_worker: 0,
-                    ..config()
-                },
-                "--transfers",
-            ),
-            (
-                BrokerConfig {
-                    min_amount_cents: 0,
-                    ..config()
-                },
-                "--min-amount",
-            ),
-            (
-                BrokerConfig {
-                    min_amount_cents: -5,
-                    ..config()
-                },
-                "--min-amount",
-            ),
-            (
-                BrokerConfig {
-                    min_amount_cents: 6000,
-                    ..config()
-                },
-                "larger than --max-amount",
-            ),
-            (
-                BrokerConfig {
-                    max_amount_cents: i64::MAX,
-                    ..config()
-                },
-                "--max-amount",
-            ),
-            (
-                BrokerConfig {
-                    batch: 0,
-                    ..config()
-                },
-                "--batch",
-            ),
-            (
-                BrokerConfig {
-                    batch: 2,
-                    strategy: Strategy::Watch,
-                    ..config()
-                },
-                "atomic only",
-            ),
-            (
-                BrokerConfig {
-                    connections: 0,
-                    ..config()
-                },
-                "--connections",
-            ),
+            (BrokerConfig { workers: 0, ..config() }, "--workers"),
+            (BrokerConfig { transfers_per_worker: 0, ..config() }, "--transfers"),
+            (BrokerConfig { min_amount_cents: 0, ..config() }, "--min-amount"),
+            (BrokerConfig { min_amount_cents: -5, ..config() }, "--min-amount"),
+            (BrokerConfig { min_amount_cents: 6000, ..config() }, "larger than --max-amount"),
+            (BrokerConfig { max_amount_cents: i64::MAX, ..config() }, "--max-amount"),
+            (BrokerConfig { batch: 0, ..config() }, "--batch"),
+            (BrokerConfig { batch: 2, strategy: Strategy::Watch, ..config() }, "atomic only"),
+            (BrokerConfig { connections: 0, ..config() }, "--connections"),
         ];
         for (bad, flag) in cases {
             let err = bad.validate().unwrap_err().to_string();

@@ -52,9 +52,7 @@ impl WorkerStats {
 
     pub fn record_latency(&mut self, elapsed: std::time::Duration) {
         let us = (elapsed.as_micros() as u64).clamp(1, LATENCY_MAX_US);
-        self.latency_us
-            .record(us)
-            .expect("clamped into the histogram's range");
+        self.latency_us.record(us).expect("clamped into the histogram's range");
     }
 
     /// Adds another worker's figures; the first error seen is kept.

@@ -52,11 +52,7 @@ pub(super) async fn worker(
             to_bank: &dir.banks[usize::from(dir.accounts[to].1)],
             amount_cents: rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents),
         };
-        let id = TransferId {
-            run: shared.run,
-            worker,
-            seq,
-        };
+        let id = TransferId { run: shared.run, worker, seq };
         let started = Instant::now();
         let result = match cfg.strategy {
             Strategy::Watch => watch_transfer(shared, &mut conn, &planned, id, &mut stats).await,
@@ -95,10 +91,7 @@ async fn watch_transfer(
     let from_key = keys.account(t.from_bank, t.from);
     for _ in 0..WATCH_CONFLICT_LIMIT {
         stats.calls += 2;
-        redis::cmd("WATCH")
-            .arg(&from_key)
-            .query_async::<()>(conn)
-            .await?;
+        redis::cmd("WATCH").arg(&from_key).query_async::<()>(conn).await?;
         let balance: i64 = conn.get(&from_key).await?;
         if balance < t.amount_cents {
             stats.calls += 1;
@@ -108,11 +101,8 @@ async fn watch_transfer(
             return Ok(outcome);
         }
         stats.calls += 1;
-        let debited: Option<(i64,)> = redis::pipe()
-            .atomic()
-            .incr(&from_key, -t.amount_cents)
-            .query_async(conn)
-            .await?;
+        let debited: Option<(i64,)> =
+            redis::pipe().atomic().incr(&from_key, -t.amount_cents).query_async(conn).await?;
         let Some((after,)) = debited else {
             stats.conflicts += 1;
             continue;
@@ -163,12 +153,8 @@ async fn apply_rest(
         stats.calls += 4;
         let _: i64 = conn.incr(keys.bank_balance(t.from_bank), -a).await?;
         let _: i64 = conn.incr(keys.bank_balance(t.to_bank), a).await?;
-        let _: i64 = conn
-            .hincr(keys.interbank(t.from_bank), t.to_bank, -a)
-            .await?;
-        let _: i64 = conn
-            .hincr(keys.interbank(t.to_bank), t.from_bank, a)
-            .await?;
+        let _: i64 = conn.hincr(keys.interbank(t.from_bank), t.to_bank, -a).await?;
+        let _: i64 = conn.hincr(keys.interbank(t.to_bank), t.from_bank, a).await?;
     }
     stats.calls += 1;
     let _: i64 = conn.incr(keys.account(t.to_bank, t.to), a).await?;
@@ -195,9 +181,7 @@ async fn append_event(
         from_balance_cents: Some(from_balance_cents),
     };
     stats.calls += 1;
-    let _: String = conn
-        .xadd(shared.config.keys.events(), "*", &events::fields(&event))
-        .await?;
+    let _: String = conn.xadd(shared.config.keys.events(), "*", &events::fields(&event)).await?;
     stats.events += 1;
     Ok(())
 }

@@ -26,11 +26,7 @@ pub struct RedisServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A test CA and a server certificate for localhost and 127.0.0.1, as PEM files in `dir`.
@@ -45,9 +41,7 @@ pub fn make_certs(dir: &Path) -> TestCerts {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "interbank test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "interbank test CA");
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::from_params(&ca_params, &ca_key);
     let server_key = KeyPair::generate().unwrap();
@@ -88,11 +82,8 @@ impl RedisServer {
         let dir = tempfile::tempdir().unwrap();
         let certs = make_certs(dir.path());
         let path = |p: &Path| p.to_str().unwrap().to_string();
-        let (cert, key, ca) = (
-            path(&certs.server_cert),
-            path(&certs.server_key),
-            path(&certs.ca_cert),
-        );
+        let (cert, key, ca) =
+            (path(&certs.server_cert), path(&certs.server_key), path(&certs.ca_cert));
         let server_args = move |port: u16| {
             [
                 "--port",
@@ -109,20 +100,10 @@ impl RedisServer {
             .map(|s| s.to_string())
             .collect()
         };
-        let cli = [
-            "--tls",
-            "--cacert",
-            &path(&certs.ca_cert),
-            "-a",
-            password,
-            "--no-auth-warning",
-        ];
+        let cli = ["--tls", "--cacert", &path(&certs.ca_cert), "-a", password, "--no-auth-warning"];
         let cli = cli.iter().map(|s| s.to_string()).collect();
         let extra = ["--requirepass", password];
-        (
-            RedisServer::launch(dir, &extra, server_args, cli, "rediss", Some(password)),
-            certs,
-        )
+        (RedisServer::launch(dir, &extra, server_args, cli, "rediss", Some(password)), certs)
     }
 
     fn launch(
@@ -138,12 +119,7 @@ impl RedisServer {
             let mut child = Command::new("redis-server")
                 .args(listen(port))
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args([
-                    "--dir",
-                    dir.path().to_str().unwrap(),
-                    "--logfile",
-                    "redis.log",
-                ])
+                .args(["--dir", dir.path().to_str().unwrap(), "--logfile", "redis.log"])
                 .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -161,14 +137,7 @@ impl RedisServer {
                     .unwrap_or(false)
                 {
                     let password = password.map(str::to_string);
-                    return RedisServer {
-                        child,
-                        port,
-                        dir,
-                        cli_args,
-                        scheme,
-                        password,
-                    };
+                    return RedisServer { child, port, dir, cli_args, scheme, password };
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -215,11 +184,7 @@ impl RedisServer {
 }
 
 fn redis_cli(cli_args: &[String], args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(cli_args)
-        .args(args)
-        .output()
-        .ok()?;
+    let out = Command::new("redis-cli").args(cli_args).args(args).output().ok()?;
     Some(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
@@ -233,9 +198,7 @@ impl Drop for RedisServer {
 /// The `interbank` binary built for these tests.
 pub fn interbank(url: &str, dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_interbank"));
-    cmd.current_dir(dir)
-        .env("REDIS_URL", url)
-        .env_remove("INTERBANK_PREFIX");
+    cmd.current_dir(dir).env("REDIS_URL", url).env_remove("INTERBANK_PREFIX");
     cmd
 }
 
@@ -245,38 +208,45 @@ pub fn run(url: &str, dir: &Path, args: &[&str]) -> Output {
 }
 
 pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Runs the binary and panics with its output unless it succeeded.
 pub fn ok(url: &str, dir: &Path, args: &[&str]) -> String {
     let out = run(url, dir, args);
-    assert!(
-        out.status.success(),
-        "interbank {args:?} failed:\n{}",
-        text(&out)
-    );
+    assert!(out.status.success(), "interbank {args:?} failed:\n{}", text(&out));
     text(&out)
 }
 
 /// The repository's copy of the seed's sample files.
 pub fn seed_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/seed")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed").join(name)
 }
 
 /// A work folder with generated data: `data/accounts_<n>.csv` and `data/banks.csv`.
 pub fn workdir_with_accounts(url: &str, accounts: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    ok(
-        url,
-        dir.path(),
-        &["gen", "--accounts", &accounts.to_string(), "--seed", "7"],
-    );
+    ok(url, dir.path(), &["gen", "--accounts", &accounts.to_string(), "--seed", "7"]);
     dir
+}
+
+/// Runs `consume` on a finished run (short idle timeout, no progress) and returns its exit code
+/// and report.
+pub fn consume(url: &str, dir: &Path, accounts: &str) -> (Option<i32>, String) {
+    let out = run(url, dir, &["consume", "--accounts", accounts, "--quiet", "--idle-timeout", "1"]);
+    (out.status.code(), text(&out))
+}
+
+/// Runs `consume` and panics with its report unless it verified.
+pub fn verified(url: &str, dir: &Path, accounts: &str) -> String {
+    let (code, report) = consume(url, dir, accounts);
+    assert_eq!(code, Some(0), "consume did not verify:\n{report}");
+    report
+}
+
+/// Runs `broker` with these flags and no progress bar, and returns its summary.
+pub fn broker(url: &str, dir: &Path, flags: &[&str]) -> String {
+    let mut args = vec!["broker", "--quiet"];
+    args.extend_from_slice(flags);
+    ok(url, dir, &args)
 }
