@@ -14,6 +14,7 @@ use anyhow::{Context, Result, ensure};
 use redis::Value as RedisValue;
 
 use crate::accounts;
+use crate::checkpoint::{self, Resume};
 use crate::connection::{pipe_retrying, query_retrying};
 use crate::events;
 use crate::keys::Keys;
@@ -38,6 +39,12 @@ pub struct ConsumeConfig {
     /// Stop following after this long without a new event, even if a run has not ended.
     pub idle_timeout_ms: u64,
     pub progress: bool,
+    /// The consumer's name: its checkpoint is `P:consumer:<name>`.
+    pub name: String,
+    /// How often to store the checkpoint while following the stream; 0 stores none.
+    pub checkpoint_interval_ms: u64,
+    /// Ignore any checkpoint and replay from the start of the stream.
+    pub restart: bool,
 }
 
 /// Follows the stream to the end of the runs, then verifies.
@@ -59,11 +66,39 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
         keys.banks(),
         meta.banks
     );
+    ensure!(
+        crate::keys::is_plain_name(&config.name),
+        "--name {:?} is not usable: use 1 to 64 letters, digits, '_', '-' or '.'",
+        config.name
+    );
     let mut ledger = Ledger::new(&file);
     drop(file);
+    let checkpointing = config.checkpoint_interval_ms > 0;
+    let resume = if checkpointing && !config.restart {
+        checkpoint::load(&mut conn, keys, &config.name, &meta.sha256, &mut ledger).await?
+    } else {
+        Resume::Start
+    };
+    let mut last_id = match resume {
+        Resume::Start => "0-0".to_string(),
+        Resume::After(id) => {
+            eprintln!(
+                "consume: resuming from checkpoint {} after stream entry {id} ({} events replayed)",
+                keys.consumer(&config.name),
+                ledger.events
+            );
+            id
+        }
+    };
+    let mut saver = Saver {
+        name: &config.name,
+        sha256: &meta.sha256,
+        interval: Duration::from_millis(config.checkpoint_interval_ms),
+        last_saved: Instant::now(),
+        warned: false,
+    };
     let bar = progress_bar(config.progress);
     let mut runs: HashMap<u64, RunRecord> = HashMap::new();
-    let mut last_id = "0-0".to_string();
     let mut last_event_at = Instant::now();
     let idle = Duration::from_millis(config.idle_timeout_ms);
     loop {
@@ -91,13 +126,48 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
         if let Some(bar) = &bar {
             bar.set_position(ledger.events);
         }
+        if checkpointing && saver.last_saved.elapsed() >= saver.interval {
+            saver.save(&mut conn, keys, &last_id, &ledger).await;
+        }
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    if checkpointing {
+        saver.save(&mut conn, keys, &last_id, &ledger).await;
+    }
     let all = runs::read_all(&mut conn, keys).await?;
     let snapshot = read_snapshot(&mut conn, keys, &ledger, all).await?;
     Ok(verify(keys, &ledger, &snapshot))
+}
+
+/// Stores checkpoints; a failure (say, Redis out of memory) is reported once and does not stop
+/// the verification, which only needs the checkpoint to resume faster.
+struct Saver<'a> {
+    name: &'a str,
+    sha256: &'a str,
+    interval: Duration,
+    last_saved: Instant,
+    warned: bool,
+}
+
+impl Saver<'_> {
+    async fn save(
+        &mut self,
+        conn: &mut impl redis::aio::ConnectionLike,
+        keys: &Keys,
+        last_id: &str,
+        ledger: &Ledger,
+    ) {
+        self.last_saved = Instant::now();
+        if let Err(err) =
+            checkpoint::save(conn, keys, self.name, self.sha256, last_id, ledger).await
+            && !self.warned
+        {
+            self.warned = true;
+            eprintln!("consume: warning: {err:#}; going on without a checkpoint");
+        }
+    }
 }
 
 fn refresh(runs: &mut HashMap<u64, RunRecord>, all: Vec<RunRecord>) {

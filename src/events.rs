@@ -15,7 +15,9 @@
 use std::fmt;
 
 /// Why a transfer was cancelled; the letter is what the script stores per transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelReason {
     InsufficientFunds,

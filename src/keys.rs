@@ -18,12 +18,20 @@
 //! | `P:runs` | string | the number of the last broker run |
 //! | `P:run:N` | hash | broker run N: strategy, workers, times, counts, status |
 //! | `P:producer:ID` | string | one outcome letter per transfer applied for producer ID (idempotency) |
+//! | `P:consumer:NAME` | string | consumer NAME's checkpoint: last stream entry read and the replay up to it (JSON) |
 
 /// The version of this schema, stored in `P:meta` so a newer tool can refuse an older layout.
 pub const SCHEMA_VERSION: u32 = 1;
 /// The default key prefix, as in the seed.
 pub const DEFAULT_PREFIX: &str = "banks_transfers";
 const MAX_PREFIX_BYTES: usize = 64;
+
+/// Whether a name is safe inside key names and never a glob: 1 to 64 letters, digits, `_ - .`.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PREFIX_BYTES
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
 
 /// Names every key under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +42,7 @@ pub struct Keys {
 impl Keys {
     /// A schema under `prefix`: letters, digits, `_`, `-` and `.` only, so it is never a glob.
     pub fn new(prefix: &str) -> Result<Keys, String> {
-        let valid = !prefix.is_empty()
-            && prefix.len() <= MAX_PREFIX_BYTES
-            && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !valid {
+        if !is_plain_name(prefix) {
             return Err(format!(
                 "key prefix {prefix:?} is not usable: use 1 to {MAX_PREFIX_BYTES} letters, digits, '_', '-' or '.'"
             ));
@@ -93,6 +98,10 @@ impl Keys {
     pub fn producer(&self, producer_id: &str) -> String {
         format!("{}:producer:{producer_id}", self.prefix)
     }
+
+    pub fn consumer(&self, name: &str) -> String {
+        format!("{}:consumer:{name}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +127,7 @@ mod tests {
             keys.runs(),
             keys.run(3),
             keys.producer("r3-w1"),
+            keys.consumer("c"),
         ] {
             assert!(key.starts_with("bt:"), "{key}");
         }

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod banks;
 pub mod broker;
+pub mod checkpoint;
 pub mod connection;
 pub mod consume;
 pub mod events;

@@ -131,6 +131,15 @@ enum Command {
         /// Seconds without a new event after which to verify even if a run has not ended.
         #[arg(long, default_value_t = 10.0)]
         idle_timeout: f64,
+        /// This consumer's name; its checkpoint is stored as <prefix>:consumer:<name>.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Seconds between checkpoints while following the stream; 0 stores none.
+        #[arg(long, default_value_t = 5.0)]
+        checkpoint_interval: f64,
+        /// Ignore this consumer's checkpoint and replay the stream from its start.
+        #[arg(long)]
+        restart: bool,
         /// No progress display.
         #[arg(long)]
         quiet: bool,
@@ -138,6 +147,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Seconds from a flag, checked against bounds, in milliseconds.
+fn seconds_flag(flag: &str, seconds: f64, min: f64, max: f64) -> Result<u64> {
+    anyhow::ensure!(
+        seconds.is_finite() && (min..=max).contains(&seconds),
+        "{flag} must be {min} to {max} seconds; got {seconds}"
+    );
+    Ok((seconds * 1000.0) as u64)
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -213,18 +231,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Consume { redis, accounts, banks, idle_timeout, quiet, json } => {
-            anyhow::ensure!(
-                idle_timeout.is_finite() && (0.1..=86_400.0).contains(&idle_timeout),
-                "--idle-timeout must be 0.1 to 86400 seconds; got {idle_timeout}"
-            );
+        Command::Consume {
+            redis,
+            accounts,
+            banks,
+            idle_timeout,
+            name,
+            checkpoint_interval,
+            restart,
+            quiet,
+            json,
+        } => {
             let config = ConsumeConfig {
                 keys: redis.keys()?,
                 target: redis.target(),
                 accounts_path: accounts,
                 banks_path: banks,
-                idle_timeout_ms: (idle_timeout * 1000.0) as u64,
+                idle_timeout_ms: seconds_flag("--idle-timeout", idle_timeout, 0.1, 86_400.0)?,
                 progress: !quiet && !json,
+                name,
+                checkpoint_interval_ms: seconds_flag(
+                    "--checkpoint-interval",
+                    checkpoint_interval,
+                    0.0,
+                    86_400.0,
+                )?,
+                restart,
             };
             let report = consume::consume(&config).await?;
             if json {

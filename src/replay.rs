@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountsFile;
 use crate::events::{CancelReason, Event, Outcome};
@@ -17,7 +17,7 @@ use crate::runs::Strategy;
 pub const MAX_KEPT_PER_KIND: usize = 10;
 
 /// Something in the stream that a correct run cannot produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     /// An entry that is not an event of this tool.
@@ -55,14 +55,14 @@ impl AnomalyKind {
 }
 
 /// One anomaly, located by stream entry id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
     pub entry: String,
     pub detail: String,
 }
 
 /// Counts of one run's events, as the replay saw them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunTally {
     pub events: u64,
     pub completed: u64,
@@ -70,11 +70,26 @@ pub struct RunTally {
 }
 
 /// What the replay knows of one producer (one worker of one run).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerTally {
     pub last_seq: u64,
     pub events: u64,
     pub completed: u64,
+}
+
+/// What a replay has changed, in a form that serializes (lists rather than maps with tuple keys).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerState {
+    pub balances: Vec<i64>,
+    pub bank_balances: Vec<i64>,
+    pub interbank: Vec<i64>,
+    pub events: u64,
+    pub completed: u64,
+    pub cancelled: Vec<(CancelReason, u64)>,
+    pub moved_cents: i128,
+    pub runs: Vec<(u64, RunTally)>,
+    pub producers: Vec<(u64, u32, ProducerTally)>,
+    pub anomalies: Vec<(AnomalyKind, u64, Vec<Anomaly>)>,
 }
 
 /// The balances rebuilt so far, and everything odd seen on the way.
@@ -127,6 +142,50 @@ impl Ledger {
             producers: HashMap::new(),
             anomalies: BTreeMap::new(),
         }
+    }
+
+    /// Everything the replay has changed so far, to be stored as a checkpoint.
+    pub fn state(&self) -> LedgerState {
+        LedgerState {
+            balances: self.balances.clone(),
+            bank_balances: self.bank_balances.clone(),
+            interbank: self.interbank.clone(),
+            events: self.events,
+            completed: self.completed,
+            cancelled: self.cancelled.iter().map(|(r, c)| (*r, *c)).collect(),
+            moved_cents: self.moved_cents,
+            runs: self.runs.iter().map(|(r, t)| (*r, *t)).collect(),
+            producers: self.producers.iter().map(|(&(run, worker), t)| (run, worker, *t)).collect(),
+            anomalies: self.anomalies.iter().map(|(k, (c, kept))| (*k, *c, kept.clone())).collect(),
+        }
+    }
+
+    /// Continues from a stored state of a replay over the same accounts.
+    pub fn restore(&mut self, state: LedgerState) -> Result<(), String> {
+        if state.balances.len() != self.balances.len()
+            || state.bank_balances.len() != self.bank_balances.len()
+            || state.interbank.len() != self.interbank.len()
+        {
+            return Err(format!(
+                "it holds {} accounts and {} banks, the file {} and {}",
+                state.balances.len(),
+                state.bank_balances.len(),
+                self.balances.len(),
+                self.bank_balances.len()
+            ));
+        }
+        self.balances = state.balances;
+        self.bank_balances = state.bank_balances;
+        self.interbank = state.interbank;
+        self.events = state.events;
+        self.completed = state.completed;
+        self.cancelled = state.cancelled.into_iter().collect();
+        self.moved_cents = state.moved_cents;
+        self.runs = state.runs.into_iter().collect();
+        self.producers =
+            state.producers.into_iter().map(|(run, worker, t)| ((run, worker), t)).collect();
+        self.anomalies = state.anomalies.into_iter().map(|(k, c, kept)| (k, (c, kept))).collect();
+        Ok(())
     }
 
     pub fn cancelled_total(&self) -> u64 {
@@ -384,6 +443,34 @@ pub(crate) mod tests {
         );
         ledger.apply("2-0", &event(2, "A1", "B1", 100, 5), Some(Strategy::Atomic));
         assert_eq!(ledger.anomaly_count(AnomalyKind::OrderMismatch), 1);
+    }
+
+    #[test]
+    fn a_restored_state_continues_exactly_where_it_stopped() {
+        let events = [
+            event(1, "A1", "B1", 300, 700),
+            event(2, "B1", "A2", 100, 200),
+            event(1, "A1", "B1", 300, 700),
+            event(3, "A2", "A1", 50, 550),
+        ];
+        let mut straight = Ledger::new(&file());
+        let mut resumed = Ledger::new(&file());
+        for (i, e) in events.iter().enumerate() {
+            straight.apply(&format!("{i}-0"), e, Some(Strategy::Atomic));
+            if i < 2 {
+                resumed.apply(&format!("{i}-0"), e, Some(Strategy::Atomic));
+            }
+        }
+        let json = serde_json::to_string(&resumed.state()).unwrap();
+        let mut restarted = Ledger::new(&file());
+        restarted.restore(serde_json::from_str(&json).unwrap()).unwrap();
+        for (i, e) in events.iter().enumerate().skip(2) {
+            restarted.apply(&format!("{i}-0"), e, Some(Strategy::Atomic));
+        }
+        assert_eq!(restarted.state(), straight.state());
+        let mut other = file();
+        other.accounts.pop();
+        assert!(Ledger::new(&other).restore(straight.state()).is_err());
     }
 
     #[test]

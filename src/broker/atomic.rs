@@ -108,6 +108,12 @@ fn describe_failure(
             "Redis is out of memory (maxmemory reached) at transfer {id}: the broker stopped; the script \
              runs whole or not at all, so nothing was half-applied. Free memory or raise maxmemory, then run again"
         )
+    } else if text.contains("sequence gap") {
+        format!(
+            "Redis no longer has transfers it had acknowledged before {id} ({text}): it restarted and lost \
+             its last writes (appendfsync everysec or no persistence). What it kept is consistent; the \
+             broker stopped so that nothing is numbered twice. Start a new run"
+        )
     } else if is_transient(err) {
         format!(
             "transfer {id} could not be sent after {retries} retries ({text}); it may or may not have been \

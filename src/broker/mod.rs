@@ -230,20 +230,40 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
         bar.finish_and_clear();
     }
 
-    let events = if config.strategy == Strategy::Atomic {
-        runs::applied_per_worker(&mut control, &config.keys, run_id, config.workers)
-            .await?
-            .iter()
-            .sum()
-    } else {
-        total.events
-    };
     let status = if total.error.is_some() {
         RunStatus::Failed
     } else if interrupted.load(Ordering::Relaxed) {
         RunStatus::Interrupted
     } else {
         RunStatus::Ended
+    };
+    let recorded = record_end(&mut control, &config, run_id, &total, status).await;
+    let events = match recorded {
+        Ok(events) => events,
+        Err(err) => {
+            // The transfers are what they are; only the record of the run's end is missing, and
+            // `consume` then counts the run from its producer keys after its idle timeout.
+            let note = format!("the end of run {run_id} could not be recorded: {err:#}");
+            let error = total.error.take().map_or(note.clone(), |e| format!("{e}; {note}"));
+            total.error = Some(config.target.scrub(&error));
+            total.events
+        }
+    };
+    Ok(summarize(&config, run_id, &total, events, elapsed, status))
+}
+
+/// Counts what the run wrote and records its end; returns the number of events.
+async fn record_end(
+    control: &mut redis::aio::ConnectionManager,
+    config: &BrokerConfig,
+    run_id: u64,
+    total: &WorkerStats,
+    status: RunStatus,
+) -> Result<u64> {
+    let events = if config.strategy == Strategy::Atomic {
+        runs::applied_per_worker(control, &config.keys, run_id, config.workers).await?.iter().sum()
+    } else {
+        total.events
     };
     let mut fields = vec![
         ("completed", total.completed.to_string()),
@@ -253,8 +273,8 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     if let Some(error) = &total.error {
         fields.push(("error", error.clone()));
     }
-    runs::finish(&mut control, &config.keys, run_id, status, now_ms(), events, &fields).await?;
-    Ok(summarize(&config, run_id, &total, events, elapsed, status))
+    runs::finish(control, &config.keys, run_id, status, now_ms(), events, &fields).await?;
+    Ok(events)
 }
 
 fn summarize(

@@ -21,6 +21,8 @@ pub struct RedisServer {
     pub dir: tempfile::TempDir,
     /// What redis-cli needs to reach this server: port, and TLS and password if any.
     cli_args: Vec<String>,
+    /// The server's command line, to start it again the same way (same port, same folder).
+    server_args: Vec<String>,
     scheme: &'static str,
     password: Option<String>,
 }
@@ -116,35 +118,40 @@ impl RedisServer {
     ) -> RedisServer {
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let mut child = Command::new("redis-server")
-                .args(listen(port))
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--dir", dir.path().to_str().unwrap(), "--logfile", "redis.log"])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (apt-get install redis-server)");
+            let mut server_args = listen(port);
+            server_args.extend(
+                ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from),
+            );
+            server_args.extend(
+                ["--dir", dir.path().to_str().unwrap(), "--logfile", "redis.log"].map(String::from),
+            );
+            server_args.extend(extra.iter().map(|s| s.to_string()));
             let mut cli_args = vec!["-p".to_string(), port.to_string()];
             cli_args.extend(cli_extra.iter().cloned());
-            let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if redis_cli(&cli_args, &["PING"])
-                    .map(|out| out.trim() == "PONG" || out.contains("NOAUTH"))
-                    .unwrap_or(false)
-                {
-                    let password = password.map(str::to_string);
-                    return RedisServer { child, port, dir, cli_args, scheme, password };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn_and_wait(&server_args, &cli_args) {
+                let password = password.map(str::to_string);
+                return RedisServer { child, port, dir, cli_args, server_args, scheme, password };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("could not start redis-server on a free port after {START_ATTEMPTS} attempts");
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Stops the server with `SHUTDOWN NOSAVE`, as an operator would.
+    pub fn shutdown_nosave(&mut self) {
+        self.cli(&["SHUTDOWN", "NOSAVE"]);
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the stopped server again, same port, same folder, same settings.
+    pub fn restart(&mut self) {
+        self.child =
+            spawn_and_wait(&self.server_args, &self.cli_args).expect("redis-server restarts");
     }
 
     pub fn url(&self) -> String {
@@ -181,6 +188,30 @@ impl RedisServer {
             })
             .collect()
     }
+}
+
+/// Starts redis-server and waits until it answers; `None` if it exits or stays silent.
+fn spawn_and_wait(server_args: &[String], cli_args: &[String]) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args(server_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (apt-get install redis-server)");
+    let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        let reply = redis_cli(cli_args, &["PING"]).unwrap_or_default();
+        if reply.trim() == "PONG" || reply.contains("NOAUTH") || reply.contains("LOADING") {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 fn redis_cli(cli_args: &[String], args: &[&str]) -> Option<String> {
