@@ -7,7 +7,7 @@ ACCOUNTS ?= data/accounts_100.csv
 WORKERS ?= 20
 TRANSFERS ?= 5000
 
-.PHONY: build gen init broker consume demo test lint clean
+.PHONY: build gen init broker consume demo test faults lint clean
 
 build:
 	$(CARGO) build --release --locked
@@ -32,8 +32,13 @@ consume: build
 demo:
 	bash scripts/demo.sh
 
+# Every test: unit tests, end-to-end tests and the fault suite, each against its own redis-server.
 test:
 	$(CARGO) test --locked
+
+# The fault suite alone, printing one FAULT line of figures per scenario (docs/RELIABILITY.md).
+faults:
+	$(CARGO) test --locked --test faults -- --nocapture 2>&1 | grep -E '^(FAULT|test |test result)'
 
 lint:
 	$(CARGO) fmt --all -- --check

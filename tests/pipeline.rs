@@ -244,37 +244,3 @@ fn init_removes_only_its_own_keys() {
     // 50 accounts + 13 balances + 13 interbank + 13 directories (those that have accounts) + meta + banks + 2 foreign
     assert!(redis.dbsize() > 50 + 26 + 2, "{}", redis.dbsize());
 }
-
-#[test]
-fn connections_cut_mid_run_are_retried_without_duplicates() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let dir = workdir_with_accounts(&url, 100);
-    ok(&url, dir.path(), &["init"]);
-    let broker = interbank(&url, dir.path())
-        .args(["broker", "--workers", "20", "--transfers", "1500", "--quiet", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut killed = 0;
-    for _ in 0..10 {
-        std::thread::sleep(std::time::Duration::from_millis(150));
-        killed += redis
-            .cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0);
-    }
-    let out = broker.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        summary["completed"].as_u64().unwrap() + summary["cancelled"].as_u64().unwrap(),
-        30_000
-    );
-    assert_eq!(summary["events"], 30_000);
-    assert!(killed > 0, "no connection was cut");
-    assert!(summary["retries"].as_u64().unwrap() > 0, "no request was retried: {summary}");
-    let report = verified(&url, dir.path(), "data/accounts_100.csv");
-    assert!(report.contains("run 1 atomic ended: 30000 events seen, 30000 expected"), "{report}");
-}
