@@ -1,6 +1,8 @@
 # interbank: the seed's targets (gen, init, broker, consume) plus demo and test.
 # Every target that talks to Redis uses REDIS_URL (default redis://127.0.0.1:6379).
 
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 CARGO ?= cargo
 BIN := target/release/interbank
 ACCOUNTS ?= data/accounts_100.csv

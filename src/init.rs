@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use redis::AsyncCommands;
 
 use crate::accounts::AccountsFile;
 use crate::connection::query_retrying;
@@ -78,19 +77,18 @@ pub async fn init(
     let mut conn = crate::connection::dedicated(target).await?;
     let removed_keys = remove_our_keys(&mut conn, keys).await?;
     let meta = keys.meta();
-    let _: () = conn
-        .hset_multiple(
-            &meta,
-            &[
-                ("status", "loading".to_string()),
-                ("schema", SCHEMA_VERSION.to_string()),
-                ("file", file.path.display().to_string()),
-                ("sha256", file.sha256.clone()),
-                ("accounts", file.accounts.len().to_string()),
-                ("banks", file.banks.len().to_string()),
-                ("total_cents", file.total_cents.to_string()),
-            ],
-        )
+    let _: () = redis::cmd("HSET")
+        .arg(&meta)
+        .arg(&[
+            ("status", "loading".to_string()),
+            ("schema", SCHEMA_VERSION.to_string()),
+            ("file", file.path.display().to_string()),
+            ("sha256", file.sha256.clone()),
+            ("accounts", file.accounts.len().to_string()),
+            ("banks", file.banks.len().to_string()),
+            ("total_cents", file.total_cents.to_string()),
+        ])
+        .query_async(&mut conn)
         .await
         .with_context(|| format!("writing {meta}"))?;
 
@@ -105,7 +103,7 @@ pub async fn init(
             .map(|other| (other.as_str(), 0))
             .collect();
         if !others.is_empty() {
-            pipe.hset_multiple(keys.interbank(bank), &others).ignore();
+            pipe.cmd("HSET").arg(keys.interbank(bank)).arg(&others).ignore();
         }
     }
     let _: () = pipe.query_async(&mut conn).await.context("writing the banks")?;
@@ -142,11 +140,10 @@ pub async fn init(
     if queued > 0 {
         let _: () = pipe.query_async(&mut conn).await.context("loading accounts")?;
     }
-    let _: () = conn
-        .hset_multiple(
-            &meta,
-            &[("status", "ready".to_string()), ("loaded_at_ms", now_ms().to_string())],
-        )
+    let _: () = redis::cmd("HSET")
+        .arg(&meta)
+        .arg(&[("status", "ready".to_string()), ("loaded_at_ms", now_ms().to_string())])
+        .query_async(&mut conn)
         .await
         .with_context(|| format!("writing {meta}"))?;
     Ok(InitReport {

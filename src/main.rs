@@ -158,9 +158,18 @@ fn seconds_flag(flag: &str, seconds: f64, min: f64, max: f64) -> Result<u64> {
     Ok((seconds * 1000.0) as u64)
 }
 
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    emit(&format!("{}\n", serde_json::to_string_pretty(value)?))
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -168,13 +177,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gen { accounts, seed, out } => {
             let seed = seed.unwrap_or_else(rand::random);
             let done = generate::generate(&out, accounts, seed)?;
-            println!(
-                "wrote {} accounts ({} cents) to {} and the banks to {} (seed {seed})",
+            emit(&format!(
+                "wrote {} accounts ({} cents) to {} and the banks to {} (seed {seed})\n",
                 done.accounts,
                 done.total_cents,
                 done.accounts_path.display(),
                 done.banks_path.display()
-            );
+            ))?;
         }
         Command::Init { redis, accounts, banks, json } => {
             let keys = redis.keys()?;
@@ -183,8 +192,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 print_json(&report)?;
             } else {
-                println!(
-                    "loaded {} accounts of {} banks ({} cents) from {} under {}:* in {} ms; removed {} old keys",
+                emit(&format!(
+                    "loaded {} accounts of {} banks ({} cents) from {} under {}:* in {} ms; removed {} old keys\n",
                     report.accounts,
                     report.banks,
                     report.total_cents,
@@ -192,7 +201,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     keys.prefix(),
                     report.elapsed_ms,
                     report.removed_keys
-                );
+                ))?;
             }
         }
         Command::Broker {
@@ -225,7 +234,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 print_json(&summary)?;
             } else {
-                println!("{}", summary.to_text());
+                emit(&format!("{}\n", summary.to_text()))?;
             }
             if summary.error.is_some() {
                 return Ok(ExitCode::FAILURE);
@@ -262,7 +271,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 print_json(&report)?;
             } else {
-                print!("{}", report.to_text());
+                emit(&report.to_text())?;
             }
             if !report.verified {
                 return Ok(ExitCode::FAILURE);

@@ -59,3 +59,63 @@ fn help_never_shows_the_url_from_the_environment() {
         assert!(!help.contains("env-s3cret"), "{help}");
     }
 }
+
+/// The ACL rules the README documents: this tool's keys and the commands it needs, nothing else.
+const ACL_RULES: &str = "on resetkeys ~banks_transfers:* resetchannels -@all +ping +scan +unlink +get +set \
+    +mset +incr +incrby +hset +hget +hgetall +hincrby +rpush +lrange +strlen +getrange +append +xadd +xdel \
+    +xlen +xread +del +evalsha +eval +script|load +watch +unwatch +multi +exec";
+
+fn acl_user(redis: &RedisServer, name: &str, rules: &str) -> String {
+    let mut args = vec!["ACL", "SETUSER", name, ">user-s3cret"];
+    args.extend(rules.split_whitespace());
+    assert_eq!(redis.cli(&args).trim(), "OK");
+    format!("redis://{name}:user-s3cret@127.0.0.1:{}", redis.port)
+}
+
+#[test]
+fn a_user_restricted_to_our_keys_and_commands_runs_everything() {
+    let redis = RedisServer::start();
+    let url = acl_user(&redis, "interbank", ACL_RULES);
+    redis.cli(&["SET", "someone_else:key", "keep"]);
+    let dir = workdir_with_accounts(&url, 50);
+    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
+    broker(&url, dir.path(), &["--workers", "4", "--transfers", "50"]);
+    broker(&url, dir.path(), &["--strategy", "watch", "--workers", "4", "--transfers", "50"]);
+    let report = verified(&url, dir.path(), "data/accounts_50.csv");
+    assert!(report.starts_with("consume: VERIFIED: 400 events"), "{report}");
+    assert_eq!(redis.cli(&["ACL", "LOG"]).trim(), "", "a command was denied");
+}
+
+#[test]
+fn a_user_missing_a_command_or_a_key_gets_a_clear_error() {
+    let redis = RedisServer::start();
+    let full = acl_user(&redis, "full", ACL_RULES);
+    let dir = workdir_with_accounts(&full, 50);
+    ok(&full, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
+
+    let no_xadd = acl_user(&redis, "no_xadd", &format!("{ACL_RULES} -xadd"));
+    let out =
+        run(&no_xadd, dir.path(), &["broker", "--workers", "2", "--transfers", "5", "--quiet"]);
+    let message = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{message}");
+    assert!(
+        message
+            .contains("XADD banks_transfers:events: ERR The user executing the script can't run"),
+        "{message}"
+    );
+    assert!(message.contains("see the ACL rules in the README"), "{message}");
+
+    let other_keys =
+        acl_user(&redis, "other_keys", &ACL_RULES.replace("~banks_transfers:*", "~elsewhere:*"));
+    let out =
+        run(&other_keys, dir.path(), &["consume", "--accounts", "data/accounts_50.csv", "--quiet"]);
+    let message = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(message.contains("reading banks_transfers:meta"), "{message}");
+    assert!(message.contains("no permissions to access one of the keys"), "{message}");
+    assert!(!message.contains("user-s3cret"), "{message}");
+
+    // Nothing of a refused transfer was applied.
+    let report = verified(&full, dir.path(), "data/accounts_50.csv");
+    assert!(report.starts_with("consume: VERIFIED: 0 events"), "{report}");
+}

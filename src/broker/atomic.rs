@@ -74,8 +74,16 @@ pub(super) async fn worker(
                 shared.done.fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
                 if let Some(error) = reply.error {
                     stats.failed += (count - reply.outcomes.len()) as u64;
+                    let hint = if error.contains("can't run this command")
+                        || error.contains("NOPERM")
+                    {
+                        " (the Redis user lacks a command or a key: see the ACL rules in the README)"
+                    } else {
+                        ""
+                    };
                     stats.error = Some(format!(
-                        "the transfer script stopped at transfer {producer}-{}: {error}",
+                        "the transfer script stopped at transfer {producer}-{}: {error}; nothing of that \
+                         transfer was applied{hint}",
                         seq + reply.outcomes.len() as u64
                     ));
                     shared.stop.store(true, Ordering::Relaxed);

@@ -133,10 +133,10 @@ for i = replayed + 1, n do
   local id = producer .. '-' .. (first_seq + i - 1)
 
   local from_raw, err = try('GET', from_key)
-  if err then return finish('reading ' .. from_key .. ': ' .. err) end
+  if err then return finish('GET ' .. from_key .. ': ' .. err) end
   local to_raw
   to_raw, err = try('GET', to_key)
-  if err then return finish('reading ' .. to_key .. ': ' .. err) end
+  if err then return finish('GET ' .. to_key .. ': ' .. err) end
 
   local from_balance, to_balance
   if from_raw then
@@ -184,7 +184,7 @@ for i = replayed + 1, n do
   local done = {}
   local entry_id
   entry_id, err = try(unpack(event))
-  if err then return finish('appending to ' .. events_key .. ': ' .. err) end
+  if err then return finish('XADD ' .. events_key .. ': ' .. err) end
   done[1] = { 'XDEL', events_key, entry_id }
 
   if code == 'C' then
