@@ -50,6 +50,11 @@ pub struct ConsumeConfig {
 /// Follows the stream to the end of the runs, then verifies.
 pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
     let keys = &config.keys;
+    ensure!(
+        crate::keys::is_plain_name(&config.name),
+        "--name {:?} is not usable: use 1 to 64 letters, digits, '_', '-' or '.'",
+        config.name
+    );
     let mut conn = crate::connection::manager(&config.target).await?;
     let meta = crate::init::read_meta(&mut conn, keys).await?;
     let file = accounts::load(&config.accounts_path, config.banks_path.as_deref())?;
@@ -65,11 +70,6 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
         file.banks,
         keys.banks(),
         meta.banks
-    );
-    ensure!(
-        crate::keys::is_plain_name(&config.name),
-        "--name {:?} is not usable: use 1 to 64 letters, digits, '_', '-' or '.'",
-        config.name
     );
     let mut ledger = Ledger::new(&file);
     drop(file);

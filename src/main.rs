@@ -129,13 +129,13 @@ enum Command {
         #[arg(long)]
         banks: Option<PathBuf>,
         /// Seconds without a new event after which to verify even if a run has not ended.
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
         idle_timeout: f64,
         /// This consumer's name; its checkpoint is stored as <prefix>:consumer:<name>.
         #[arg(long, default_value = "default")]
         name: String,
         /// Seconds between checkpoints while following the stream; 0 stores none.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
         checkpoint_interval: f64,
         /// Ignore this consumer's checkpoint and replay the stream from its start.
         #[arg(long)]
