@@ -256,16 +256,16 @@ async fn apply_entries(
     Ok(())
 }
 
-fn to_value(value: RedisValue) -> Value {
+fn to_value(value: redis::RedisResult<RedisValue>) -> Value {
     match value {
-        RedisValue::Nil => Value::Missing,
-        RedisValue::Int(v) => Value::Int(v),
-        RedisValue::BulkString(bytes) => {
+        Ok(RedisValue::Nil) => Value::Missing,
+        Ok(RedisValue::Int(v)) => Value::Int(v),
+        Ok(RedisValue::BulkString(bytes)) => {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             text.parse().map_or(Value::Invalid(text), Value::Int)
         }
-        RedisValue::ServerError(err) => Value::Invalid(format!("error: {err:?}")),
-        other => Value::Invalid(format!("{other:?}")),
+        Ok(other) => Value::Invalid(format!("{other:?}")),
+        Err(err) => Value::Error(err.to_string()),
     }
 }
 
@@ -284,7 +284,7 @@ async fn read_snapshot(
         .collect();
     let mut accounts = Vec::with_capacity(account_keys.len());
     for chunk in account_keys.chunks(MGET_CHUNK) {
-        let values: Vec<RedisValue> = read_each(conn, "GET", chunk).await?;
+        let values = read_each(conn, "GET", chunk).await?;
         accounts.extend(values.into_iter().map(to_value));
     }
     let bank_keys: Vec<String> = ledger.banks.iter().map(|b| keys.bank_balance(b)).collect();
@@ -294,10 +294,11 @@ async fn read_snapshot(
     for (a, bank) in ledger.banks.iter().enumerate() {
         let key = keys.interbank(bank);
         let mut pipe = redis::pipe();
+        pipe.ignore_errors();
         for other in ledger.banks.iter().filter(|o| *o != bank) {
             pipe.cmd("HGET").arg(&key).arg(other);
         }
-        let values: Vec<RedisValue> =
+        let values: Vec<redis::RedisResult<RedisValue>> =
             pipe_retrying(conn, &pipe).await.with_context(|| format!("reading {key}"))?;
         let others = (0..n).filter(|&b| b != a);
         for (b, value) in others.zip(values) {
@@ -321,12 +322,13 @@ async fn read_each(
     conn: &mut impl redis::aio::ConnectionLike,
     command: &str,
     keys: &[String],
-) -> Result<Vec<RedisValue>> {
+) -> Result<Vec<redis::RedisResult<RedisValue>>> {
     let mut pipe = redis::pipe();
+    pipe.ignore_errors();
     for key in keys {
         pipe.cmd(command).arg(key);
     }
-    let values: Vec<RedisValue> = pipe_retrying(conn, &pipe).await.context("reading balances")?;
+    let values = pipe_retrying(conn, &pipe).await.context("reading balances")?;
     Ok(values)
 }
 

@@ -17,8 +17,10 @@ pub const MAX_LISTED: usize = 20;
 pub enum Value {
     Missing,
     Int(i64),
-    /// Not an integer (or of the wrong type): what was there, as text.
+    /// Not an integer: what was there, as text.
     Invalid(String),
+    /// Redis refused to read it (a key of the wrong type, say): its error.
+    Error(String),
 }
 
 impl Value {
@@ -34,6 +36,7 @@ impl Value {
             Value::Missing => "nothing (the key is missing)".to_string(),
             Value::Int(v) => v.to_string(),
             Value::Invalid(text) => format!("{text:?}, not an integer"),
+            Value::Error(error) => format!("an error: {error}"),
         }
     }
 }

@@ -244,3 +244,19 @@ fn init_removes_only_its_own_keys() {
     // 50 accounts + 13 balances + 13 interbank + 13 directories (those that have accounts) + meta + banks + 2 foreign
     assert!(redis.dbsize() > 50 + 26 + 2, "{}", redis.dbsize());
 }
+
+#[test]
+fn a_key_of_the_wrong_type_is_named() {
+    let redis = RedisServer::start();
+    let dir = verified_setup(&redis);
+    redis.cli(&["DEL", "banks_transfers:{ING}:balance"]);
+    redis.cli(&["HSET", "banks_transfers:{ING}:balance", "x", "1"]);
+    consume_fails_naming(
+        &redis,
+        dir.path(),
+        "bank balances match the replay",
+        "banks_transfers:{ING}:balance: expected",
+    );
+    let (_, report) = consume(&redis.url(), dir.path(), "data/accounts_100.csv");
+    assert!(report.contains("WRONGTYPE"), "{report}");
+}
