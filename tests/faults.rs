@@ -319,3 +319,25 @@ fn redis_restarted_from_an_older_snapshot_keeps_a_consistent_prefix() {
         acknowledged - kept
     );
 }
+
+#[test]
+fn redis_paused_mid_run_slows_the_broker_but_loses_nothing() {
+    const PAUSE_MS: u64 = 1_500;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 100);
+    ok(&url, dir.path(), &["init"]);
+    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "1500"]);
+    wait_for_events(&redis, 2_000);
+    assert_eq!(redis.cli(&["CLIENT", "PAUSE", &PAUSE_MS.to_string(), "ALL"]).trim(), "OK");
+    let (code, summary, stderr) = finish(broker);
+    assert_eq!(code, Some(0), "{summary} {stderr}");
+    assert_eq!(summary["events"], 30_000);
+    let slowest_ms = summary["latency_max_ms"].as_f64().unwrap();
+    assert!(slowest_ms >= PAUSE_MS as f64 * 0.8, "{summary}");
+    let report = verified_json(&url, dir.path(), &[]);
+    eprintln!(
+        "FAULT redis-paused: pause_ms={PAUSE_MS} slowest_call_ms={slowest_ms} transfers_checked={} money_lost=0",
+        report["events"]
+    );
+}
