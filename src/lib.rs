@@ -18,3 +18,4 @@ pub mod replay;
 pub mod runs;
 pub mod script;
 pub mod verify;
+pub mod server;

@@ -96,46 +96,64 @@ local function finish(err)
   return { all }
 end
 
--- Calls Redis without raising; returns the reply, or nil and the error text.
-local function try(...)
-  local reply = redis.pcall(...)
-  if type(reply) == 'table' and reply.err then
-    return nil, reply.err
-  end
-  return reply
+-- The error text of a reply that failed, or nil.
+local function failure(reply)
+  return type(reply) == 'table' and reply.err or nil
 end
 
--- Undoes writes of the current transfer, newest first. Each undo restores a value that existed a
--- moment ago, so it cannot overflow.
--- An emptied stream is removed too, so a failed first transfer leaves no trace at all.
-local function undo(done)
-  for j = #done, 1, -1 do
-    redis.call(unpack(done[j]))
-  end
-  if redis.call('XLEN', events_key) == 0 then
-    redis.call('DEL', events_key)
-  end
-end
-
+-- A balance as a number, or nil if the text is not an integer.
 local function integer_balance(raw)
   local value = tonumber(raw)
-  if value == nil or value ~= math.floor(value) or not string.match(raw, '^-?%d+$') then
+  if value == nil or value ~= math.floor(value) then
     return nil
   end
   return value
 end
 
+-- The writes of one completed transfer, described in these tables (filled anew for each transfer,
+-- allocated once per call: the hot path allocates no table).
+local write_key, write_field, write_delta = {}, {}, {}
+local write_count = 0
+
+local function add_write(key, field, delta)
+  write_count = write_count + 1
+  write_key[write_count], write_field[write_count], write_delta[write_count] = key, field, delta
+end
+
+local function do_write(j, sign)
+  if write_field[j] then
+    return redis.pcall('HINCRBY', write_key[j], write_field[j], sign * write_delta[j])
+  end
+  return redis.pcall('INCRBY', write_key[j], sign * write_delta[j])
+end
+
+-- Undoes the first `done` writes of the current transfer, newest first, then its event. Each undo
+-- restores a value that existed a moment ago, so it cannot overflow. An emptied stream is removed
+-- too, so a failed first transfer leaves no trace at all.
+local function undo(done, entry_id)
+  for j = done, 1, -1 do
+    local reply = do_write(j, -1)
+    assert(not failure(reply), 'undo failed')
+  end
+  redis.call('XDEL', events_key, entry_id)
+  if redis.call('XLEN', events_key) == 0 then
+    redis.call('DEL', events_key)
+  end
+end
+
 for i = replayed + 1, n do
   local a = argv_base + 5 * (i - 1)
   local fb, tb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local from, to, amount_text = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local from, to = ARGV[a + 3], ARGV[a + 4]
+  local from_bank, to_bank = ARGV[3 + fb], ARGV[3 + tb]
   local from_key, to_key = KEYS[account_key_base + 2 * i - 1], KEYS[account_key_base + 2 * i]
   local id = producer .. '-' .. (first_seq + i - 1)
 
-  local from_raw, err = try('GET', from_key)
+  local from_raw = redis.pcall('GET', from_key)
+  local err = failure(from_raw)
   if err then return finish('GET ' .. from_key .. ': ' .. err) end
-  local to_raw
-  to_raw, err = try('GET', to_key)
+  local to_raw = redis.pcall('GET', to_key)
+  err = failure(to_raw)
   if err then return finish('GET ' .. to_key .. ': ' .. err) end
 
   local from_balance, to_balance
@@ -148,12 +166,9 @@ for i = replayed + 1, n do
     if to_balance == nil then return finish(to_key .. ' holds ' .. to_raw .. ', not an integer balance') end
   end
 
-  local amount = nil
-  if string.match(amount_text, '^[1-9]%d*$') and #amount_text <= 16 then
-    amount = tonumber(amount_text)
-  end
+  local amount = tonumber(ARGV[a + 5])
   local code
-  if amount == nil or amount > MAX_SAFE_CENTS then
+  if amount == nil or amount < 1 or amount > MAX_SAFE_CENTS or amount ~= math.floor(amount) then
     code = 'A'
   elseif from == to then
     code = 'S'
@@ -167,50 +182,42 @@ for i = replayed + 1, n do
     code = 'C'
   end
 
-  local event = { 'XADD', events_key, '*', 'id', id, 'status', code == 'C' and 'completed' or 'cancelled',
-    'from', from, 'to', to, 'from_bank', ARGV[3 + fb], 'to_bank', ARGV[3 + tb], 'amount', amount_text }
+  -- Numbers reach Redis as exact integers (Redis formats them with %.17g; all are below 2^53).
+  local entry
   if code == 'C' then
-    table.insert(event, 'from_balance')
-    table.insert(event, string.format('%d', from_balance - amount))
+    entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'completed', 'from', from, 'to', to,
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount, 'from_balance', from_balance - amount)
+  elseif from_balance ~= nil then
+    entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', ARGV[a + 5], 'from_balance', from_balance,
+      'reason', REASONS[code])
   else
-    if from_balance ~= nil then
-      table.insert(event, 'from_balance')
-      table.insert(event, string.format('%d', from_balance))
-    end
-    table.insert(event, 'reason')
-    table.insert(event, REASONS[code])
+    entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', ARGV[a + 5], 'reason', REASONS[code])
   end
-
-  local done = {}
-  local entry_id
-  entry_id, err = try(unpack(event))
+  err = failure(entry)
   if err then return finish('XADD ' .. events_key .. ': ' .. err) end
-  done[1] = { 'XDEL', events_key, entry_id }
 
   if code == 'C' then
-    local writes = {}
+    write_count = 0
     if fb ~= tb then
-      local fbal, tbal = KEYS[3 + 2 * (fb - 1)], KEYS[3 + 2 * (tb - 1)]
-      local finter, tinter = KEYS[4 + 2 * (fb - 1)], KEYS[4 + 2 * (tb - 1)]
-      writes = {
-        { { 'INCRBY', fbal, -amount }, { 'INCRBY', fbal, amount } },
-        { { 'INCRBY', tbal, amount }, { 'INCRBY', tbal, -amount } },
-        { { 'HINCRBY', finter, ARGV[3 + tb], -amount }, { 'HINCRBY', finter, ARGV[3 + tb], amount } },
-        { { 'HINCRBY', tinter, ARGV[3 + fb], amount }, { 'HINCRBY', tinter, ARGV[3 + fb], -amount } },
-      }
+      add_write(KEYS[3 + 2 * (fb - 1)], false, -amount)
+      add_write(KEYS[3 + 2 * (tb - 1)], false, amount)
+      add_write(KEYS[4 + 2 * (fb - 1)], to_bank, -amount)
+      add_write(KEYS[4 + 2 * (tb - 1)], from_bank, amount)
     end
-    table.insert(writes, { { 'INCRBY', from_key, -amount }, { 'INCRBY', from_key, amount } })
-    table.insert(writes, { { 'INCRBY', to_key, amount }, { 'INCRBY', to_key, -amount } })
-    for _, write in ipairs(writes) do
-      local _, write_err = try(unpack(write[1]))
-      if write_err then
-        undo(done)
-        return finish(write[1][1] .. ' ' .. write[1][2] .. ': ' .. write_err)
+    add_write(from_key, false, -amount)
+    add_write(to_key, false, amount)
+    for j = 1, write_count do
+      err = failure(do_write(j, 1))
+      if err then
+        undo(j - 1, entry)
+        local command = write_field[j] and 'HINCRBY ' or 'INCRBY '
+        return finish(command .. write_key[j] .. ': ' .. err)
       end
-      table.insert(done, write[2])
     end
   end
-  table.insert(new_outcomes, code)
+  new_outcomes[#new_outcomes + 1] = code
 end
 
 return finish(nil)
