@@ -9,7 +9,7 @@ ACCOUNTS ?= data/accounts_100.csv
 WORKERS ?= 20
 TRANSFERS ?= 5000
 
-.PHONY: build gen init broker consume demo test faults lint clean
+.PHONY: build gen init broker consume demo bench test faults lint clean
 
 build:
 	$(CARGO) build --release --locked
@@ -34,7 +34,15 @@ consume: build
 demo:
 	bash scripts/demo.sh
 
-# Every test: unit tests, end-to-end tests and the fault suite, each against its own redis-server.
+# Every # Throughput and latency side by side on a private redis-server, verified (docs/BENCHMARKS.md).
+bench: build
+	$(BIN) bench
+
+test: unit tests, end-to-end tests and the fault suite, each against its own redis-server.
+# Throughput and latency side by side on a private redis-server, verified (docs/BENCHMARKS.md).
+bench: build
+	$(BIN) bench
+
 test:
 	$(CARGO) test --locked
 

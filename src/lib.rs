@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod banks;
+pub mod bench;
 pub mod broker;
 pub mod checkpoint;
 pub mod connection;
@@ -17,5 +18,5 @@ pub mod money;
 pub mod replay;
 pub mod runs;
 pub mod script;
-pub mod verify;
 pub mod server;
+pub mod verify;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use interbank::bench::{self, BenchConfig};
 use interbank::broker::{self, BrokerConfig};
 use interbank::connection::{DEFAULT_REDIS_URL, Target, TlsFiles};
 use interbank::consume::{self, ConsumeConfig};
@@ -115,6 +116,43 @@ enum Command {
         #[arg(long)]
         quiet: bool,
         /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure, in one run on a private redis-server: the seed's protocol, atomic, atomic
+    /// batched, and the script's ceiling with redis-benchmark; then verify the final state.
+    Bench {
+        /// Accounts in the generated data set.
+        #[arg(long, default_value_t = 100)]
+        accounts: u64,
+        /// Concurrent workers of each run.
+        #[arg(long, default_value_t = 20)]
+        workers: u32,
+        /// Transfers per worker in each run.
+        #[arg(long, default_value_t = 5000)]
+        transfers: u64,
+        /// Smallest amount, in cents.
+        #[arg(long, default_value_t = 100)]
+        min_amount: i64,
+        /// Largest amount, in cents.
+        #[arg(long, default_value_t = 5000)]
+        max_amount: i64,
+        /// Transfers per script call in the batched run.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Shared connections of the atomic runs.
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Script calls made by redis-benchmark for the ceiling.
+        #[arg(long, default_value_t = 200_000)]
+        ceiling_requests: u64,
+        /// Seed of the data set and of the transfers.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Folder for the generated data set.
+        #[arg(long, default_value = "data/bench")]
+        out: PathBuf,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -237,6 +275,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 emit(&format!("{}\n", summary.to_text()))?;
             }
             if summary.error.is_some() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Bench {
+            accounts,
+            workers,
+            transfers,
+            min_amount,
+            max_amount,
+            batch,
+            connections,
+            ceiling_requests,
+            seed,
+            out,
+            json,
+        } => {
+            let config = BenchConfig {
+                accounts,
+                workers,
+                transfers_per_worker: transfers,
+                min_amount_cents: min_amount,
+                max_amount_cents: max_amount,
+                batch,
+                connections,
+                ceiling_requests,
+                ceiling_clients: 50,
+                ceiling_pipeline: 16,
+                seed,
+            };
+            let report = bench::run(config, &out, |step| eprintln!("bench: {step}")).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                emit(&report.to_text())?;
+            }
+            if !report.verified {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -26,12 +26,23 @@ impl PrivateRedis {
         for _ in 0..START_ATTEMPTS {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .args(["--dir", &dir.path().display().to_string(), "--logfile", "redis.log"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .context("starting redis-server: is it installed? (apt-get install redis-server)")?;
+                .context(
+                    "starting redis-server: is it installed? (apt-get install redis-server)",
+                )?;
             let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
             while Instant::now() < deadline {
                 if child.try_wait()?.is_some() {

@@ -1,0 +1,383 @@
+//! `interbank bench`: one invocation, one private `redis-server`, one data set, and side by side
+//! the seed's protocol (`watch`), the `atomic` strategy unbatched and batched, and a ceiling:
+//! `redis-benchmark` calling the very same transfer script with `EVALSHA` (pipelined, `-P 16`).
+//! Every figure comes from the same run, so ratios hold on a shared, noisy machine. The final
+//! state is then verified with `consume`'s checks; a fast run that does not verify does not count.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Serialize;
+
+use crate::broker::{self, BrokerConfig, BrokerSummary};
+use crate::connection::Target;
+use crate::consume::{self, ConsumeConfig};
+use crate::keys::{DEFAULT_PREFIX, Keys};
+use crate::runs::Strategy;
+use crate::script::TransferScript;
+use crate::server::PrivateRedis;
+
+/// The ceiling's key prefix, apart from the verified runs' keys.
+const CEILING_PREFIX: &str = "interbank_ceiling";
+/// Balance given to the ceiling's two accounts so that every call completes a transfer.
+const CEILING_BALANCE_CENTS: i64 = 1_000_000_000_000_000;
+/// Producer ids of the ceiling: `redis-benchmark` puts a random number in place of `__rand_int__`
+/// (up to this many values), so nearly every call is a new producer's first transfer.
+const CEILING_KEYSPACE: u64 = 1_000_000_000;
+
+/// What to measure.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchConfig {
+    pub accounts: u64,
+    pub workers: u32,
+    pub transfers_per_worker: u64,
+    pub min_amount_cents: i64,
+    pub max_amount_cents: i64,
+    pub batch: usize,
+    pub connections: usize,
+    pub ceiling_requests: u64,
+    pub ceiling_clients: u32,
+    pub ceiling_pipeline: u32,
+    pub seed: u64,
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub transfers: u64,
+    pub transfers_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: Option<f64>,
+    pub redis_cpu_s_per_1000: f64,
+    pub commands_per_transfer: f64,
+    pub round_trips_per_transfer: f64,
+}
+
+/// The whole result.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub config: BenchConfig,
+    pub redis_version: String,
+    pub rows: Vec<Row>,
+    pub atomic_over_watch: f64,
+    pub atomic_over_ceiling: f64,
+    pub batched_over_ceiling: f64,
+    pub verified: bool,
+    pub events_verified: u64,
+    pub failed_checks: Vec<String>,
+}
+
+/// CPU time and command count of the server, read before and after each run.
+struct Counters {
+    cpu_s: f64,
+    commands: u64,
+}
+
+async fn counters(conn: &mut redis::aio::ConnectionManager) -> Result<Counters> {
+    let info: String = redis::cmd("INFO").arg("everything").query_async(conn).await?;
+    let field = |name: &str| -> Result<f64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .with_context(|| format!("INFO has no {name}"))?
+            .trim()
+            .parse::<f64>()
+            .with_context(|| format!("INFO {name} is not a number"))
+    };
+    Ok(Counters {
+        cpu_s: field("used_cpu_user")? + field("used_cpu_sys")?,
+        commands: field("total_commands_processed")? as u64,
+    })
+}
+
+fn row_from(name: String, summary: &BrokerSummary, before: &Counters, after: &Counters) -> Row {
+    let transfers = summary.completed + summary.cancelled;
+    let per = |x: f64| x / transfers.max(1) as f64;
+    Row {
+        name,
+        transfers,
+        transfers_per_s: summary.transfers_per_s,
+        p50_ms: summary.latency_p50_ms,
+        p99_ms: summary.latency_p99_ms,
+        p999_ms: Some(summary.latency_p999_ms),
+        redis_cpu_s_per_1000: per(after.cpu_s - before.cpu_s) * 1000.0,
+        // One INFO call in between is ours, not the run's.
+        commands_per_transfer: per((after.commands - before.commands).saturating_sub(1) as f64),
+        round_trips_per_transfer: per(summary.redis_calls as f64),
+    }
+}
+
+/// Runs the whole benchmark. `work_dir` receives the generated data set.
+pub async fn run(
+    config: BenchConfig,
+    work_dir: &Path,
+    progress: impl Fn(&str),
+) -> Result<BenchReport> {
+    ensure!(config.ceiling_requests >= 1000, "--ceiling-requests must be at least 1000");
+    let server = PrivateRedis::start()?;
+    let target = Target::new(&server.url());
+    let keys = Keys::new(DEFAULT_PREFIX).map_err(anyhow::Error::msg)?;
+    let mut conn = crate::connection::manager(&target).await?;
+    let redis_version = {
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    };
+
+    progress(&format!("generating {} accounts", config.accounts));
+    let generated = crate::generate::generate(work_dir, config.accounts, config.seed)?;
+    let file = crate::accounts::load(&generated.accounts_path, None)?;
+    crate::init::init(&target, &keys, &file).await?;
+
+    let broker_config = |strategy: Strategy, batch: usize| BrokerConfig {
+        target: target.clone(),
+        keys: keys.clone(),
+        strategy,
+        workers: config.workers,
+        transfers_per_worker: config.transfers_per_worker,
+        min_amount_cents: config.min_amount_cents,
+        max_amount_cents: config.max_amount_cents,
+        batch,
+        connections: config.connections,
+        seed: config.seed,
+        progress: false,
+    };
+    let mut rows = Vec::new();
+    let runs = [
+        ("watch (seed protocol)".to_string(), Strategy::Watch, 1),
+        ("atomic".to_string(), Strategy::Atomic, 1),
+        (format!("atomic --batch {}", config.batch), Strategy::Atomic, config.batch),
+    ];
+    for (name, strategy, batch) in runs {
+        progress(&format!("running {name}"));
+        let before = counters(&mut conn).await?;
+        let summary = broker::run(broker_config(strategy, batch)).await?;
+        let after = counters(&mut conn).await?;
+        if let Some(error) = &summary.error {
+            bail!("the {name} run failed: {error}");
+        }
+        rows.push(row_from(name, &summary, &before, &after));
+    }
+
+    progress("running the ceiling (redis-benchmark)");
+    rows.push(ceiling(&config, &server, &target, &file, &mut conn).await?);
+
+    progress("verifying the final state");
+    let report = consume::consume(&ConsumeConfig {
+        target: target.clone(),
+        keys: keys.clone(),
+        accounts_path: generated.accounts_path.clone(),
+        banks_path: None,
+        idle_timeout_ms: 1_000,
+        progress: false,
+        name: "bench".to_string(),
+        checkpoint_interval_ms: 0,
+        restart: true,
+    })
+    .await?;
+    let failed_checks =
+        report.checks.iter().filter(|c| !c.passed).map(|c| c.name.to_string()).collect();
+    let rate = |i: usize| rows[i].transfers_per_s;
+    Ok(BenchReport {
+        atomic_over_watch: rate(1) / rate(0).max(1e-9),
+        atomic_over_ceiling: rate(1) / rate(3).max(1e-9),
+        batched_over_ceiling: rate(2) / rate(3).max(1e-9),
+        config,
+        redis_version,
+        rows,
+        verified: report.verified,
+        events_verified: report.events,
+        failed_checks,
+    })
+}
+
+/// `redis-benchmark` calling the transfer script by SHA: each call a complete interbank transfer
+/// between two funded accounts, under its own random producer id. Its keys live under their own
+/// prefix, removed afterwards.
+async fn ceiling(
+    config: &BenchConfig,
+    server: &PrivateRedis,
+    target: &Target,
+    file: &crate::accounts::AccountsFile,
+    conn: &mut redis::aio::ConnectionManager,
+) -> Result<Row> {
+    let keys = Keys::new(CEILING_PREFIX).map_err(anyhow::Error::msg)?;
+    crate::init::init(target, &keys, file).await?;
+    let from = &file.accounts[0];
+    let to = file
+        .accounts
+        .iter()
+        .find(|a| a.bank != from.bank)
+        .context("the ceiling needs accounts of two banks: generate more accounts")?;
+    let (from_bank, to_bank) = (&file.banks[from.bank], &file.banks[to.bank]);
+    for account in [from, to] {
+        let key = keys.account(&file.banks[account.bank], &account.iban);
+        redis::cmd("SET").arg(key).arg(CEILING_BALANCE_CENTS).query_async::<()>(conn).await?;
+    }
+    let sha: String =
+        redis::cmd("SCRIPT").arg("LOAD").arg(TransferScript::source()).query_async(conn).await?;
+    let producer = "c-__rand_int__";
+    let mut args: Vec<String> = [
+        "-p",
+        &server.port.to_string(),
+        "-c",
+        &config.ceiling_clients.to_string(),
+        "-n",
+        &config.ceiling_requests.to_string(),
+        "-P",
+        &config.ceiling_pipeline.to_string(),
+        "-r",
+        &CEILING_KEYSPACE.to_string(),
+        "--csv",
+        "EVALSHA",
+        &sha,
+        "8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend([
+        keys.events(),
+        keys.producer(producer),
+        keys.bank_balance(from_bank),
+        keys.interbank(from_bank),
+        keys.bank_balance(to_bank),
+        keys.interbank(to_bank),
+        keys.account(from_bank, &from.iban),
+        keys.account(to_bank, &to.iban),
+    ]);
+    args.extend(
+        [producer, "1", "2", from_bank, to_bank, "1", "1", "2", &from.iban, &to.iban, "100"]
+            .map(String::from),
+    );
+    let before = counters(conn).await?;
+    let out = Command::new("redis-benchmark")
+        .args(&args)
+        .output()
+        .context("running redis-benchmark: is it installed? (it comes with redis-server)")?;
+    let after = counters(conn).await?;
+    ensure!(
+        out.status.success(),
+        "redis-benchmark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let (rps, p50, p99) = parse_benchmark_csv(&csv)?;
+    crate::init::remove_our_keys(&mut crate::connection::dedicated(target).await?, &keys).await?;
+    let transfers = config.ceiling_requests;
+    let per = |x: f64| x / transfers as f64;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(Row {
+        name: format!("ceiling: redis-benchmark EVALSHA -P {}", config.ceiling_pipeline),
+        transfers,
+        transfers_per_s: rps,
+        p50_ms: p50,
+        p99_ms: p99,
+        p999_ms: None,
+        redis_cpu_s_per_1000: per(after.cpu_s - before.cpu_s) * 1000.0,
+        commands_per_transfer: per((after.commands - before.commands).saturating_sub(1) as f64),
+        round_trips_per_transfer: 1.0 / f64::from(config.ceiling_pipeline),
+    })
+}
+
+/// Requests per second, p50 and p99 (ms) from `redis-benchmark --csv`.
+fn parse_benchmark_csv(csv: &str) -> Result<(f64, f64, f64)> {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> =
+        lines.next().context("redis-benchmark printed nothing")?.split(',').collect();
+    let values: Vec<&str> =
+        lines.next().context("redis-benchmark printed no result")?.split(',').collect();
+    let get = |name: &str| -> Result<f64> {
+        let i = header
+            .iter()
+            .position(|h| h.trim_matches('"') == name)
+            .with_context(|| format!("redis-benchmark's CSV has no {name} column"))?;
+        values
+            .get(i)
+            .map(|v| v.trim_matches('"'))
+            .unwrap_or("")
+            .parse()
+            .with_context(|| format!("{name} is not a number"))
+    };
+    Ok((get("rps")?, get("p50_latency_ms")?, get("p99_latency_ms")?))
+}
+
+impl BenchReport {
+    /// The table for a person.
+    pub fn to_text(&self) -> String {
+        let c = &self.config;
+        let mut text = format!(
+            "interbank bench: {} accounts, {} workers x {} transfers, amounts {}..={} cents, redis-server {} (private)\n\n",
+            c.accounts,
+            c.workers,
+            c.transfers_per_worker,
+            c.min_amount_cents,
+            c.max_amount_cents,
+            self.redis_version
+        );
+        text.push_str(&format!(
+            "{:<38}{:>13}{:>9}{:>9}{:>10}{:>14}{:>11}{:>13}\n",
+            "run",
+            "transfers/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "Redis CPU s",
+            "commands",
+            "round trips"
+        ));
+        text.push_str(&format!(
+            "{:<38}{:>13}{:>9}{:>9}{:>10}{:>14}{:>11}{:>13}\n",
+            "", "", "", "", "", "/1000 tr.", "/transfer", "/transfer"
+        ));
+        for row in &self.rows {
+            let p999 = row.p999_ms.map_or("-".to_string(), |v| format!("{v:.3}"));
+            text.push_str(&format!(
+                "{:<38}{:>13.0}{:>9.3}{:>9.3}{:>10}{:>14.3}{:>11.2}{:>13.3}\n",
+                row.name,
+                row.transfers_per_s,
+                row.p50_ms,
+                row.p99_ms,
+                p999,
+                row.redis_cpu_s_per_1000,
+                row.commands_per_transfer,
+                row.round_trips_per_transfer
+            ));
+        }
+        text.push_str(&format!(
+            "\natomic / watch: {:.2}x   atomic / ceiling: {:.2}   atomic --batch {} / ceiling: {:.2}\n",
+            self.atomic_over_watch, self.atomic_over_ceiling, c.batch, self.batched_over_ceiling
+        ));
+        if self.verified {
+            text.push_str(&format!(
+                "verified: every consume check holds over the {} events of the three runs\n",
+                self.events_verified
+            ));
+        } else {
+            text.push_str(&format!(
+                "NOT VERIFIED: failed checks: {}\n",
+                self.failed_checks.join("; ")
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_benchmark_csv_is_read_by_column_name() {
+        let csv = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\"\n\"EVALSHA\",\"51234.50\",\"1.0\",\"0.1\",\"0.900\",\"2.0\",\"3.500\",\"9.0\"\n";
+        assert_eq!(parse_benchmark_csv(csv).unwrap(), (51234.5, 0.9, 3.5));
+        assert!(parse_benchmark_csv("").is_err());
+        assert!(parse_benchmark_csv("\"test\",\"rps\"\n").is_err());
+    }
+}
