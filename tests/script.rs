@@ -157,14 +157,37 @@ async fn a_write_that_fails_midway_is_undone_whole() {
     assert!(error.contains("t:{Kutxa}:interbank") && error.contains("WRONGTYPE"), "{error}");
     assert_eq!(s.redis.dump(), before, "nothing may be left of a failed transfer");
 
-    // Within a batch, the transfers before the failing one stay applied and recorded.
+    // A batch whose writes fail is undone whole, the transfers before the failing one included.
     let batch = [transfer(A, C, 100), transfer(A, B, 100)];
     let reply = s.submit(1, &batch).await.unwrap();
+    assert!(reply.outcomes.is_empty());
+    assert!(reply.error.unwrap().contains("HINCRBY t:{Kutxa}:interbank"));
+    assert_eq!(s.redis.dump(), before, "nothing may be left of a failed batch");
+
+    // A source that cannot be read stops the batch there: the transfers before it are applied.
+    s.redis.cli(&["DEL", "t:{Kutxa}:interbank"]);
+    s.redis.cli(&["SET", &s.keys.account("CaixaBank", C), "12.5"]);
+    let batch = [transfer(A, B, 100), transfer(C, A, 1), transfer(A, B, 1)];
+    let reply = s.submit(1, &batch).await.unwrap();
     assert_eq!(reply.outcomes, vec![Outcome::Completed]);
-    assert!(reply.error.is_some());
+    assert!(reply.error.unwrap().contains("holds 12.5, not an integer balance"));
     assert_eq!(s.get("t:producer:r1-w1"), "C");
-    assert_eq!((s.balance(A), s.balance(C)), ("900".to_string(), "100".to_string()));
+    assert_eq!((s.balance(A), s.balance(B)), ("900".to_string(), "600".to_string()));
     assert_eq!(s.events(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_sees_the_balances_its_earlier_transfers_left() {
+    let mut s = setup().await;
+    // C starts empty: it can pay on only once A has paid it, and only what it received.
+    let batch = [transfer(C, B, 50), transfer(A, C, 300), transfer(C, B, 200), transfer(C, B, 200)];
+    let reply = s.submit(1, &batch).await.unwrap();
+    let insufficient = Outcome::Cancelled(CancelReason::InsufficientFunds);
+    assert_eq!(reply.outcomes, vec![insufficient, Outcome::Completed, Outcome::Completed, insufficient]);
+    assert_eq!((s.balance(A), s.balance(B), s.balance(C)), ("700".into(), "700".into(), "100".into()));
+    assert_eq!(s.get("t:{CaixaBank}:balance"), "-200");
+    assert_eq!(s.get("t:{Kutxa}:balance"), "200");
+    assert_eq!(s.events(), 4);
 }
 
 #[tokio::test]
