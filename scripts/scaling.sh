@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Scaling figures for docs/BENCHMARKS.md: the atomic broker on one private redis-server, varying
+# one thing at a time, each run verified by consume at the end. Release build; prints Markdown.
+#   bash scripts/scaling.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked --quiet
+BIN=$PWD/target/release/interbank
+WORK=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" --logfile redis.log &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+export REDIS_URL="redis://127.0.0.1:$port"
+for _ in $(seq 1 100); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.05; done
+cd "$WORK"
+
+row() { # label, broker flags...
+  local label=$1; shift
+  "$BIN" broker --quiet --json "$@" > run.json
+  python3 - "$label" <<'PY'
+import json, sys
+d = json.load(open("run.json"))
+print(f"| {sys.argv[1]} | {d['transfers_per_s']:,.0f} | {d['latency_p50_ms']:.3f} | {d['latency_p99_ms']:.3f} | {d['redis_calls'] / max(1, d['completed'] + d['cancelled']):.3f} |")
+PY
+}
+verify() { "$BIN" consume --accounts "$1" --quiet --idle-timeout 1 --checkpoint-interval 0 | head -1; }
+
+echo "| run | transfers/s | p50 ms | p99 ms | round trips/transfer |"
+echo "|---|---|---|---|---|"
+for n in 100 10000 1000000; do
+  "$BIN" gen --accounts "$n" --seed 1 > /dev/null
+  "$BIN" init --accounts "data/accounts_$n.csv" > /dev/null
+  row "$n accounts, 20 workers, batch 1" --workers 20 --transfers 5000
+  row "$n accounts, 20 workers, batch 128" --workers 20 --transfers 5000 --batch 128
+  verify "data/accounts_$n.csv" >&2
+done
+"$BIN" init --accounts data/accounts_100.csv > /dev/null
+row "100 accounts, 1 worker, batch 1" --workers 1 --transfers 20000
+row "100 accounts, 20 workers, batch 1" --workers 20 --transfers 5000
+row "100 accounts, 200 workers, batch 1" --workers 200 --transfers 500
+for b in 1 16 128 1024; do
+  row "100 accounts, 20 workers, batch $b" --workers 20 --transfers 5000 --batch "$b"
+done
+verify data/accounts_100.csv >&2
