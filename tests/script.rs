@@ -183,8 +183,14 @@ async fn a_batch_sees_the_balances_its_earlier_transfers_left() {
     let batch = [transfer(C, B, 50), transfer(A, C, 300), transfer(C, B, 200), transfer(C, B, 200)];
     let reply = s.submit(1, &batch).await.unwrap();
     let insufficient = Outcome::Cancelled(CancelReason::InsufficientFunds);
-    assert_eq!(reply.outcomes, vec![insufficient, Outcome::Completed, Outcome::Completed, insufficient]);
-    assert_eq!((s.balance(A), s.balance(B), s.balance(C)), ("700".into(), "700".into(), "100".into()));
+    assert_eq!(
+        reply.outcomes,
+        vec![insufficient, Outcome::Completed, Outcome::Completed, insufficient]
+    );
+    assert_eq!(
+        (s.balance(A), s.balance(B), s.balance(C)),
+        ("700".into(), "700".into(), "100".into())
+    );
     assert_eq!(s.get("t:{CaixaBank}:balance"), "-200");
     assert_eq!(s.get("t:{Kutxa}:balance"), "200");
     assert_eq!(s.events(), 4);
