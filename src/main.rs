@@ -14,6 +14,10 @@ use interbank::keys::{DEFAULT_PREFIX, Keys};
 use interbank::runs::Strategy;
 use interbank::{accounts, generate, init};
 
+/// The allocator: the stream reader allocates per reply field, and mimalloc makes that cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An interbank transfer broker on Redis that proves no money is lost or doubled.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
