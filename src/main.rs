@@ -60,6 +60,17 @@ impl RedisArgs {
     }
 }
 
+/// The accounts file and its banks file, as `init` loads them and `consume` checks them.
+#[derive(Args, Clone)]
+struct FileArgs {
+    /// The accounts file (iban,bank,name,ammount); consume needs the one init loaded.
+    #[arg(long, default_value = "data/accounts_100.csv")]
+    accounts: PathBuf,
+    /// The banks file; by default banks.csv beside the accounts file.
+    #[arg(long)]
+    banks: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write a random, reproducible accounts file and the banks file.
@@ -78,12 +89,8 @@ enum Command {
     Init {
         #[command(flatten)]
         redis: RedisArgs,
-        /// The accounts file (iban,bank,name,ammount).
-        #[arg(long, default_value = "data/accounts_100.csv")]
-        accounts: PathBuf,
-        /// The banks file; by default banks.csv beside the accounts file.
-        #[arg(long)]
-        banks: Option<PathBuf>,
+        #[command(flatten)]
+        files: FileArgs,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -164,12 +171,8 @@ enum Command {
     Consume {
         #[command(flatten)]
         redis: RedisArgs,
-        /// The accounts file that `init` loaded.
-        #[arg(long, default_value = "data/accounts_100.csv")]
-        accounts: PathBuf,
-        /// The banks file; by default banks.csv beside the accounts file.
-        #[arg(long)]
-        banks: Option<PathBuf>,
+        #[command(flatten)]
+        files: FileArgs,
         /// Seconds without a new event after which to verify even if a run has not ended.
         #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
         idle_timeout: f64,
@@ -227,9 +230,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 done.banks_path.display()
             ))?;
         }
-        Command::Init { redis, accounts, banks, json } => {
+        Command::Init { redis, files, json } => {
             let keys = redis.keys()?;
-            let file = accounts::load(&accounts, banks.as_deref())?;
+            let file = accounts::load(&files.accounts, files.banks.as_deref())?;
             let report = init::init(&redis.target(), &keys, &file).await?;
             if json {
                 print_json(&report)?;
@@ -239,7 +242,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     report.accounts,
                     report.banks,
                     report.total_cents,
-                    accounts.display(),
+                    files.accounts.display(),
                     keys.prefix(),
                     report.elapsed_ms,
                     report.removed_keys
@@ -320,8 +323,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Consume {
             redis,
-            accounts,
-            banks,
+            files,
             idle_timeout,
             name,
             checkpoint_interval,
@@ -332,8 +334,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let config = ConsumeConfig {
                 keys: redis.keys()?,
                 target: redis.target(),
-                accounts_path: accounts,
-                banks_path: banks,
+                accounts_path: files.accounts,
+                banks_path: files.banks,
                 idle_timeout_ms: seconds_flag("--idle-timeout", idle_timeout, 0.1, 86_400.0)?,
                 progress: !quiet && !json,
                 name,

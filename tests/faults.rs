@@ -46,6 +46,15 @@ fn wait_for_events(redis: &RedisServer, events: u64) {
     }
 }
 
+/// Loads 100 accounts on `redis` and starts a 20 x 1500 transfer broker on them.
+fn start_run(redis: &RedisServer) -> (String, tempfile::TempDir, Child) {
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 100);
+    ok(&url, dir.path(), &["init"]);
+    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "1500"]);
+    (url, dir, broker)
+}
+
 /// Waits for a broker and returns its JSON summary, whatever its exit code.
 fn finish(broker: Child) -> (Option<i32>, serde_json::Value, String) {
     let out = broker.wait_with_output().unwrap();
@@ -136,10 +145,7 @@ fn connections_cut_thirty_times_mid_run() {
 /// work with nothing lost: with `appendfsync always` every acknowledged transfer is on disk.
 fn restart_mid_run(stop: fn(&mut RedisServer), how: &str) {
     let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let url = redis.url();
-    let dir = workdir_with_accounts(&url, 100);
-    ok(&url, dir.path(), &["init"]);
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "1500"]);
+    let (url, dir, broker) = start_run(&redis);
     wait_for_events(&redis, 3_000);
     stop(&mut redis);
     std::thread::sleep(Duration::from_millis(700));
@@ -170,10 +176,7 @@ fn redis_killed_and_restarted_mid_run_with_aof_always() {
 #[test]
 fn redis_killed_with_aof_everysec_keeps_a_consistent_prefix() {
     let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"]);
-    let url = redis.url();
-    let dir = workdir_with_accounts(&url, 100);
-    ok(&url, dir.path(), &["init"]);
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "1500"]);
+    let (url, dir, broker) = start_run(&redis);
     wait_for_events(&redis, 5_000);
     redis.kill();
     std::thread::sleep(Duration::from_millis(300));
@@ -274,10 +277,7 @@ fn redis_out_of_memory_mid_run_stops_the_broker_cleanly() {
 fn scripts_flushed_mid_run_are_reloaded() {
     const FLUSHES: u32 = 10;
     let redis = RedisServer::start();
-    let url = redis.url();
-    let dir = workdir_with_accounts(&url, 100);
-    ok(&url, dir.path(), &["init"]);
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "1500"]);
+    let (url, dir, broker) = start_run(&redis);
     wait_for_events(&redis, 1_000);
     for _ in 0..FLUSHES {
         redis.cli(&["SCRIPT", "FLUSH"]);
@@ -296,10 +296,7 @@ fn scripts_flushed_mid_run_are_reloaded() {
 #[test]
 fn redis_restarted_from_an_older_snapshot_keeps_a_consistent_prefix() {
     let mut redis = RedisServer::start();
-    let url = redis.url();
-    let dir = workdir_with_accounts(&url, 100);
-    ok(&url, dir.path(), &["init"]);
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "1500"]);
+    let (url, dir, broker) = start_run(&redis);
     wait_for_events(&redis, 2_000);
     assert_eq!(redis.cli(&["SAVE"]).trim(), "OK");
     wait_for_events(&redis, 8_000);
@@ -324,10 +321,7 @@ fn redis_restarted_from_an_older_snapshot_keeps_a_consistent_prefix() {
 fn redis_paused_mid_run_slows_the_broker_but_loses_nothing() {
     const PAUSE_MS: u64 = 1_500;
     let redis = RedisServer::start();
-    let url = redis.url();
-    let dir = workdir_with_accounts(&url, 100);
-    ok(&url, dir.path(), &["init"]);
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "1500"]);
+    let (url, dir, broker) = start_run(&redis);
     wait_for_events(&redis, 2_000);
     assert_eq!(redis.cli(&["CLIENT", "PAUSE", &PAUSE_MS.to_string(), "ALL"]).trim(), "OK");
     let (code, summary, stderr) = finish(broker);
