@@ -14,8 +14,6 @@ TRANSFERS ?= 5000
 build:
 	$(CARGO) build --release --locked
 
-$(BIN): build
-
 gen: build
 	$(BIN) gen --accounts 100 --seed 1
 	$(BIN) gen --accounts 1000 --seed 2
@@ -34,15 +32,11 @@ consume: build
 demo:
 	bash scripts/demo.sh
 
-# Every # Throughput and latency side by side on a private redis-server, verified (docs/BENCHMARKS.md).
-bench: build
-	$(BIN) bench
-
-test: unit tests, end-to-end tests and the fault suite, each against its own redis-server.
 # Throughput and latency side by side on a private redis-server, verified (docs/BENCHMARKS.md).
 bench: build
 	$(BIN) bench
 
+# Every test: unit tests, end-to-end tests and the fault suite, each against its own redis-server.
 test:
 	$(CARGO) test --locked
 
