@@ -27,6 +27,8 @@ pub struct InitReport {
     pub accounts: usize,
     pub banks: usize,
     pub total_cents: i64,
+    /// Accounts whose IBAN's entity code is that of their bank (the seed's files have none).
+    pub entity_codes_matching: usize,
     pub removed_keys: u64,
     pub elapsed_ms: u128,
 }
@@ -150,9 +152,23 @@ pub async fn init(
         accounts: file.accounts.len(),
         banks: file.banks.len(),
         total_cents: file.total_cents,
+        entity_codes_matching: entity_codes_matching(file),
         removed_keys,
         elapsed_ms: started.elapsed().as_millis(),
     })
+}
+
+/// How many accounts have a Spanish IBAN whose entity code belongs to the bank named beside it.
+/// Informative only: the bank column is the truth (the seed's IBANs carry other codes).
+pub fn entity_codes_matching(file: &AccountsFile) -> usize {
+    file.accounts
+        .iter()
+        .filter(|a| {
+            crate::iban::spanish_entity_code(&a.iban)
+                .and_then(crate::banks::bank_for_entity_code)
+                .is_some_and(|known| known.name == file.banks[a.bank])
+        })
+        .count()
 }
 
 /// What `init` recorded, as the broker and `consume` need it.

@@ -238,14 +238,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 print_json(&report)?;
             } else {
                 emit(&format!(
-                    "loaded {} accounts of {} banks ({} cents) from {} under {}:* in {} ms; removed {} old keys\n",
+                    "loaded {} accounts of {} banks ({} cents) from {} under {}:* in {} ms; removed {} old keys\n\
+                     {} of the IBANs carry their bank's entity code (the bank column is taken as the truth)\n",
                     report.accounts,
                     report.banks,
                     report.total_cents,
                     files.accounts.display(),
                     keys.prefix(),
                     report.elapsed_ms,
-                    report.removed_keys
+                    report.removed_keys,
+                    report.entity_codes_matching
                 ))?;
             }
         }

@@ -216,6 +216,7 @@ fn the_seeds_own_files_load_unchanged() {
         let out = ok(&url, dir.path(), &["init", "--accounts", path.to_str().unwrap()]);
         let count = name.trim_start_matches("accounts_").trim_end_matches(".csv");
         assert!(out.starts_with(&format!("loaded {count} accounts of 13 banks")), "{out}");
+        assert!(out.contains("\n0 of the IBANs carry their bank's entity code"), "{out}");
     }
     // The seed's first account, its bank taken from the bank column (its entity code says otherwise).
     let key = "banks_transfers:{BancaMarch}:account:ES8199630539001295023938";
@@ -237,6 +238,7 @@ fn init_removes_only_its_own_keys() {
     let dir = workdir_with_accounts(&url, 50);
     let out = ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
     assert!(out.contains("removed 1 old keys"), "{out}");
+    assert!(out.contains("\n50 of the IBANs carry their bank's entity code"), "{out}");
     assert_eq!(redis.cli(&["GET", "someone_else:key"]).trim(), "keep");
     assert_eq!(redis.cli(&["GET", "banks_transfers_other"]).trim(), "keep");
     assert_eq!(redis.cli(&["EXISTS", "banks_transfers:stale"]).trim(), "0");
