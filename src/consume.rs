@@ -101,8 +101,17 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
     let mut runs: HashMap<u64, RunRecord> = HashMap::new();
     let mut last_event_at = Instant::now();
     let idle = Duration::from_millis(config.idle_timeout_ms);
+    // The next chunk is read (and parsed by the connection's task) while this one is applied.
+    let mut ahead: Option<tokio::task::JoinHandle<Result<Vec<Entry>>>> = None;
     loop {
-        let read = read_entries(&mut conn, keys, &last_id, Some(BLOCK_MS)).await?;
+        let read = match ahead.take() {
+            // A read-ahead that failed is read again, from the same entry, with retries.
+            Some(pending) => match pending.await? {
+                Ok(read) => read,
+                Err(_) => read_entries(&mut conn, keys, &last_id, Some(BLOCK_MS)).await?,
+            },
+            None => read_entries(&mut conn, keys, &last_id, Some(BLOCK_MS)).await?,
+        };
         if read.is_empty() {
             let all = runs::read_all(&mut conn, keys).await?;
             let over = !all.is_empty() && all.iter().all(|r| r.status != RunStatus::Running);
@@ -122,6 +131,9 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
             continue;
         }
         last_event_at = Instant::now();
+        if let Some((next_after, _)) = read.last() {
+            ahead = Some(tokio::spawn(read_ahead(conn.clone(), keys.events(), next_after.clone())));
+        }
         apply_entries(&mut conn, keys, &mut ledger, &mut runs, &read, &mut last_id).await?;
         if let Some(bar) = &bar {
             bar.set_position(ledger.events);
@@ -194,6 +206,26 @@ async fn read_entries(
     let reply: RedisValue =
         query_retrying(conn, &cmd).await.with_context(|| format!("reading {}", keys.events()))?;
     parse_xread(reply).with_context(|| format!("reading {}: unexpected reply shape", keys.events()))
+}
+
+/// Reads the entries after `last_id` on its own task, as one plain command; if it fails, the
+/// caller reads the same entries again with retries.
+async fn read_ahead(
+    mut conn: redis::aio::ConnectionManager,
+    stream: String,
+    last_id: String,
+) -> Result<Vec<Entry>> {
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT")
+        .arg(READ_COUNT)
+        .arg("BLOCK")
+        .arg(BLOCK_MS)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(&last_id);
+    let reply: RedisValue =
+        cmd.query_async(&mut conn).await.with_context(|| format!("reading {stream}"))?;
+    parse_xread(reply).with_context(|| format!("reading {stream}: unexpected reply shape"))
 }
 
 /// Turns an `XREAD` reply into `(entry id, fields)`; keeps values as bytes for the event parser.
