@@ -2,6 +2,8 @@
 # Every target that talks to Redis uses REDIS_URL (default redis://127.0.0.1:6379).
 
 SHELL := /bin/bash
+# Where rustup puts cargo, for a machine where scripts/setup.sh has just installed it.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 .SHELLFLAGS := -o pipefail -c
 CARGO ?= cargo
 BIN := target/release/interbank
@@ -9,9 +11,13 @@ ACCOUNTS ?= data/accounts_100.csv
 WORKERS ?= 20
 TRANSFERS ?= 5000
 
-.PHONY: build gen init broker consume demo bench test faults lint clean
+.PHONY: setup build gen init broker consume demo bench test faults lint clean
 
-build:
+# Installs what is missing: a C compiler, Rust, redis-server (see the script).
+setup:
+	bash scripts/setup.sh
+
+build: setup
 	$(CARGO) build --release --locked
 
 gen: build
@@ -29,7 +35,7 @@ consume: build
 
 # The whole job on a fresh machine: installs redis-server if it can, starts a private one if no
 # Redis answers, builds, generates, loads, runs broker and consume together, prints the verdict.
-demo:
+demo: setup
 	bash scripts/demo.sh
 
 # Throughput and latency side by side on a private redis-server, verified (docs/BENCHMARKS.md).
@@ -37,11 +43,11 @@ bench: build
 	$(BIN) bench
 
 # Every test: unit tests, end-to-end tests and the fault suite, each against its own redis-server.
-test:
+test: setup
 	$(CARGO) test --locked
 
 # The fault suite alone, printing one FAULT line of figures per scenario (docs/RELIABILITY.md).
-faults:
+faults: setup
 	$(CARGO) test --locked --test faults -- --nocapture 2>&1 | grep -E '^(FAULT|test |test result)'
 
 lint:

@@ -9,14 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "error: cargo is not installed. Install Rust with https://rustup.rs, then run make demo again." >&2
-  exit 1
-fi
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked --quiet
 BIN=target/release/interbank
-
-bash scripts/ensure-redis.sh
 
 answers() { redis-cli -u "$1" PING 2>/dev/null | grep -q PONG; }
 
