@@ -1,0 +1,50 @@
+//! `interbank bench` end to end on a small workload: it starts its own redis-server, runs the
+//! four measurements, prints the table and exits 0 only because the final state verified.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn bench_runs_side_by_side_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--accounts",
+        "50",
+        "--workers",
+        "4",
+        "--transfers",
+        "100",
+        "--batch",
+        "16",
+        "--ceiling-requests",
+        "2000",
+        "--json",
+        "--out",
+        "data/bench",
+    ];
+    // The URL is never used: bench starts its own server.
+    let out = run("redis://127.0.0.1:1", dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["events_verified"], 1200);
+    let rows = report["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "watch (seed protocol)",
+            "atomic",
+            "atomic --batch 16",
+            "ceiling: redis-benchmark EVALSHA -P 16"
+        ]
+    );
+    for row in rows {
+        assert!(row["transfers_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["commands_per_transfer"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    assert_eq!(rows[3]["transfers"], 2000);
+    assert!(report["atomic_over_watch"].as_f64().unwrap() > 0.0);
+}
