@@ -82,8 +82,8 @@ pub(super) async fn worker(
                         ""
                     };
                     stats.error = Some(format!(
-                        "the transfer script stopped at transfer {producer}-{}: {error}; nothing of that \
-                         transfer was applied{hint}",
+                        "the transfer script stopped at transfer {producer}-{}: {error}; nothing from that \
+                         transfer on was applied{hint}",
                         seq + reply.outcomes.len() as u64
                     ));
                     shared.stop.store(true, Ordering::Relaxed);
