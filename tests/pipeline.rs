@@ -262,3 +262,15 @@ fn a_key_of_the_wrong_type_is_named() {
     let (_, report) = consume(&redis.url(), dir.path(), "data/accounts_100.csv");
     assert!(report.contains("WRONGTYPE"), "{report}");
 }
+
+#[test]
+fn large_batches_over_many_accounts_verify() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 5000);
+    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_5000.csv"]);
+    // 4096 transfers per call touch thousands of accounts, each read once and written once.
+    broker(&url, dir.path(), &["--workers", "2", "--transfers", "8192", "--batch", "4096"]);
+    let report = verified(&url, dir.path(), "data/accounts_5000.csv");
+    assert!(report.starts_with("consume: VERIFIED: 16384 events"), "{report}");
+}
