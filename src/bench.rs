@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
@@ -272,7 +271,6 @@ async fn ceiling(
     crate::init::remove_our_keys(&mut crate::connection::dedicated(target).await?, &keys).await?;
     let transfers = config.ceiling_requests;
     let per = |x: f64| x / transfers as f64;
-    tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(Row {
         name: format!("ceiling: redis-benchmark EVALSHA -P {}", config.ceiling_pipeline),
         transfers,
