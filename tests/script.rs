@@ -204,3 +204,70 @@ async fn a_flushed_script_cache_is_reloaded_transparently() {
     let reply = s.submit(2, &[transfer(A, B, 1)]).await.unwrap();
     assert_eq!(reply.outcomes, vec![Outcome::Completed]);
 }
+
+#[tokio::test]
+async fn malformed_calls_are_refused_before_anything_is_written() {
+    let mut s = setup().await;
+    let script = redis::Script::new(TransferScript::source());
+    let k = &s.keys;
+    let banks = [
+        k.bank_balance("CaixaBank"),
+        k.interbank("CaixaBank"),
+        k.bank_balance("Kutxa"),
+        k.interbank("Kutxa"),
+    ];
+    let accounts = [k.account("CaixaBank", A), k.account("Kutxa", B)];
+    let keys: Vec<String> = [k.events(), k.producer("r1-w1")]
+        .into_iter()
+        .chain(banks.iter().cloned())
+        .chain(accounts.iter().cloned())
+        .collect();
+    let args = |seq: &str, bank_count: &str, n: &str, from_bank: &str, to_bank: &str| {
+        vec![seq, bank_count, "CaixaBank", "Kutxa", n, from_bank, to_bank, A, B, "100"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<String>>()
+    };
+    let before = s.redis.dump();
+    let cases: Vec<(Vec<String>, Vec<String>, &str)> = vec![
+        (keys.clone(), args("01", "2", "1", "1", "2"), "bad sequence"),
+        (keys.clone(), args("0", "2", "1", "1", "2"), "bad sequence"),
+        (keys.clone(), args("1", "two", "1", "1", "2"), "bad bank count"),
+        (keys.clone(), args("1", "2", "2", "1", "2"), "does not match the batch"),
+        (keys.clone(), args("1", "2", "1", "1", "3"), "bank index out of range in transfer 1"),
+        (keys.clone(), args("1", "2", "1", "0", "2"), "bank index out of range in transfer 1"),
+        (keys[..7].to_vec(), args("1", "2", "1", "1", "2"), "does not match the batch"),
+        (
+            keys.clone(),
+            [args("1", "2", "1", "1", "2"), vec!["extra".to_string()]].concat(),
+            "does not match the batch",
+        ),
+    ];
+    for (call_keys, call_args, expected) in cases {
+        let mut call = script.prepare_invoke();
+        for key in &call_keys {
+            call.key(key);
+        }
+        call.arg("r1-w1");
+        for arg in &call_args {
+            call.arg(arg);
+        }
+        let err = call.invoke_async::<Vec<String>>(&mut s.conn).await.unwrap_err();
+        assert!(err.to_string().contains(expected), "{call_args:?}: {err}");
+        assert_eq!(s.redis.dump(), before, "{call_args:?} wrote something");
+    }
+
+    // A call that names two banks but moves money inside the first takes the general path.
+    let mut call = script.prepare_invoke();
+    for key in &keys {
+        call.key(key);
+    }
+    call.arg("r1-w1");
+    for arg in args("1", "2", "1", "1", "1") {
+        call.arg(arg);
+    }
+    let reply = call.invoke_async::<Vec<String>>(&mut s.conn).await.unwrap();
+    assert_eq!(reply, vec!["C".to_string()]);
+    assert_eq!((s.balance(A), s.balance(B)), ("900".to_string(), "600".to_string()));
+    assert_eq!(s.get("t:{CaixaBank}:balance"), "0", "a move inside one bank leaves its balance");
+}

@@ -7,13 +7,16 @@
 -- interbank balances. Redis runs a script alone, so nothing else can read or write between a
 -- funds check and its debit: there is no race to lose.
 --
--- Speed: inside a script every redis.call costs about a microsecond, and every table, closure and
--- number formatted costs a little more, so the script is written as one straight loop: it reads
--- each account once (one MGET), keeps running balances in Lua, and writes each changed key once at
--- the end (one INCRBY per account or bank balance, two HINCRBY per interbank pair: the two sides
--- of a pair always move by opposite amounts, so one sum per pair is kept). If any of those writes
--- fails (a key of the wrong type, say), the writes already made and the batch's events are undone
--- and no outcome is recorded: the whole batch is as if never sent.
+-- Speed (measured with callgrind on redis-server, see docs/BENCHMARKS.md): inside a script every
+-- redis.call costs some 6,000 instructions, formatting a Lua number as text for Redis some 2,000,
+-- and each table or closure a few hundred. So:
+-- - a call of one transfer (the broker's default) takes a straight path: one MGET, one XADD, then
+--   its writes with the amount's own text as the change (no number is formatted);
+-- - a batch reads each account once, keeps running balances in Lua, and writes each changed key
+--   once at the end (one INCRBY per account or bank balance, two HINCRBY per interbank pair: the
+--   two sides of a pair always move by opposite amounts, so one sum per pair is kept).
+-- If any write fails (a key of the wrong type, say), the writes already made and the call's events
+-- are undone and no outcome is recorded: the whole call is as if never sent.
 --
 -- Idempotency: every transfer has a producer (one broker worker) and a sequence number, 1, 2, 3...
 -- The producer key holds one outcome letter per applied transfer, so its length is the last
@@ -43,30 +46,51 @@ local MAX_SAFE_CENTS = 9007199254740991
 local MAX_BATCH = 8192
 -- Interbank pair (low, high) of local bank numbers is kept at index low * PAIR_STRIDE + high.
 local PAIR_STRIDE = 65536
-local floor = math.floor
+-- Integers arrive as canonical decimal text, so that the text can go on to Redis as it came.
+local CANONICAL = '^[1-9]%d*$'
+local floor, find = math.floor, string.find
 
 local events_key, producer_key = KEYS[1], KEYS[2]
-local producer = ARGV[1]
-local first_seq, bank_count = tonumber(ARGV[2]), tonumber(ARGV[3])
+local producer, first_seq_text, bank_count_text = ARGV[1], ARGV[2], ARGV[3]
+local first_seq = find(first_seq_text, CANONICAL) and tonumber(first_seq_text)
+if not first_seq or first_seq > MAX_SAFE_CENTS then
+  return redis.error_reply('ERR interbank: malformed call: bad sequence')
+end
 
-if not (first_seq and bank_count and first_seq >= 1 and first_seq == floor(first_seq)
-    and bank_count >= 0 and bank_count == floor(bank_count)) then
-  return redis.error_reply('ERR interbank: malformed call: bad sequence or bank count')
+-- The common call, one transfer, is recognized by comparing texts, which costs less than parsing
+-- numbers: one or two banks, one transfer from bank 1 to the last bank, and nothing after it.
+local single = false
+local bank_count, n, argv_base, account_key_base, from_bank_of, to_bank_of
+if bank_count_text == '1' or bank_count_text == '2' then
+  bank_count = bank_count_text == '1' and 1 or 2
+  argv_base, account_key_base = 4 + bank_count, 2 + 2 * bank_count
+  single = ARGV[argv_base] == '1' and ARGV[argv_base + 1] == '1' and ARGV[argv_base + 2] == bank_count_text
+    and ARGV[argv_base + 5] ~= nil and ARGV[argv_base + 6] == nil
+    and KEYS[account_key_base + 2] ~= nil and KEYS[account_key_base + 3] == nil
 end
-local argv_base = 4 + bank_count
-local n = tonumber(ARGV[argv_base])
-local account_key_base = 2 + 2 * bank_count
-if not (n and n >= 1 and n <= MAX_BATCH and n == floor(n))
-    or #ARGV ~= argv_base + 5 * n or #KEYS ~= account_key_base + 2 * n then
-  return redis.error_reply('ERR interbank: malformed call: argument or key count does not match the batch')
-end
--- Shape checks of every transfer before anything is read or written.
-for i = 1, n do
-  local a = argv_base + 5 * (i - 1)
-  local fb, tb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  if not (fb and tb and fb >= 1 and tb >= 1 and fb <= bank_count and tb <= bank_count
-      and fb == floor(fb) and tb == floor(tb)) then
-    return redis.error_reply('ERR interbank: malformed call: bank index out of range in transfer ' .. i)
+if single then
+  n = 1
+else
+  bank_count = tonumber(bank_count_text)
+  if not (bank_count and bank_count >= 0 and bank_count == floor(bank_count)) then
+    return redis.error_reply('ERR interbank: malformed call: bad bank count')
+  end
+  argv_base, account_key_base = 4 + bank_count, 2 + 2 * bank_count
+  n = tonumber(ARGV[argv_base])
+  if not (n and n >= 1 and n <= MAX_BATCH and n == floor(n))
+      or #ARGV ~= argv_base + 5 * n or #KEYS ~= account_key_base + 2 * n then
+    return redis.error_reply('ERR interbank: malformed call: argument or key count does not match the batch')
+  end
+  -- Shape checks of every transfer before anything is written; the bank numbers are kept.
+  from_bank_of, to_bank_of = {}, {}
+  for i = 1, n do
+    local a = argv_base + 5 * (i - 1)
+    local fb, tb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    if not (fb and tb and fb >= 1 and tb >= 1 and fb <= bank_count and tb <= bank_count
+        and fb == floor(fb) and tb == floor(tb)) then
+      return redis.error_reply('ERR interbank: malformed call: bank index out of range in transfer ' .. i)
+    end
+    from_bank_of[i], to_bank_of[i] = fb, tb
   end
 end
 
@@ -83,86 +107,40 @@ if replayed > 0 then
   old = redis.call('GETRANGE', producer_key, first_seq - 1, first_seq + replayed - 2)
 end
 
--- Running balances of the accounts read so far (false: the account does not exist); changes not
--- yet written: per account (and the order accounts were first changed), per local bank number,
--- per interbank pair (what the lower-numbered bank's field for the other bank moves by); the
--- stream entries added; the outcome letters; and why the batch stopped early, if it did.
-local balance = {}
-local account_delta = {}
-local accounts_changed = {}
-local bank_delta = {}
-local pair_delta = {}
+local id_prefix = producer .. '-'
+-- The stream entries this call added, for the undo.
 local entries = {}
-local codes = {}
-local stop
 
-for i = replayed + 1, n do
-  local a = argv_base + 5 * (i - 1)
-  local from_key, to_key = KEYS[account_key_base + 2 * i - 1], KEYS[account_key_base + 2 * i]
-  -- Read the accounts not read yet; a key that cannot be read or is not an integer stops the batch.
-  local from_balance, to_balance = balance[from_key], balance[to_key]
-  if from_balance == nil or to_balance == nil then
-    local values
-    if from_balance == nil and to_balance == nil and from_key ~= to_key then
-      values = redis.pcall('MGET', from_key, to_key)
-    elseif from_balance == nil then
-      values = redis.pcall('MGET', from_key)
-    else
-      values = redis.pcall('MGET', to_key)
-    end
-    if values.err then stop = 'MGET: ' .. values.err break end
-    local j = 1
-    if from_balance == nil then
-      from_balance = false
-      local raw = values[1]
-      if raw then
-        from_balance = tonumber(raw)
-        if from_balance == nil or from_balance ~= floor(from_balance) then
-          stop = from_key .. ' holds ' .. raw .. ', not an integer balance' break
-        end
-      end
-      balance[from_key] = from_balance
-      j = 2
-      if to_key == from_key then to_balance = from_balance end
-    end
-    if to_balance == nil then
-      to_balance = false
-      local raw = values[j]
-      if raw then
-        to_balance = tonumber(raw)
-        if to_balance == nil or to_balance ~= floor(to_balance) then
-          stop = to_key .. ' holds ' .. raw .. ', not an integer balance' break
-        end
-      end
-      balance[to_key] = to_balance
-    end
+-- A stored balance as a number, false when the account does not exist, or nil and why it is not a
+-- balance.
+local function parse_balance(key, raw)
+  if not raw then return false end
+  local value = tonumber(raw)
+  if value == nil or value ~= floor(value) then
+    return nil, key .. ' holds ' .. raw .. ', not an integer balance'
   end
+  return value
+end
 
-  local fb, tb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local from, to, amount_text = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local from_bank, to_bank = ARGV[3 + fb], ARGV[3 + tb]
-  local id = producer .. '-' .. (first_seq + i - 1)
-  local amount = tonumber(amount_text)
-  local code, reason
-  if amount == nil or amount < 1 or amount > MAX_SAFE_CENTS or amount ~= floor(amount) then
-    code, reason = 'A', 'bad_amount'
-  elseif from == to then
-    code, reason = 'S', 'same_account'
-  elseif not from_balance or not to_balance then
-    code, reason = 'U', 'unknown_account'
-  elseif from_balance < amount then
-    code, reason = 'F', 'insufficient_funds'
-  elseif to_balance + amount > MAX_SAFE_CENTS then
-    code, reason = 'O', 'overflow'
-  else
-    code = 'C'
-  end
+-- The outcome of a transfer against the balances it sees: its letter, the cancel reason (nil when
+-- completed) and the amount as a number (nil when malformed).
+local function decide(from, to, amount_text, from_balance, to_balance)
+  local amount = find(amount_text, CANONICAL) and tonumber(amount_text)
+  if not amount or amount > MAX_SAFE_CENTS then return 'A', 'bad_amount', nil end
+  if from == to then return 'S', 'same_account', amount end
+  if not from_balance or not to_balance then return 'U', 'unknown_account', amount end
+  if from_balance < amount then return 'F', 'insufficient_funds', amount end
+  if to_balance + amount > MAX_SAFE_CENTS then return 'O', 'overflow', amount end
+  return 'C', nil, amount
+end
 
-  -- Numbers reach Redis as exact integers (Redis formats them with %.17g; all are below 2^53).
+-- Appends a transfer's event to the stream; returns nil, or why it could not. Numbers reach Redis
+-- as exact integers (Redis formats them with %.17g; all are below 2^53).
+local function add_event(id, code, reason, from, to, from_bank, to_bank, amount_text, amount, from_balance)
   local entry
   if code == 'C' then
     entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'completed', 'from', from, 'to', to,
-      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount, 'from_balance', from_balance - amount)
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance - amount)
   elseif from_balance then
     entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
       'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance,
@@ -171,91 +149,180 @@ for i = replayed + 1, n do
     entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
       'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
   end
-  if type(entry) == 'table' then stop = 'XADD ' .. events_key .. ': ' .. entry.err break end
+  if type(entry) == 'table' then return 'XADD ' .. events_key .. ': ' .. entry.err end
   entries[#entries + 1] = entry
+  return nil
+end
 
-  if code == 'C' then
-    balance[from_key] = from_balance - amount
-    balance[to_key] = to_balance + amount
-    local d = account_delta[from_key]
-    if d == nil then accounts_changed[#accounts_changed + 1] = from_key d = 0 end
-    account_delta[from_key] = d - amount
-    d = account_delta[to_key]
-    if d == nil then accounts_changed[#accounts_changed + 1] = to_key d = 0 end
-    account_delta[to_key] = d + amount
-    if fb ~= tb then
-      bank_delta[fb] = (bank_delta[fb] or 0) - amount
-      bank_delta[tb] = (bank_delta[tb] or 0) + amount
-      if fb < tb then
-        local p = fb * PAIR_STRIDE + tb
-        pair_delta[p] = (pair_delta[p] or 0) - amount
-      else
-        local p = tb * PAIR_STRIDE + fb
-        pair_delta[p] = (pair_delta[p] or 0) + amount
+-- Decided outcome letters, why the call stopped before its end (nil if it did not), and the writes
+-- to make: five values each, the command (INCRBY or HINCRBY), the key, the hash field (false for
+-- INCRBY), the change, and the change that undoes it.
+local fresh, stop
+local writes = {}
+
+if single and replayed == 1 then
+  fresh = ''
+elseif single then
+  -- One transfer, from bank 1 to bank `bank_count`: straight through.
+  local fb, tb = 1, bank_count
+  local from_key, to_key = KEYS[account_key_base + 1], KEYS[account_key_base + 2]
+  local from, to, amount_text = ARGV[argv_base + 3], ARGV[argv_base + 4], ARGV[argv_base + 5]
+  local from_balance, to_balance
+  local values = redis.pcall('MGET', from_key, to_key)
+  if values.err then
+    stop = 'MGET ' .. from_key .. ' ' .. to_key .. ': ' .. values.err
+  else
+    from_balance, stop = parse_balance(from_key, values[1])
+    if from_balance ~= nil then to_balance, stop = parse_balance(to_key, values[2]) end
+  end
+  fresh = ''
+  if not stop then
+    local code, reason, amount = decide(from, to, amount_text, from_balance, to_balance)
+    stop = add_event(id_prefix .. first_seq_text, code, reason, from, to, ARGV[3 + fb], ARGV[3 + tb],
+      amount_text, amount, from_balance)
+    if not stop then
+      fresh = code
+      if code == 'C' then
+        local minus = '-' .. amount_text
+        if fb == tb then
+          writes = { 'INCRBY', from_key, false, minus, amount_text, 'INCRBY', to_key, false, amount_text, minus }
+        else
+          writes = {
+            'INCRBY', from_key, false, minus, amount_text,
+            'INCRBY', to_key, false, amount_text, minus,
+            'INCRBY', KEYS[1 + 2 * fb], false, minus, amount_text,
+            'INCRBY', KEYS[1 + 2 * tb], false, amount_text, minus,
+            'HINCRBY', KEYS[2 + 2 * fb], ARGV[3 + tb], minus, amount_text,
+            'HINCRBY', KEYS[2 + 2 * tb], ARGV[3 + fb], amount_text, minus,
+          }
+        end
       end
     end
   end
-  codes[#codes + 1] = code
-end
+else
+  -- A batch: running balances of the accounts read so far (false: the account does not exist), and
+  -- the changes not yet written, per account (in the order accounts were first changed), per local
+  -- bank number, and per interbank pair (what the lower-numbered bank's field for the other bank
+  -- moves by).
+  local balance = {}
+  local account_delta, accounts_changed = {}, {}
+  local bank_delta, pair_delta = {}, {}
+  local codes = {}
+  for i = replayed + 1, n do
+    local a = argv_base + 5 * (i - 1)
+    local from_key, to_key = KEYS[account_key_base + 2 * i - 1], KEYS[account_key_base + 2 * i]
+    -- Read the accounts not read yet; a key that cannot be read or is not an integer stops here.
+    local from_balance, to_balance = balance[from_key], balance[to_key]
+    if from_balance == nil or to_balance == nil then
+      local values
+      if from_balance == nil and to_balance == nil and from_key ~= to_key then
+        values = redis.pcall('MGET', from_key, to_key)
+      elseif from_balance == nil then
+        values = redis.pcall('MGET', from_key)
+      else
+        values = redis.pcall('MGET', to_key)
+      end
+      if values.err then stop = 'MGET ' .. from_key .. ' ' .. to_key .. ': ' .. values.err break end
+      if from_balance == nil then
+        from_balance, stop = parse_balance(from_key, values[1])
+        if from_balance == nil then break end
+        balance[from_key] = from_balance
+        if to_key == from_key then to_balance = from_balance end
+      end
+      if to_balance == nil then
+        to_balance, stop = parse_balance(to_key, values[#values])
+        if to_balance == nil then break end
+        balance[to_key] = to_balance
+      end
+    end
 
--- Makes (sign 1) or undoes (sign -1) the first `limit` writes, in a fixed order: accounts in
--- the order first changed, bank balances, then interbank pairs. Returns how many were made and,
--- if one failed, why.
-local function write(sign, limit)
-  local done = 0
-  for j = 1, #accounts_changed do
-    local key = accounts_changed[j]
-    local d = account_delta[key]
-    if d ~= 0 then
-      if done == limit then return done end
-      local r = redis.pcall('INCRBY', key, sign * d)
-      if type(r) == 'table' then return done, 'INCRBY ' .. key .. ': ' .. r.err end
-      done = done + 1
+    local fb, tb = from_bank_of[i], to_bank_of[i]
+    local from, to, amount_text = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+    local code, reason, amount = decide(from, to, amount_text, from_balance, to_balance)
+    local id
+    if i == 1 then id = id_prefix .. first_seq_text else id = id_prefix .. (first_seq + i - 1) end
+    stop = add_event(id, code, reason, from, to, ARGV[3 + fb], ARGV[3 + tb], amount_text, amount, from_balance)
+    if stop then break end
+
+    if code == 'C' then
+      balance[from_key] = from_balance - amount
+      balance[to_key] = to_balance + amount
+      local d = account_delta[from_key]
+      if d == nil then accounts_changed[#accounts_changed + 1] = from_key d = 0 end
+      account_delta[from_key] = d - amount
+      d = account_delta[to_key]
+      if d == nil then accounts_changed[#accounts_changed + 1] = to_key d = 0 end
+      account_delta[to_key] = d + amount
+      if fb ~= tb then
+        bank_delta[fb] = (bank_delta[fb] or 0) - amount
+        bank_delta[tb] = (bank_delta[tb] or 0) + amount
+        if fb < tb then
+          local p = fb * PAIR_STRIDE + tb
+          pair_delta[p] = (pair_delta[p] or 0) - amount
+        else
+          local p = tb * PAIR_STRIDE + fb
+          pair_delta[p] = (pair_delta[p] or 0) + amount
+        end
+      end
+    end
+    codes[#codes + 1] = code
+  end
+  fresh = table.concat(codes)
+
+  -- Each changed key once: accounts in the order first changed, bank balances, interbank pairs.
+  local function add_write(command, key, field, d)
+    if d and d ~= 0 then
+      local w = #writes
+      writes[w + 1], writes[w + 2], writes[w + 3], writes[w + 4], writes[w + 5] = command, key, field, d, -d
     end
   end
+  for j = 1, #accounts_changed do
+    local key = accounts_changed[j]
+    add_write('INCRBY', key, false, account_delta[key])
+  end
   for b = 1, bank_count do
-    local d = bank_delta[b]
-    if d and d ~= 0 then
-      if done == limit then return done end
-      local key = KEYS[1 + 2 * b]
-      local r = redis.pcall('INCRBY', key, sign * d)
-      if type(r) == 'table' then return done, 'INCRBY ' .. key .. ': ' .. r.err end
-      done = done + 1
-    end
+    add_write('INCRBY', KEYS[1 + 2 * b], false, bank_delta[b])
   end
   for low = 1, bank_count - 1 do
     for high = low + 1, bank_count do
       local d = pair_delta[low * PAIR_STRIDE + high]
-      if d and d ~= 0 then
-        if done == limit then return done end
-        local key = KEYS[2 + 2 * low]
-        local r = redis.pcall('HINCRBY', key, ARGV[3 + high], sign * d)
-        if type(r) == 'table' then return done, 'HINCRBY ' .. key .. ': ' .. r.err end
-        done = done + 1
-        if done == limit then return done end
-        key = KEYS[2 + 2 * high]
-        r = redis.pcall('HINCRBY', key, ARGV[3 + low], -sign * d)
-        if type(r) == 'table' then return done, 'HINCRBY ' .. key .. ': ' .. r.err end
-        done = done + 1
+      if d then
+        add_write('HINCRBY', KEYS[2 + 2 * low], ARGV[3 + high], d)
+        add_write('HINCRBY', KEYS[2 + 2 * high], ARGV[3 + low], -d)
       end
     end
   end
-  return done
 end
 
-local done, failed = write(1, -1)
-if failed then
-  local undone = write(-1, done)
-  assert(undone == done, 'undo failed')
-  for j = #entries, 1, -1 do
-    redis.call('XDEL', events_key, entries[j])
+for w = 1, #writes, 5 do
+  local reply
+  if writes[w + 2] then
+    reply = redis.pcall(writes[w], writes[w + 1], writes[w + 2], writes[w + 3])
+  else
+    reply = redis.pcall(writes[w], writes[w + 1], writes[w + 3])
   end
-  if #entries > 0 and redis.call('XLEN', events_key) == 0 then
-    redis.call('DEL', events_key)
+  if type(reply) == 'table' then
+    -- Undo every write made, newest first (each restores a value that existed a moment ago, so it
+    -- cannot fail), then the events.
+    for u = w - 5, 1, -5 do
+      local undo
+      if writes[u + 2] then
+        undo = redis.pcall(writes[u], writes[u + 1], writes[u + 2], writes[u + 4])
+      else
+        undo = redis.pcall(writes[u], writes[u + 1], writes[u + 4])
+      end
+      assert(type(undo) ~= 'table', 'undo failed')
+    end
+    for j = #entries, 1, -1 do
+      redis.call('XDEL', events_key, entries[j])
+    end
+    if #entries > 0 and redis.call('XLEN', events_key) == 0 then
+      redis.call('DEL', events_key)
+    end
+    return { old, writes[w] .. ' ' .. writes[w + 1] .. ': ' .. reply.err }
   end
-  return { old, failed }
 end
-local fresh = table.concat(codes)
+
 if #fresh > 0 then
   redis.call('APPEND', producer_key, fresh)
 end
