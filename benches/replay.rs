@@ -32,7 +32,7 @@ fn file(accounts: usize) -> AccountsFile {
 }
 
 /// Events of one atomic producer whose recorded balances match the replay.
-fn events(file: &AccountsFile, count: u64) -> Vec<Event> {
+fn events(file: &AccountsFile, count: u64) -> Vec<Event<'_>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut balances: Vec<i64> = file.accounts.iter().map(|a| a.balance_cents).collect();
     (1..=count)
@@ -45,10 +45,10 @@ fn events(file: &AccountsFile, count: u64) -> Vec<Event> {
             Event {
                 id: TransferId { run: 1, worker: 1, seq },
                 outcome: Outcome::Completed,
-                from: file.accounts[from].iban.clone(),
-                to: file.accounts[to].iban.clone(),
-                from_bank: file.banks[file.accounts[from].bank].clone(),
-                to_bank: file.banks[file.accounts[to].bank].clone(),
+                from: &file.accounts[from].iban,
+                to: &file.accounts[to].iban,
+                from_bank: &file.banks[file.accounts[from].bank],
+                to_bank: &file.banks[file.accounts[to].bank],
                 amount_cents: amount,
                 from_balance_cents: Some(balances[from]),
             }

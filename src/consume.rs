@@ -20,6 +20,7 @@ use crate::events;
 use crate::keys::Keys;
 use crate::replay::{AnomalyKind, Ledger};
 use crate::runs::{self, RunRecord, RunStatus, Strategy};
+use crate::stream_reader::{Chunk, StreamReader};
 use crate::verify::{ProducerRecord, Report, Snapshot, Value, verify};
 
 /// Entries asked for per `XREAD`, and how long one read may wait for new entries.
@@ -101,29 +102,24 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
     let mut runs: HashMap<u64, RunRecord> = HashMap::new();
     let mut last_event_at = Instant::now();
     let idle = Duration::from_millis(config.idle_timeout_ms);
-    // The next chunk is read (and parsed by the connection's task) while this one is applied.
-    let mut ahead: Option<tokio::task::JoinHandle<Result<Vec<Entry>>>> = None;
+    // The reader asks for the next chunk before this one is applied, so Redis builds it meanwhile.
+    let mut reader =
+        StreamReader::connect(&config.target, &keys.events(), READ_COUNT, BLOCK_MS).await?;
+    let mut chunk = Chunk::default();
     loop {
-        let read = match ahead.take() {
-            // A read-ahead that failed is read again, from the same entry, with retries.
-            Some(pending) => match pending.await? {
-                Ok(read) => read,
-                Err(_) => read_entries(&mut conn, keys, &last_id, Some(BLOCK_MS)).await?,
-            },
-            None => read_entries(&mut conn, keys, &last_id, Some(BLOCK_MS)).await?,
-        };
-        if read.is_empty() {
+        reader.read(&last_id, true, &mut chunk).await?;
+        if chunk.is_empty() {
             let all = runs::read_all(&mut conn, keys).await?;
             let over = !all.is_empty() && all.iter().all(|r| r.status != RunStatus::Running);
             refresh(&mut runs, all);
             if over || last_event_at.elapsed() >= idle {
                 // Everything a finished run wrote precedes its end record: drain to the end.
                 loop {
-                    let rest = read_entries(&mut conn, keys, &last_id, None).await?;
-                    if rest.is_empty() {
+                    reader.read(&last_id, false, &mut chunk).await?;
+                    if chunk.is_empty() {
                         break;
                     }
-                    apply_entries(&mut conn, keys, &mut ledger, &mut runs, &rest, &mut last_id)
+                    apply_entries(&mut conn, keys, &mut ledger, &mut runs, &chunk, &mut last_id)
                         .await?;
                 }
                 break;
@@ -131,10 +127,7 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
             continue;
         }
         last_event_at = Instant::now();
-        if let Some((next_after, _)) = read.last() {
-            ahead = Some(tokio::spawn(read_ahead(conn.clone(), keys.events(), next_after.clone())));
-        }
-        apply_entries(&mut conn, keys, &mut ledger, &mut runs, &read, &mut last_id).await?;
+        apply_entries(&mut conn, keys, &mut ledger, &mut runs, &chunk, &mut last_id).await?;
         if let Some(bar) = &bar {
             bar.set_position(ledger.events);
         }
@@ -188,89 +181,16 @@ fn refresh(runs: &mut HashMap<u64, RunRecord>, all: Vec<RunRecord>) {
     }
 }
 
-type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
-
-/// Reads entries after `last_id`; with `block_ms`, waits that long for the first one.
-async fn read_entries(
-    conn: &mut impl redis::aio::ConnectionLike,
-    keys: &Keys,
-    last_id: &str,
-    block_ms: Option<u64>,
-) -> Result<Vec<Entry>> {
-    let mut cmd = redis::cmd("XREAD");
-    cmd.arg("COUNT").arg(READ_COUNT);
-    if let Some(ms) = block_ms {
-        cmd.arg("BLOCK").arg(ms);
-    }
-    cmd.arg("STREAMS").arg(keys.events()).arg(last_id);
-    let reply: RedisValue =
-        query_retrying(conn, &cmd).await.with_context(|| format!("reading {}", keys.events()))?;
-    parse_xread(reply).with_context(|| format!("reading {}: unexpected reply shape", keys.events()))
-}
-
-/// Reads the entries after `last_id` on its own task, as one plain command; if it fails, the
-/// caller reads the same entries again with retries.
-async fn read_ahead(
-    mut conn: redis::aio::ConnectionManager,
-    stream: String,
-    last_id: String,
-) -> Result<Vec<Entry>> {
-    let mut cmd = redis::cmd("XREAD");
-    cmd.arg("COUNT")
-        .arg(READ_COUNT)
-        .arg("BLOCK")
-        .arg(BLOCK_MS)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(&last_id);
-    let reply: RedisValue =
-        cmd.query_async(&mut conn).await.with_context(|| format!("reading {stream}"))?;
-    parse_xread(reply).with_context(|| format!("reading {stream}: unexpected reply shape"))
-}
-
-/// Turns an `XREAD` reply into `(entry id, fields)`; keeps values as bytes for the event parser.
-fn parse_xread(reply: RedisValue) -> Result<Vec<Entry>> {
-    let streams = match reply {
-        RedisValue::Nil => return Ok(Vec::new()),
-        RedisValue::Array(streams) => streams,
-        RedisValue::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        other => anyhow::bail!("{other:?}"),
-    };
-    let mut out = Vec::new();
-    let entries: Vec<RedisValue> = match streams.into_iter().next() {
-        None => return Ok(out),
-        Some(RedisValue::Array(mut stream)) if stream.len() == 2 => match stream.pop() {
-            Some(RedisValue::Array(entries)) => entries,
-            other => anyhow::bail!("{other:?}"),
-        },
-        Some(other) => anyhow::bail!("{other:?}"),
-    };
-    for entry in entries {
-        let RedisValue::Array(mut parts) = entry else { anyhow::bail!("entry is not an array") };
-        ensure!(parts.len() == 2, "entry has {} parts", parts.len());
-        let fields = parts.pop().expect("two parts");
-        let id: String = redis::from_redis_value(parts.pop().expect("two parts"))?;
-        let RedisValue::Array(flat) = fields else { anyhow::bail!("fields are not an array") };
-        let mut pairs = Vec::with_capacity(flat.len() / 2);
-        let mut flat = flat.into_iter();
-        while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-            pairs.push((redis::from_redis_value(name)?, redis::from_redis_value(value)?));
-        }
-        out.push((id, pairs));
-    }
-    Ok(out)
-}
-
 async fn apply_entries(
     conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
     ledger: &mut Ledger,
     runs: &mut HashMap<u64, RunRecord>,
-    entries: &[Entry],
+    chunk: &Chunk,
     last_id: &mut String,
 ) -> Result<()> {
-    for (id, fields) in entries {
-        match events::parse(fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice()))) {
+    for (id, fields) in chunk.iter() {
+        match events::parse(fields) {
             Ok(event) => {
                 if !runs.contains_key(&event.id.run) {
                     // A run is recorded before its first event: read the records again once.
@@ -282,8 +202,8 @@ async fn apply_entries(
             Err(why) => ledger.report(AnomalyKind::Malformed, id, why),
         }
     }
-    if let Some((id, _)) = entries.last() {
-        last_id.clone_from(id);
+    if let Some(id) = chunk.last_id() {
+        id.clone_into(last_id);
     }
     Ok(())
 }

@@ -19,4 +19,5 @@ pub mod replay;
 pub mod runs;
 pub mod script;
 pub mod server;
+pub mod stream_reader;
 pub mod verify;

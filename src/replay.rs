@@ -206,7 +206,7 @@ impl Ledger {
     }
 
     /// Applies one event. `strategy` is that of the event's run, `None` when the run is unknown.
-    pub fn apply(&mut self, entry: &str, event: &Event, strategy: Option<Strategy>) {
+    pub fn apply(&mut self, entry: &str, event: &Event<'_>, strategy: Option<Strategy>) {
         let Some(strategy) = strategy else {
             self.report(
                 AnomalyKind::UnknownRun,
@@ -267,13 +267,13 @@ impl Ledger {
 
     /// Finds the event's accounts, checking their banks. A completed transfer needs both; a
     /// cancelled one may name an unknown account (that is why it was cancelled).
-    fn locate(&mut self, entry: &str, event: &Event) -> Option<(Option<usize>, Option<usize>)> {
+    fn locate(&mut self, entry: &str, event: &Event<'_>) -> Option<(Option<usize>, Option<usize>)> {
         let mut found = [None, None];
         for (slot, (iban, bank)) in
-            [(&event.from, &event.from_bank), (&event.to, &event.to_bank)].into_iter().enumerate()
+            [(event.from, event.from_bank), (event.to, event.to_bank)].into_iter().enumerate()
         {
-            let account = self.account_index.get(iban.as_str()).map(|&i| i as usize);
-            let bank_ok = self.bank_index.get(bank.as_str()).copied();
+            let account = self.account_index.get(iban).map(|&i| i as usize);
+            let bank_ok = self.bank_index.get(bank).copied();
             match (account, bank_ok) {
                 (Some(a), Some(b)) if usize::from(self.account_bank[a]) == b => {
                     found[slot] = Some(a)
@@ -304,7 +304,7 @@ impl Ledger {
     fn apply_completed(
         &mut self,
         entry: &str,
-        event: &Event,
+        event: &Event<'_>,
         strategy: Strategy,
         from: usize,
         to: usize,
@@ -391,13 +391,19 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn event(seq: u64, from: &str, to: &str, amount: i64, from_balance: i64) -> Event {
-        let bank = |iban: &str| iban[..1].to_string();
+    pub fn event<'a>(
+        seq: u64,
+        from: &'a str,
+        to: &'a str,
+        amount: i64,
+        from_balance: i64,
+    ) -> Event<'a> {
+        let bank = |iban: &'a str| &iban[..1];
         Event {
             id: TransferId { run: 1, worker: 1, seq },
             outcome: Outcome::Completed,
-            from: from.into(),
-            to: to.into(),
+            from,
+            to,
             from_bank: bank(from),
             to_bank: bank(to),
             amount_cents: amount,
@@ -478,7 +484,7 @@ pub(crate) mod tests {
         let mut ledger = Ledger::new(&file());
         ledger.apply("1-0", &event(1, "A1", "Z9", 1, 999), Some(Strategy::Atomic));
         let mut wrong_bank = event(2, "A1", "B1", 1, 999);
-        wrong_bank.to_bank = "A".into();
+        wrong_bank.to_bank = "A";
         ledger.apply("2-0", &wrong_bank, Some(Strategy::Atomic));
         assert_eq!(ledger.anomaly_count(AnomalyKind::UnknownAccount), 2);
         assert_eq!(ledger.balances, vec![1000, 500, 0]);

@@ -127,6 +127,13 @@ fn connections_cut_thirty_times_mid_run() {
     let (url, dir) = loaded(&redis);
     let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "3000"]);
     wait_for_events(&redis, 100);
+    // A consumer follows the run live: its connections are cut too, mid-reply as it happens.
+    let live = interbank(&url, dir.path())
+        .args(["consume", "--quiet", "--json", "--idle-timeout", "5", "--checkpoint-interval", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut connections_killed = 0;
     for _ in 0..CUTS {
         std::thread::sleep(Duration::from_millis(rng.random_range(20..120)));
@@ -139,6 +146,11 @@ fn connections_cut_thirty_times_mid_run() {
     assert_eq!(decided, 60_000, "{summary}");
     assert_eq!(summary["events"], 60_000);
     assert!(connections_killed > 0 && summary["retries"].as_u64().unwrap() > 0, "{summary}");
+    let out = live.wait_with_output().unwrap();
+    let live_report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("the live consume printed no report:\n{}", text(&out)));
+    assert!(out.status.success(), "the live consume did not verify: {live_report}");
+    assert_eq!(live_report["events"], 60_000);
     let report = verified_json(&url, dir.path(), &[]);
     assert_eq!(report["events"], 60_000);
     eprintln!(

@@ -173,10 +173,10 @@ async fn append_event(
     let event = Event {
         id,
         outcome,
-        from: t.from.to_string(),
-        to: t.to.to_string(),
-        from_bank: t.from_bank.to_string(),
-        to_bank: t.to_bank.to_string(),
+        from: t.from,
+        to: t.to,
+        from_bank: t.from_bank,
+        to_bank: t.to_bank,
         amount_cents: t.amount_cents,
         from_balance_cents: Some(from_balance_cents),
     };
