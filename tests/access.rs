@@ -119,3 +119,20 @@ fn a_user_missing_a_command_or_a_key_gets_a_clear_error() {
     let report = verified(&full, dir.path(), "data/accounts_50.csv");
     assert!(report.starts_with("consume: VERIFIED: 0 events"), "{report}");
 }
+
+#[test]
+fn a_unix_socket_with_a_database_number_runs_everything() {
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("redis.sock");
+    let socket_text = socket.to_str().unwrap();
+    let redis = RedisServer::start_with(&["--unixsocket", socket_text, "--unixsocketperm", "700"]);
+    let url = format!("unix://{socket_text}?db=3");
+    let dir = workdir_with_accounts(&url, 50);
+    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
+    broker(&url, dir.path(), &["--workers", "4", "--transfers", "100"]);
+    let report = verified(&url, dir.path(), "data/accounts_50.csv");
+    assert!(report.starts_with("consume: VERIFIED: 400 events"), "{report}");
+    // Everything went to database 3: database 0 holds none of it.
+    assert_eq!(redis.dbsize(), 0);
+    assert_eq!(redis.cli(&["-n", "3", "XLEN", "banks_transfers:events"]).trim(), "400");
+}
