@@ -65,7 +65,10 @@ impl Chunk {
 
     /// The id of the last entry.
     pub fn last_id(&self) -> Option<&str> {
-        self.iter().last().map(|(id, _)| id)
+        self.entries.last().map(|&(start, end, _, _)| {
+            std::str::from_utf8(&self.bytes[start as usize..end as usize])
+                .expect("ids are checked to be ASCII when parsed")
+        })
     }
 
     /// Adds an entry read by the general client (TLS connections).

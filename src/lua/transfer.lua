@@ -11,7 +11,8 @@
 -- redis.call costs some 6,000 instructions, formatting a Lua number as text for Redis some 2,000,
 -- and each table or closure a few hundred. So:
 -- - a call of one transfer (the broker's default) takes a straight path: one MGET, one XADD, then
---   its writes with the amount's own text as the change (no number is formatted);
+--   its writes with the amount's own text as the change (the one number formatted is the source
+--   balance the event records);
 -- - a batch reads each account once, keeps running balances in Lua, and writes each changed key
 --   once at the end (one INCRBY per account or bank balance, two HINCRBY per interbank pair: the
 --   two sides of a pair always move by opposite amounts, so one sum per pair is kept).
