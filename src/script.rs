@@ -91,12 +91,13 @@ impl TransferScript {
         for (t, (from_bank, to_bank)) in transfers.iter().zip(&local_ids) {
             call.arg(from_bank).arg(to_bank).arg(t.from).arg(t.to).arg(t.amount_cents);
         }
-        let reply: Vec<String> = call.invoke_async(conn).await?;
+        let reply: redis::Value = call.invoke_async(conn).await?;
         parse_reply(reply, transfers.len())
     }
 }
 
-fn parse_reply(mut reply: Vec<String>, expected: usize) -> redis::RedisResult<BatchReply> {
+/// Reads the script's reply: the outcome letters, or an array of them and why the call stopped.
+fn parse_reply(reply: redis::Value, expected: usize) -> redis::RedisResult<BatchReply> {
     let bad = |what: String| {
         redis::RedisError::from((
             redis::ErrorKind::UnexpectedReturnType,
@@ -104,11 +105,15 @@ fn parse_reply(mut reply: Vec<String>, expected: usize) -> redis::RedisResult<Ba
             what,
         ))
     };
-    if reply.is_empty() || reply.len() > 2 {
-        return Err(bad(format!("{} values, expected 1 or 2", reply.len())));
-    }
-    let error = if reply.len() == 2 { reply.pop() } else { None };
-    let codes = reply.pop().expect("length checked");
+    let (codes, error): (String, Option<String>) = match reply {
+        redis::Value::Array(parts) => match <[redis::Value; 2]>::try_from(parts) {
+            Ok([codes, error]) => {
+                (redis::from_redis_value(codes)?, Some(redis::from_redis_value(error)?))
+            }
+            Err(parts) => return Err(bad(format!("{} values, expected 2", parts.len()))),
+        },
+        single => (redis::from_redis_value(single)?, None),
+    };
     let outcomes = codes
         .bytes()
         .map(|c| {
@@ -129,15 +134,18 @@ mod tests {
 
     #[test]
     fn replies_are_parsed_and_checked() {
-        let ok = parse_reply(vec!["CF".into()], 2).unwrap();
+        let text = |s: &str| redis::Value::BulkString(s.as_bytes().to_vec());
+        let pair = |a: &str, b: &str| redis::Value::Array(vec![text(a), text(b)]);
+        let ok = parse_reply(text("CF"), 2).unwrap();
         assert_eq!(
             ok.outcomes,
             vec![Outcome::Completed, Outcome::Cancelled(CancelReason::InsufficientFunds)]
         );
-        let stopped = parse_reply(vec!["C".into(), "WRONGTYPE".into()], 3).unwrap();
+        let stopped = parse_reply(pair("C", "WRONGTYPE"), 3).unwrap();
         assert_eq!(stopped.error.as_deref(), Some("WRONGTYPE"));
-        assert!(parse_reply(vec!["C".into()], 2).is_err());
-        assert!(parse_reply(vec!["CZ".into()], 2).is_err());
-        assert!(parse_reply(vec![], 1).is_err());
+        assert!(parse_reply(text("C"), 2).is_err());
+        assert!(parse_reply(text("CZ"), 2).is_err());
+        assert!(parse_reply(redis::Value::Array(vec![text("C")]), 1).is_err());
+        assert!(parse_reply(redis::Value::Int(1), 1).is_err());
     }
 }
