@@ -251,10 +251,7 @@ async fn ceiling(
         keys.account(from_bank, &from.iban),
         keys.account(to_bank, &to.iban),
     ]);
-    args.extend(
-        [producer, "1", "2", from_bank, to_bank, "1", "1", "2", &from.iban, &to.iban, "100"]
-            .map(String::from),
-    );
+    args.extend([producer, "1", from_bank, to_bank, &from.iban, &to.iban, "100"].map(String::from));
     let before = counters(conn).await?;
     let out = Command::new("redis-benchmark")
         .args(&args)

@@ -228,6 +228,8 @@ async fn malformed_calls_are_refused_before_anything_is_written() {
             .map(String::from)
             .collect::<Vec<String>>()
     };
+    let single: Vec<String> =
+        ["1", "CaixaBank", "Kutxa", A, B, "100"].into_iter().map(String::from).collect();
     let before = s.redis.dump();
     let cases: Vec<(Vec<String>, Vec<String>, &str)> = vec![
         (keys.clone(), args("01", "2", "1", "1", "2"), "bad sequence"),
@@ -242,6 +244,14 @@ async fn malformed_calls_are_refused_before_anything_is_written() {
             [args("1", "2", "1", "1", "2"), vec!["extra".to_string()]].concat(),
             "does not match the batch",
         ),
+        // One transfer: seven arguments and exactly eight keys.
+        (keys[..7].to_vec(), single.clone(), "one transfer takes 8 keys"),
+        (
+            [keys.clone(), vec!["t:extra".to_string()]].concat(),
+            single.clone(),
+            "one transfer takes 8 keys",
+        ),
+        (keys.clone(), [&["02".to_string()], &single[1..]].concat(), "bad sequence"),
     ];
     for (call_keys, call_args, expected) in cases {
         let mut call = script.prepare_invoke();

@@ -28,6 +28,13 @@
 -- The `#!lua` line (no flags) makes Redis refuse the whole script up front when it is out of
 -- memory, instead of failing halfway through.
 --
+-- A call has one of two shapes. One transfer (7 arguments, the broker's default):
+-- KEYS  events stream, producer's outcome string, source bank's balance, source bank's interbank
+--       hash, destination bank's balance, destination bank's interbank hash, source account,
+--       destination account (the bank keys given twice when both accounts are of one bank)
+-- ARGV  producer id, sequence, source bank, destination bank, source IBAN, destination IBAN,
+--       amount in cents
+-- A batch (every argument counts, so 9 or more):
 -- KEYS[1]                     the events stream
 -- KEYS[2]                     the producer's outcome string
 -- KEYS[3 + 2*(b-1)]           bank b's balance         (b = 1..bank_count)
@@ -54,27 +61,23 @@ local CANONICAL = '^[1-9]%d*$'
 local floor, find = math.floor, string.find
 
 local events_key, producer_key = KEYS[1], KEYS[2]
-local producer, first_seq_text, bank_count_text = ARGV[1], ARGV[2], ARGV[3]
+local producer, first_seq_text = ARGV[1], ARGV[2]
 local first_seq = find(first_seq_text, CANONICAL) and tonumber(first_seq_text)
 if not first_seq or first_seq > MAX_SAFE_CENTS then
   return redis.error_reply('ERR interbank: malformed call: bad sequence')
 end
 
--- The common call, one transfer, is recognized by comparing texts, which costs less than parsing
--- numbers: one or two banks, one transfer from bank 1 to the last bank, and nothing after it.
-local single = false
+-- Every argument costs Redis some 1,200 instructions, so one transfer comes with no counts or
+-- bank numbers: its shape is told by its number of arguments.
+local single = ARGV[7] ~= nil and ARGV[8] == nil
 local bank_count, n, argv_base, account_key_base, from_bank_of, to_bank_of
-if bank_count_text == '1' or bank_count_text == '2' then
-  bank_count = bank_count_text == '1' and 1 or 2
-  argv_base, account_key_base = 4 + bank_count, 2 + 2 * bank_count
-  single = ARGV[argv_base] == '1' and ARGV[argv_base + 1] == '1' and ARGV[argv_base + 2] == bank_count_text
-    and ARGV[argv_base + 5] ~= nil and ARGV[argv_base + 6] == nil
-    and KEYS[account_key_base + 2] ~= nil and KEYS[account_key_base + 3] == nil
-end
 if single then
+  if KEYS[8] == nil or KEYS[9] ~= nil then
+    return redis.error_reply('ERR interbank: malformed call: one transfer takes 8 keys')
+  end
   n = 1
 else
-  bank_count = tonumber(bank_count_text)
+  bank_count = tonumber(ARGV[3])
   if not (bank_count and bank_count >= 0 and bank_count == floor(bank_count)) then
     return redis.error_reply('ERR interbank: malformed call: bad bank count')
   end
@@ -166,10 +169,10 @@ local writes = {}
 if single and replayed == 1 then
   fresh = ''
 elseif single then
-  -- One transfer, from bank 1 to bank `bank_count`: straight through.
-  local fb, tb = 1, bank_count
-  local from_key, to_key = KEYS[account_key_base + 1], KEYS[account_key_base + 2]
-  local from, to, amount_text = ARGV[argv_base + 3], ARGV[argv_base + 4], ARGV[argv_base + 5]
+  -- One transfer: straight through.
+  local from_bank, to_bank = ARGV[3], ARGV[4]
+  local from_key, to_key = KEYS[7], KEYS[8]
+  local from, to, amount_text = ARGV[5], ARGV[6], ARGV[7]
   local from_balance, to_balance
   local values = redis.pcall('MGET', from_key, to_key)
   if values.err then
@@ -181,22 +184,22 @@ elseif single then
   fresh = ''
   if not stop then
     local code, reason, amount = decide(from, to, amount_text, from_balance, to_balance)
-    stop = add_event(id_prefix .. first_seq_text, code, reason, from, to, ARGV[3 + fb], ARGV[3 + tb],
+    stop = add_event(id_prefix .. first_seq_text, code, reason, from, to, from_bank, to_bank,
       amount_text, amount, from_balance)
     if not stop then
       fresh = code
       if code == 'C' then
         local minus = '-' .. amount_text
-        if fb == tb then
+        if from_bank == to_bank then
           writes = { 'INCRBY', from_key, false, minus, amount_text, 'INCRBY', to_key, false, amount_text, minus }
         else
           writes = {
             'INCRBY', from_key, false, minus, amount_text,
             'INCRBY', to_key, false, amount_text, minus,
-            'INCRBY', KEYS[1 + 2 * fb], false, minus, amount_text,
-            'INCRBY', KEYS[1 + 2 * tb], false, amount_text, minus,
-            'HINCRBY', KEYS[2 + 2 * fb], ARGV[3 + tb], minus, amount_text,
-            'HINCRBY', KEYS[2 + 2 * tb], ARGV[3 + fb], amount_text, minus,
+            'INCRBY', KEYS[3], false, minus, amount_text,
+            'INCRBY', KEYS[5], false, amount_text, minus,
+            'HINCRBY', KEYS[4], to_bank, minus, amount_text,
+            'HINCRBY', KEYS[6], from_bank, amount_text, minus,
           }
         end
       end
