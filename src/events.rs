@@ -84,13 +84,20 @@ impl TransferId {
         let rest = text.strip_prefix('r')?;
         let (run, rest) = rest.split_once("-w")?;
         let (worker, seq) = rest.split_once('-')?;
-        let id = TransferId {
-            run: run.parse().ok()?,
-            worker: worker.parse().ok()?,
-            seq: seq.parse().ok()?,
-        };
-        (id.seq >= 1 && id.to_string() == text).then_some(id)
+        let id =
+            TransferId { run: canonical(run)?, worker: canonical(worker)?, seq: canonical(seq)? };
+        (id.seq >= 1).then_some(id)
     }
+}
+
+/// A number written the one way `Display` writes it: digits only, no leading zero, no sign. So an
+/// id parses only if it reads back the same, without formatting it again (this runs per event).
+fn canonical<T: std::str::FromStr>(text: &str) -> Option<T> {
+    let digits = text.as_bytes();
+    let plain = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || digits.len() == 1);
+    if plain { text.parse().ok() } else { None }
 }
 
 impl fmt::Display for TransferId {
@@ -129,12 +136,11 @@ pub fn parse<'a>(
         if count == MAX_FIELDS {
             return Err(format!("more than {MAX_FIELDS} fields"));
         }
-        let name =
-            std::str::from_utf8(name).map_err(|_| "a field name is not UTF-8".to_string())?;
         let slot = NAMES
             .iter()
-            .position(|n| *n == name)
-            .ok_or_else(|| format!("unknown field {name:?}"))?;
+            .position(|n| n.as_bytes() == name)
+            .ok_or_else(|| format!("unknown field {:?}", String::from_utf8_lossy(name)))?;
+        let name = NAMES[slot];
         let value = std::str::from_utf8(value).map_err(|_| format!("field {name} is not UTF-8"))?;
         if found[slot].replace(value).is_some() {
             return Err(format!("field {name} appears twice"));
@@ -261,7 +267,19 @@ mod tests {
     #[test]
     fn ids_and_codes_parse_strictly() {
         assert_eq!(TransferId::parse("r1-w2-3"), Some(TransferId { run: 1, worker: 2, seq: 3 }));
-        for bad in ["r1-w2-0", "r01-w2-3", "1-w2-3", "r1-w2", "r1-w2-3-4", "r-1-w2-3"] {
+        let bad_ids = [
+            "r1-w2-0",
+            "r01-w2-3",
+            "1-w2-3",
+            "r1-w2",
+            "r1-w2-3-4",
+            "r-1-w2-3",
+            "r1-w+2-3",
+            "r1-w2-03",
+            "r1-w2-+3",
+            "r1-w2-99999999999999999999",
+        ];
+        for bad in bad_ids {
             assert_eq!(TransferId::parse(bad), None, "{bad}");
         }
         for code in *b"CFUSAO" {

@@ -124,11 +124,18 @@ fn line(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (bytes.get(end + 1) == Some(&b'\n')).then(|| (&bytes[at..end], end + 2))
 }
 
+/// A length of the reply: `-1` or decimal digits (read by hand: there are some 20 per entry).
 fn number(text: &[u8]) -> Result<i64> {
-    std::str::from_utf8(text)
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .ok_or_else(|| anyhow!("malformed length {:?} in the reply", String::from_utf8_lossy(text)))
+    let malformed = || anyhow!("malformed length {:?} in the reply", String::from_utf8_lossy(text));
+    if text == b"-1" {
+        return Ok(-1);
+    }
+    if text.is_empty() || text.len() > 18 {
+        return Err(malformed());
+    }
+    text.iter().try_fold(0i64, |n, &b| {
+        if b.is_ascii_digit() { Ok(n * 10 + i64::from(b - b'0')) } else { Err(malformed()) }
+    })
 }
 
 /// The header of an element expected to be of `kind` (`*` array, `$` bulk string): its length,
@@ -568,6 +575,13 @@ mod tests {
         chunk.bytes.extend_from_slice(b"-WRONGTYPE Operation against a key\r\n");
         let err = parse(&mut chunk, &mut Parse::Start).unwrap_err();
         assert_eq!(err.to_string(), "WRONGTYPE Operation against a key");
+
+        for bad in [&b"*x\r\n"[..], b"*+1\r\n", b"*\r\n", b"*-2\r\n", b"*1234567890123456789\r\n"] {
+            let mut chunk = Chunk::default();
+            chunk.bytes.extend_from_slice(bad);
+            let err = parse(&mut chunk, &mut Parse::Start).unwrap_err().to_string();
+            assert!(err.contains("malformed length") || err.contains("streams for one"), "{err}");
+        }
 
         let mut chunk = Chunk::default();
         chunk.bytes.extend_from_slice(b"*1\r\n*2\r\n$1\r\ne\r\n*1\r\n*3\r\n");
