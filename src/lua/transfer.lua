@@ -87,13 +87,17 @@ else
       or #ARGV ~= argv_base + 5 * n or #KEYS ~= account_key_base + 2 * n then
     return redis.error_reply('ERR interbank: malformed call: argument or key count does not match the batch')
   end
-  -- Shape checks of every transfer before anything is written; the bank numbers are kept.
+  -- Shape checks of every transfer before anything is written; the bank numbers are kept. They
+  -- are looked up by their text ('1'..bank_count), which costs less than parsing them.
+  local bank_of_text = {}
+  for b = 1, bank_count do
+    bank_of_text[tostring(b)] = b
+  end
   from_bank_of, to_bank_of = {}, {}
   for i = 1, n do
     local a = argv_base + 5 * (i - 1)
-    local fb, tb = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-    if not (fb and tb and fb >= 1 and tb >= 1 and fb <= bank_count and tb <= bank_count
-        and fb == floor(fb) and tb == floor(tb)) then
+    local fb, tb = bank_of_text[ARGV[a + 1]], bank_of_text[ARGV[a + 2]]
+    if not (fb and tb) then
       return redis.error_reply('ERR interbank: malformed call: bank index out of range in transfer ' .. i)
     end
     from_bank_of[i], to_bank_of[i] = fb, tb
