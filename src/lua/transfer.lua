@@ -34,7 +34,7 @@
 --       destination account (the bank keys given twice when both accounts are of one bank)
 -- ARGV  producer id, sequence, source bank, destination bank, source IBAN, destination IBAN,
 --       amount in cents
--- A batch (every argument counts, so 9 or more):
+-- A batch (with its counts and bank numbers, so never 7 arguments):
 -- KEYS[1]                     the events stream
 -- KEYS[2]                     the producer's outcome string
 -- KEYS[3 + 2*(b-1)]           bank b's balance         (b = 1..bank_count)
@@ -52,6 +52,8 @@
 --   C completed, F cancelled: insufficient funds, U cancelled: unknown account,
 --   S cancelled: same account, A cancelled: bad amount, O cancelled: balance would overflow.
 
+-- The largest integer a Lua number (an IEEE double) holds exactly, 2^53 - 1: the bound of every
+-- balance, amount and sequence number.
 local MAX_SAFE_CENTS = 9007199254740991
 local MAX_BATCH = 8192
 -- Interbank pair (low, high) of local bank numbers is kept at index low * PAIR_STRIDE + high.
