@@ -339,7 +339,7 @@ impl StreamReader {
     }
 
     /// Fills `chunk` with the entries after `after` (none when nothing came within the block
-    /// time, or at once when `wait` is false and there is nothing). Retries transient failures,
+    /// time, or at once when `wait` is false or the read-ahead found nothing). Retries transient failures,
     /// reconnecting, up to [`RETRY_LIMIT`] times. On a plain connection the next chunk is asked
     /// for before this returns.
     pub async fn read(&mut self, after: &str, wait: bool, chunk: &mut Chunk) -> Result<()> {
@@ -370,15 +370,10 @@ impl StreamReader {
             self.reconnect().await?;
         }
         match self.asked.take() {
-            // The read-ahead asked for exactly these entries, without waiting: if there were none
-            // yet and this read may wait, it asks again, waiting.
-            Some(asked) if asked == after => {
-                self.receive(chunk).await?;
-                if chunk.is_empty() && wait {
-                    self.send(after, true).await?;
-                    self.receive(chunk).await?;
-                }
-            }
+            // The read-ahead asked for exactly these entries, without waiting. If there were none
+            // yet, the caller hears so at once (it may then see that the runs are over) and waits
+            // on its next read.
+            Some(asked) if asked == after => self.receive(chunk).await?,
             // It asked for others: its answer is read and dropped.
             Some(_) => {
                 self.receive(chunk).await?;

@@ -30,6 +30,7 @@ fn bench_runs_side_by_side_and_verifies() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], true);
     assert_eq!(report["events_verified"], 1200);
+    assert!(report["verify_s"].as_f64().unwrap() > 0.0, "{report}");
     let rows = report["rows"].as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(
