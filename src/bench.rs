@@ -182,7 +182,8 @@ pub async fn run(
         checkpoint_interval_ms: 0,
         restart: true,
     })
-    .await?;
+    .await?
+    .report;
     let verify_s = verify_started.elapsed().as_secs_f64();
     let failed_checks =
         report.checks.iter().filter(|c| !c.passed).map(|c| c.name.to_string()).collect();

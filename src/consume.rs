@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use redis::Value as RedisValue;
+use serde::Serialize;
 
 use crate::accounts;
 use crate::checkpoint::{self, Resume};
@@ -48,8 +49,32 @@ pub struct ConsumeConfig {
     pub restart: bool,
 }
 
+/// What `consume` found, and how fast it read the stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consumed {
+    #[serde(flatten)]
+    pub report: Report,
+    /// Events this invocation read from the stream (after its checkpoint, if it resumed).
+    pub events_read: u64,
+    /// From the first `XREAD` to the end of the stream: reading, parsing and replaying.
+    pub read_s: f64,
+}
+
+impl Consumed {
+    /// The report for a person, with the reading speed after the verdict's details.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{}  read {} events from the stream in {:.2} s ({:.0} events/s)\n",
+            self.report.to_text(),
+            self.events_read,
+            self.read_s,
+            self.events_read as f64 / self.read_s.max(1e-9)
+        )
+    }
+}
+
 /// Follows the stream to the end of the runs, then verifies.
-pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
+pub async fn consume(config: &ConsumeConfig) -> Result<Consumed> {
     let keys = &config.keys;
     ensure!(
         crate::keys::is_plain_name(&config.name),
@@ -106,6 +131,8 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
     let mut reader =
         StreamReader::connect(&config.target, &keys.events(), READ_COUNT, BLOCK_MS).await?;
     let mut chunk = Chunk::default();
+    let events_before = ledger.events;
+    let read_started = Instant::now();
     loop {
         reader.read(&last_id, true, &mut chunk).await?;
         if chunk.is_empty() {
@@ -135,6 +162,7 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
             saver.save(&mut conn, keys, &last_id, &ledger).await;
         }
     }
+    let read_s = read_started.elapsed().as_secs_f64();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -143,7 +171,11 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Report> {
     }
     let all = runs::read_all(&mut conn, keys).await?;
     let snapshot = read_snapshot(&mut conn, keys, &ledger, all).await?;
-    Ok(verify(keys, &ledger, &snapshot))
+    Ok(Consumed {
+        report: verify(keys, &ledger, &snapshot),
+        events_read: ledger.events - events_before,
+        read_s,
+    })
 }
 
 /// Stores checkpoints; a failure (say, Redis out of memory) is reported once and does not stop

@@ -349,13 +349,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 )?,
                 restart,
             };
-            let report = consume::consume(&config).await?;
+            let consumed = consume::consume(&config).await?;
             if json {
-                print_json(&report)?;
+                print_json(&consumed)?;
             } else {
-                emit(&report.to_text())?;
+                emit(&consumed.to_text())?;
             }
-            if !report.verified {
+            if !consumed.report.verified {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -255,6 +255,9 @@ fn consumer_killed_and_restarted_resumes_from_its_checkpoint() {
     for field in ["events", "completed", "cancelled", "moved_cents", "runs"] {
         assert_eq!(resumed[field], fresh[field], "{field}");
     }
+    // The resumed consumer read only what followed its checkpoint; the fresh one read it all.
+    assert!(resumed["events_read"].as_u64() < resumed["events"].as_u64(), "{resumed}");
+    assert_eq!(fresh["events_read"], fresh["events"]);
     eprintln!(
         "FAULT consumer-killed: kills=1 resumed=true transfers_checked={} same_verdict=true",
         fresh["events"]

@@ -23,6 +23,7 @@ fn atomic_run_verifies_and_reports_every_check() {
     assert!(report.starts_with("consume: VERIFIED: 2400 events"), "{report}");
     assert!(!report.contains("FAIL"), "{report}");
     assert!(report.contains("ok   stream order is the order transfers were applied"), "{report}");
+    assert!(report.contains("events from the stream in"), "{report}");
 }
 
 #[test]
@@ -43,6 +44,8 @@ fn consume_started_before_the_broker_follows_it_live() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], true);
     assert_eq!(report["events"], 4000);
+    assert_eq!(report["events_read"], 4000);
+    assert!(report["read_s"].as_f64().unwrap() > 0.0, "{report}");
 }
 
 #[test]
