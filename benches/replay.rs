@@ -87,6 +87,7 @@ fn verify_snapshot(bencher: Bencher, accounts: usize) {
             id: 1,
             strategy: Strategy::Atomic,
             workers: 1,
+            producers: 1,
             planned: EVENTS,
             started_ms: 0,
             status: RunStatus::Ended,

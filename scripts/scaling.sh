@@ -45,6 +45,8 @@ done
 row "100 accounts, 1 worker, batch 1" --workers 1 --transfers 20000
 row "100 accounts, 20 workers, batch 1" --workers 20 --transfers 5000
 row "100 accounts, 200 workers, batch 1" --workers 200 --transfers 500
+row "100 accounts, 20 workers, --group-commit" --workers 20 --transfers 5000 --group-commit
+row "100 accounts, 200 workers, --group-commit" --workers 200 --transfers 500 --group-commit
 for b in 1 16 128 1024; do
   row "100 accounts, 20 workers, batch $b" --workers 20 --transfers 5000 --batch "$b"
 done

@@ -145,6 +145,7 @@ pub async fn run(
         min_amount_cents: config.min_amount_cents,
         max_amount_cents: config.max_amount_cents,
         batch,
+        group_commit: false,
         connections: config.connections,
         seed: config.seed,
         progress: false,

@@ -291,8 +291,8 @@ async fn read_snapshot(
     }
     let mut producers = Vec::new();
     for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
-        let applied = runs::applied_per_worker(conn, keys, run.id, run.workers).await?;
-        for (worker, applied) in (1..=run.workers).zip(applied) {
+        let applied = runs::applied_per_producer(conn, keys, run.id, run.producers).await?;
+        for (worker, applied) in (1..=run.producers).zip(applied) {
             let key = keys.producer(&events::producer_id(run.id, worker));
             let completed = count_completed(conn, &key, applied).await?;
             producers.push(ProducerRecord { run: run.id, worker, applied, completed });

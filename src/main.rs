@@ -117,6 +117,10 @@ enum Command {
         /// Transfers per script call (atomic only).
         #[arg(long, default_value_t = 1)]
         batch: usize,
+        /// Workers hand each transfer to one committer per connection, which sends all those
+        /// waiting in one script call (atomic only; each worker still waits for its outcome).
+        #[arg(long)]
+        group_commit: bool,
         /// Shared connections for atomic and naive (watch uses one per worker).
         #[arg(long, default_value_t = 2)]
         connections: usize,
@@ -259,6 +263,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             min_amount,
             max_amount,
             batch,
+            group_commit,
             connections,
             seed,
             quiet,
@@ -273,6 +278,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 min_amount_cents: min_amount,
                 max_amount_cents: max_amount,
                 batch,
+                group_commit,
                 connections,
                 seed: seed.unwrap_or_else(rand::random),
                 progress: !quiet && !json,

@@ -73,6 +73,9 @@ pub struct RunRecord {
     pub id: u64,
     pub strategy: Strategy,
     pub workers: u32,
+    /// Producers whose keys hold the run's outcomes (`P:producer:r<run>-w<n>`, n = 1..producers):
+    /// the workers, or with `--group-commit` the committers.
+    pub producers: u32,
     pub planned: u64,
     pub started_ms: u64,
     pub status: RunStatus,
@@ -88,6 +91,7 @@ pub async fn start(
     keys: &Keys,
     strategy: Strategy,
     workers: u32,
+    producers: u32,
     planned: u64,
     started_ms: u64,
 ) -> Result<u64> {
@@ -98,6 +102,7 @@ pub async fn start(
         .arg(&[
             ("strategy", strategy.as_str().to_string()),
             ("workers", workers.to_string()),
+            ("producers", producers.to_string()),
             ("planned", planned.to_string()),
             ("started_ms", started_ms.to_string()),
             ("status", RunStatus::Running.as_str().to_string()),
@@ -133,15 +138,15 @@ pub async fn finish(
 }
 
 /// Counts the transfers applied for each of a run's producers: the length of each outcome string.
-pub async fn applied_per_worker(
+pub async fn applied_per_producer(
     conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
     run: u64,
-    workers: u32,
+    producers: u32,
 ) -> Result<Vec<u64>> {
     let mut pipe = redis::pipe();
-    for worker in 1..=workers {
-        pipe.strlen(keys.producer(&crate::events::producer_id(run, worker)));
+    for producer in 1..=producers {
+        pipe.strlen(keys.producer(&crate::events::producer_id(run, producer)));
     }
     pipe_retrying(conn, &pipe).await.context("reading the producer keys")
 }
@@ -184,12 +189,17 @@ fn parse_run(id: u64, fields: &HashMap<String, String>) -> Result<RunRecord> {
     let required = |name: &str| -> Result<u64> {
         number(name)?.with_context(|| format!("field {name} is missing"))
     };
+    let workers = u32::try_from(required("workers")?).context("field workers is too large")?;
     Ok(RunRecord {
         id,
         strategy: get("strategy")
             .and_then(Strategy::parse)
             .context("field strategy is missing or unknown")?,
-        workers: u32::try_from(required("workers")?).context("field workers is too large")?,
+        workers,
+        // Runs recorded before group commit had one producer per worker.
+        producers: number("producers")?
+            .map_or(Ok(workers), u32::try_from)
+            .context("field producers is too large")?,
         planned: required("planned")?,
         started_ms: required("started_ms")?,
         status: get("status")
@@ -219,9 +229,11 @@ mod tests {
         .collect();
         let run = parse_run(3, &fields).unwrap();
         assert_eq!(
-            (run.id, run.workers, run.status, run.events),
-            (3, 20, RunStatus::Running, None)
+            (run.id, run.workers, run.producers, run.status, run.events),
+            (3, 20, 20, RunStatus::Running, None)
         );
+        fields.insert("producers".into(), "2".into());
+        assert_eq!(parse_run(3, &fields).unwrap().producers, 2);
         fields.insert("events".into(), "x".into());
         assert!(parse_run(3, &fields).unwrap_err().to_string().contains("field events is \"x\""));
         fields.remove("strategy");

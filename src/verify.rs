@@ -445,6 +445,7 @@ mod tests {
             id: 1,
             strategy,
             workers: 1,
+            producers: 1,
             planned: events,
             started_ms: 0,
             status: RunStatus::Ended,

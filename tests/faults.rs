@@ -121,11 +121,23 @@ fn broker_killed_twenty_times_at_random_instants() {
 
 #[test]
 fn connections_cut_thirty_times_mid_run() {
+    cut_connections_mid_run("connections-cut", &["--workers", "20", "--transfers", "3000"], 60_000);
+}
+
+#[test]
+fn connections_cut_thirty_times_mid_run_with_group_commit() {
+    let flags = ["--workers", "60", "--transfers", "1000", "--group-commit"];
+    cut_connections_mid_run("connections-cut-group-commit", &flags, 60_000);
+}
+
+/// Cuts every client connection thirty times while a broker run with these flags (`planned`
+/// transfers) and a live consumer work: the broker retries, nothing is applied twice or lost.
+fn cut_connections_mid_run(scenario: &str, flags: &[&str], planned: u64) {
     const CUTS: u32 = 30;
-    let (seed, mut rng) = fault_rng("connections-cut");
+    let (seed, mut rng) = fault_rng(scenario);
     let redis = RedisServer::start();
     let (url, dir) = loaded(&redis);
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "20", "--transfers", "3000"]);
+    let broker = spawn_broker(&url, dir.path(), flags);
     wait_for_events(&redis, 100);
     // A consumer follows the run live: its connections are cut too, mid-reply as it happens.
     let live = interbank(&url, dir.path())
@@ -143,19 +155,19 @@ fn connections_cut_thirty_times_mid_run() {
     let (code, summary, stderr) = finish(broker);
     assert_eq!(code, Some(0), "{summary} {stderr}");
     let decided = summary["completed"].as_u64().unwrap() + summary["cancelled"].as_u64().unwrap();
-    assert_eq!(decided, 60_000, "{summary}");
-    assert_eq!(summary["events"], 60_000);
+    assert_eq!(decided, planned, "{summary}");
+    assert_eq!(summary["events"], planned);
     assert!(connections_killed > 0 && summary["retries"].as_u64().unwrap() > 0, "{summary}");
     let out = live.wait_with_output().unwrap();
     let live_report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("the live consume printed no report:\n{}", text(&out)));
     assert!(out.status.success(), "the live consume did not verify: {live_report}");
-    assert_eq!(live_report["events"], 60_000);
+    assert_eq!(live_report["events"], planned);
     let report = verified_json(&url, dir.path(), &[]);
-    assert_eq!(report["events"], 60_000);
+    assert_eq!(report["events"], planned);
     eprintln!(
-        "FAULT connections-cut: cuts={CUTS} connections_killed={connections_killed} retries={} \
-         transfers_checked=60000 duplicates=0 money_lost=0 seed={seed}",
+        "FAULT {scenario}: cuts={CUTS} connections_killed={connections_killed} retries={} \
+         transfers_checked={planned} duplicates=0 money_lost=0 seed={seed}",
         summary["retries"]
     );
 }

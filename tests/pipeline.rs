@@ -49,6 +49,33 @@ fn consume_started_before_the_broker_follows_it_live() {
 }
 
 #[test]
+fn group_commit_run_verifies_with_one_producer_per_connection() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 100);
+    ok(&url, dir.path(), &["init"]);
+    let flags = ["--workers", "40", "--transfers", "250", "--group-commit", "--connections", "3"];
+    let out = run(&url, dir.path(), &[&["broker", "--quiet", "--json"][..], &flags[..]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["group_commit"], true);
+    assert_eq!(
+        summary["completed"].as_u64().unwrap() + summary["cancelled"].as_u64().unwrap(),
+        10_000
+    );
+    assert!(summary["redis_calls"].as_u64().unwrap() <= 10_000, "{summary}");
+    // The committers are the producers: three outcome strings, which together hold every transfer.
+    let lengths: u64 = (1..=3)
+        .map(|c| redis.cli(&["STRLEN", &format!("banks_transfers:producer:r1-w{c}")]))
+        .map(|n| n.trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(lengths, 10_000);
+    assert_eq!(redis.cli(&["EXISTS", "banks_transfers:producer:r1-w4"]).trim(), "0");
+    let report = verified(&url, dir.path(), "data/accounts_100.csv");
+    assert!(report.starts_with("consume: VERIFIED: 10000 events"), "{report}");
+}
+
+#[test]
 fn watch_strategy_without_crashes_verifies() {
     let redis = RedisServer::start();
     let url = redis.url();

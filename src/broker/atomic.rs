@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 use super::{Shared, WorkerStats, worker_rng};
 use crate::connection::{RETRY_LIMIT, Target, backoff_ms, is_transient};
 use crate::events::producer_id;
-use crate::script::TransferRequest;
+use crate::script::{BatchReply, TransferRequest};
 
 pub(super) async fn worker(
     shared: &Shared,
@@ -48,32 +48,46 @@ pub(super) async fn worker(
             })
             .collect();
         let started = Instant::now();
-        let mut attempt: u32 = 0;
-        let reply = loop {
-            stats.calls += 1;
-            match shared
-                .script
-                .submit(&mut conn, &cfg.keys, &dir.banks, &producer, seq, &requests)
-                .await
-            {
-                Ok(reply) => break Ok(reply),
-                Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
-                    attempt += 1;
-                    stats.retries += 1;
-                    tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
-                }
-                Err(err) => break Err((err, attempt)),
-            }
-        };
-        match reply {
-            Ok(reply) => {
-                stats.record_latency(started.elapsed());
-                for outcome in &reply.outcomes {
-                    stats.count(*outcome);
-                }
-                shared.done.fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
-                if let Some(error) = reply.error {
-                    stats.failed += (count - reply.outcomes.len()) as u64;
+        let reply = call(shared, &mut conn, &producer, seq, &requests, &mut stats).await;
+        stats.record_latency(started.elapsed());
+        for outcome in &reply.outcomes {
+            stats.count(*outcome);
+        }
+        shared.done.fetch_add(reply.outcomes.len() as u64, Ordering::Relaxed);
+        if let Some(error) = reply.error {
+            stats.failed += (count - reply.outcomes.len()) as u64;
+            stats.error = Some(error);
+            shared.stop.store(true, Ordering::Relaxed);
+            return stats;
+        }
+        seq += count as u64;
+    }
+    stats
+}
+
+/// Sends transfers `seq..` of `producer` in one script call, again after each transient error
+/// (up to `RETRY_LIMIT` times, with the same numbers, so nothing is applied twice). Returns the
+/// outcomes of the transfers applied and, if the call did not apply them all, why, written for
+/// the person reading the run's summary. Counts the calls and retries in `stats`.
+pub(super) async fn call(
+    shared: &Shared,
+    conn: &mut ConnectionManager,
+    producer: &str,
+    seq: u64,
+    requests: &[TransferRequest<'_>],
+    stats: &mut WorkerStats,
+) -> BatchReply {
+    let cfg = &shared.config;
+    let mut attempt: u32 = 0;
+    loop {
+        stats.calls += 1;
+        match shared
+            .script
+            .submit(conn, &cfg.keys, &shared.directory.banks, producer, seq, requests)
+            .await
+        {
+            Ok(mut reply) => {
+                if let Some(error) = reply.error.take() {
                     let hint = if error.contains("can't run this command")
                         || error.contains("NOPERM")
                     {
@@ -81,25 +95,25 @@ pub(super) async fn worker(
                     } else {
                         ""
                     };
-                    stats.error = Some(format!(
+                    reply.error = Some(format!(
                         "the transfer script stopped at transfer {producer}-{}: {error}; nothing from that \
                          transfer on was applied{hint}",
                         seq + reply.outcomes.len() as u64
                     ));
-                    shared.stop.store(true, Ordering::Relaxed);
-                    return stats;
                 }
+                return reply;
             }
-            Err((err, attempts)) => {
-                stats.failed += count as u64;
-                stats.error = Some(describe_failure(&err, attempts, &producer, seq, &cfg.target));
-                shared.stop.store(true, Ordering::Relaxed);
-                return stats;
+            Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
+                attempt += 1;
+                stats.retries += 1;
+                tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
+            }
+            Err(err) => {
+                let error = describe_failure(&err, attempt, producer, seq, &cfg.target);
+                return BatchReply { outcomes: Vec::new(), error: Some(error) };
             }
         }
-        seq += count as u64;
     }
-    stats
 }
 
 fn describe_failure(

@@ -7,6 +7,7 @@
 
 mod atomic;
 mod directory;
+mod group_commit;
 mod stats;
 mod unsafe_strategies;
 
@@ -47,6 +48,9 @@ pub struct BrokerConfig {
     pub max_amount_cents: i64,
     /// Transfers per script call (`atomic` only).
     pub batch: usize,
+    /// Workers hand their transfers to one committer per connection, which sends all those
+    /// waiting in one script call (`atomic` only, with `batch` 1).
+    pub group_commit: bool,
     /// Shared connections (`atomic` and `naive`); `watch` opens one per worker.
     pub connections: usize,
     /// Seed of the random choices; the same seed on the same data makes the same transfers.
@@ -93,6 +97,14 @@ impl BrokerConfig {
             "--batch works with --strategy atomic only"
         );
         ensure!(
+            !self.group_commit || self.strategy == Strategy::Atomic,
+            "--group-commit works with --strategy atomic only"
+        );
+        ensure!(
+            !self.group_commit || self.batch == 1,
+            "--group-commit sizes each call by the transfers waiting; leave --batch at 1"
+        );
+        ensure!(
             (1..=MAX_CONNECTIONS).contains(&self.connections),
             "--connections must be 1 to {MAX_CONNECTIONS}; got {}",
             self.connections
@@ -103,6 +115,16 @@ impl BrokerConfig {
     pub fn planned(&self) -> u64 {
         u64::from(self.workers) * self.transfers_per_worker
     }
+
+    /// The run's producers, each numbering its transfers 1, 2, 3...: the workers, or with
+    /// `--group-commit` the committers, one per connection (no more than there are workers).
+    pub fn producers(&self) -> u32 {
+        if self.group_commit {
+            self.connections.min(self.workers as usize) as u32
+        } else {
+            self.workers
+        }
+    }
 }
 
 /// What a run did, as printed at the end (and with `--json`).
@@ -112,6 +134,7 @@ pub struct BrokerSummary {
     pub strategy: Strategy,
     pub workers: u32,
     pub batch: usize,
+    pub group_commit: bool,
     pub connections: usize,
     pub seed: u64,
     pub planned: u64,
@@ -179,6 +202,7 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
         &config.keys,
         config.strategy,
         config.workers,
+        config.producers(),
         config.planned(),
         started_ms,
     )
@@ -205,18 +229,40 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     };
 
     let started = Instant::now();
-    let mut handles = Vec::with_capacity(config.workers as usize);
-    for worker in 1..=config.workers {
-        let shared = Arc::clone(&shared);
-        let conn = connections[(worker as usize - 1) % connections.len()].clone();
-        handles.push(tokio::spawn(async move {
-            match shared.config.strategy {
-                Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
-                Strategy::Watch | Strategy::Naive => {
-                    unsafe_strategies::worker(&shared, worker, conn).await
+    let mut handles = Vec::with_capacity(config.workers as usize + connections.len());
+    if config.group_commit {
+        let committers = config.producers() as usize;
+        let mut queues = Vec::with_capacity(committers);
+        for (number, conn) in (1..).zip(connections.iter().take(committers)) {
+            let shared = Arc::clone(&shared);
+            let conn = conn.clone();
+            let share = (config.workers as usize).div_ceil(committers);
+            let (sender, receiver) = group_commit::queue(share);
+            queues.push(sender);
+            handles.push(tokio::spawn(async move {
+                group_commit::committer(&shared, number, conn, receiver).await
+            }));
+        }
+        for worker in 1..=config.workers {
+            let shared = Arc::clone(&shared);
+            let queue = queues[(worker as usize - 1) % committers].clone();
+            handles.push(tokio::spawn(async move {
+                group_commit::worker(&shared, worker, queue).await
+            }));
+        }
+    } else {
+        for worker in 1..=config.workers {
+            let shared = Arc::clone(&shared);
+            let conn = connections[(worker as usize - 1) % connections.len()].clone();
+            handles.push(tokio::spawn(async move {
+                match shared.config.strategy {
+                    Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
+                    Strategy::Watch | Strategy::Naive => {
+                        unsafe_strategies::worker(&shared, worker, conn).await
+                    }
                 }
-            }
-        }));
+            }));
+        }
     }
     let mut total = WorkerStats::default();
     for handle in handles {
@@ -261,7 +307,10 @@ async fn record_end(
     status: RunStatus,
 ) -> Result<u64> {
     let events = if config.strategy == Strategy::Atomic {
-        runs::applied_per_worker(control, &config.keys, run_id, config.workers).await?.iter().sum()
+        runs::applied_per_producer(control, &config.keys, run_id, config.producers())
+            .await?
+            .iter()
+            .sum()
     } else {
         total.events
     };
@@ -293,6 +342,7 @@ fn summarize(
         strategy: config.strategy,
         workers: config.workers,
         batch: config.batch,
+        group_commit: config.group_commit,
         connections: if config.strategy == Strategy::Watch {
             config.workers as usize
         } else {
@@ -349,16 +399,20 @@ fn progress_task(
 impl BrokerSummary {
     /// The summary for a person.
     pub fn to_text(&self) -> String {
+        let (calls, latency) = if self.group_commit {
+            ("group commit".to_string(), "per transfer, its wait for a call included")
+        } else {
+            (format!("batch {}", self.batch), "per call")
+        };
         let mut text = format!(
-            "broker run {} ({}, {} workers, batch {}, {} connections, seed {}): {}\n\
+            "broker run {} ({}, {} workers, {calls}, {} connections, seed {}): {}\n\
              \x20 transfers   {} planned: {} completed, {} cancelled, {} failed\n\
              \x20 throughput  {:.0} transfers/s over {:.2} s\n\
-             \x20 latency     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms (per call)\n\
+             \x20 latency     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms ({latency})\n\
              \x20 redis       {} calls ({:.2} per transfer), {} retries, {} watch conflicts, {} events",
             self.run,
             self.strategy.as_str(),
             self.workers,
-            self.batch,
             self.connections,
             self.seed,
             self.status.as_str(),
@@ -399,6 +453,7 @@ mod tests {
             min_amount_cents: 100,
             max_amount_cents: 5000,
             batch: 1,
+            group_commit: false,
             connections: 2,
             seed: 1,
             progress: false,
@@ -418,6 +473,11 @@ mod tests {
             (BrokerConfig { batch: 0, ..config() }, "--batch"),
             (BrokerConfig { batch: 2, strategy: Strategy::Watch, ..config() }, "atomic only"),
             (BrokerConfig { connections: 0, ..config() }, "--connections"),
+            (BrokerConfig { group_commit: true, batch: 8, ..config() }, "leave --batch at 1"),
+            (
+                BrokerConfig { group_commit: true, strategy: Strategy::Watch, ..config() },
+                "--group-commit works with --strategy atomic only",
+            ),
         ];
         for (bad, flag) in cases {
             let err = bad.validate().unwrap_err().to_string();

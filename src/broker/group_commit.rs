@@ -1,0 +1,126 @@
+//! `--group-commit`: the workers hand their transfers, one at a time, to a committer per
+//! connection, which sends all those waiting as one call of the transfer script, as a database
+//! commits the transactions waiting for its log in one write.
+//!
+//! A worker still waits for each transfer's own outcome before making the next, as with one
+//! transfer per call, but Redis runs one script call for many of them: under load the calls grow
+//! by themselves (at most one transfer per waiting worker), and with few workers they stay small,
+//! so the latency stays that of one call plus its share of the queue.
+//!
+//! The committer is the producer: its calls are numbered 1, 2, 3... as a worker's are without
+//! group commit, it has one call in flight at a time, and it sends a call again with the same
+//! numbers after a transient error, so a retry never applies a transfer twice.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rand::Rng;
+use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Shared, WorkerStats, worker_rng};
+use crate::events::{Outcome, producer_id};
+use crate::script::{MAX_BATCH, TransferRequest};
+
+/// A transfer handed to a committer: two accounts of the directory, the amount, and where its
+/// outcome goes (dropped unanswered if it was not applied).
+pub(super) struct Handed {
+    from: usize,
+    to: usize,
+    amount_cents: i64,
+    outcome: oneshot::Sender<Outcome>,
+}
+
+/// The queue from the workers to one committer: never longer than its workers, one transfer each.
+pub(super) fn queue(workers: usize) -> (mpsc::Sender<Handed>, mpsc::Receiver<Handed>) {
+    mpsc::channel(workers.max(1))
+}
+
+/// A worker: makes its transfers one at a time, each handed to its committer and waited for.
+pub(super) async fn worker(
+    shared: &Shared,
+    worker: u32,
+    queue: mpsc::Sender<Handed>,
+) -> WorkerStats {
+    let cfg = &shared.config;
+    let dir = &shared.directory;
+    let mut rng = worker_rng(cfg.seed, worker);
+    let mut stats = WorkerStats::default();
+    for _ in 0..cfg.transfers_per_worker {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let (from, to) = dir.pick_pair(&mut rng);
+        let amount_cents = rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents);
+        let (outcome, answer) = oneshot::channel();
+        let started = Instant::now();
+        if queue.send(Handed { from, to, amount_cents, outcome }).await.is_err() {
+            // The committer stopped on an error, which it reports; this transfer was not made.
+            break;
+        }
+        match answer.await {
+            Ok(outcome) => {
+                stats.record_latency(started.elapsed());
+                stats.count(outcome);
+                shared.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                // Handed but not applied: the committer stopped on an error before it.
+                stats.failed += 1;
+                break;
+            }
+        }
+    }
+    stats
+}
+
+/// A committer: sends what its workers handed it, as many as are waiting per call, until they
+/// have all finished. Stops the run on an error that retries did not cure.
+pub(super) async fn committer(
+    shared: &Shared,
+    number: u32,
+    mut conn: ConnectionManager,
+    mut queue: mpsc::Receiver<Handed>,
+) -> WorkerStats {
+    let dir = &shared.directory;
+    let producer = producer_id(shared.run, number);
+    let mut stats = WorkerStats::default();
+    let mut handed: Vec<Handed> = Vec::new();
+    let mut seq: u64 = 1;
+    while let Some(first) = queue.recv().await {
+        handed.clear();
+        handed.push(first);
+        while handed.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => handed.push(next),
+                Err(_) => break,
+            }
+        }
+        let requests: Vec<TransferRequest<'_>> = handed
+            .iter()
+            .map(|h| TransferRequest {
+                from_bank: usize::from(dir.accounts[h.from].1),
+                to_bank: usize::from(dir.accounts[h.to].1),
+                from: &dir.accounts[h.from].0,
+                to: &dir.accounts[h.to].0,
+                amount_cents: h.amount_cents,
+            })
+            .collect();
+        let reply =
+            super::atomic::call(shared, &mut conn, &producer, seq, &requests, &mut stats).await;
+        assert!(reply.outcomes.len() <= handed.len(), "more outcomes than transfers sent");
+        seq += reply.outcomes.len() as u64;
+        let applied = reply.outcomes.len();
+        for (h, outcome) in handed.drain(..applied).zip(reply.outcomes) {
+            // A worker that is gone (the run was interrupted) needs no answer.
+            let _ = h.outcome.send(outcome);
+        }
+        if let Some(error) = reply.error {
+            // The transfers not applied are dropped unanswered: their workers count them failed.
+            stats.error = Some(error);
+            shared.stop.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    stats
+}
