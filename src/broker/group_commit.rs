@@ -59,11 +59,7 @@ pub(super) async fn worker(
             break;
         }
         match answer.await {
-            Ok(outcome) => {
-                stats.record_latency(started.elapsed());
-                stats.count(outcome);
-                shared.done.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(outcome) => shared.decided(&mut stats, outcome, started),
             Err(_) => {
                 // Handed but not applied: the committer stopped on an error before it.
                 stats.failed += 1;

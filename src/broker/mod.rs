@@ -165,6 +165,15 @@ struct Shared {
     done: AtomicU64,
 }
 
+impl Shared {
+    /// Counts one transfer's outcome, its latency since `started`, and its progress.
+    fn decided(&self, stats: &mut WorkerStats, outcome: crate::events::Outcome, started: Instant) {
+        stats.record_latency(started.elapsed());
+        stats.count(outcome);
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A worker's random generator: its own stream, fixed by the run's seed and its number.
 fn worker_rng(seed: u64, worker: u32) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

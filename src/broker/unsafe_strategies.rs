@@ -60,11 +60,7 @@ pub(super) async fn worker(
             Strategy::Atomic => unreachable!("atomic has its own worker"),
         };
         match result {
-            Ok(outcome) => {
-                stats.record_latency(started.elapsed());
-                stats.count(outcome);
-                shared.done.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(outcome) => shared.decided(&mut stats, outcome, started),
             Err(err) => {
                 stats.failed += 1;
                 stats.error = Some(format!(
