@@ -3,13 +3,14 @@
 //! commits the transactions waiting for its log in one write.
 //!
 //! A worker still waits for each transfer's own outcome before making the next, as with one
-//! transfer per call, but Redis runs one script call for many of them: under load the calls grow
-//! by themselves (at most one transfer per waiting worker), and with few workers they stay small,
-//! so the latency stays that of one call plus its share of the queue.
+//! transfer per call, but Redis runs one script call for many of them: the calls grow with the
+//! load by themselves (at most one transfer per waiting worker). It pays with many workers and
+//! costs with few, where the calls stay small and each transfer is handed over once more between
+//! tasks (figures in `docs/BENCHMARKS.md`).
 //!
-//! The committer is the producer: its calls are numbered 1, 2, 3... as a worker's are without
-//! group commit, it has one call in flight at a time, and it sends a call again with the same
-//! numbers after a transient error, so a retry never applies a transfer twice.
+//! The committer is the producer: it numbers the transfers it sends 1, 2, 3... as a worker does
+//! without group commit, it has one call in flight at a time, and it sends a call again with the
+//! same numbers after a transient error, so a retry never applies a transfer twice.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
