@@ -241,11 +241,12 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     let mut handles = Vec::with_capacity(config.workers as usize + connections.len());
     if config.group_commit {
         let committers = config.producers() as usize;
+        // Each committer serves every `committers`-th worker: at most `share` of them.
+        let share = (config.workers as usize).div_ceil(committers);
         let mut queues = Vec::with_capacity(committers);
         for (number, conn) in (1..).zip(connections.iter().take(committers)) {
             let shared = Arc::clone(&shared);
             let conn = conn.clone();
-            let share = (config.workers as usize).div_ceil(committers);
             let (sender, receiver) = group_commit::queue(share);
             queues.push(sender);
             handles.push(tokio::spawn(async move {
