@@ -2,12 +2,12 @@
 //! ledger applies, and how long the checks take, on a generated data set. `cargo bench`.
 
 use divan::Bencher;
-use interbank::accounts::{Account, AccountsFile};
-use interbank::events::{Event, Outcome, TransferId};
-use interbank::keys::Keys;
-use interbank::replay::Ledger;
-use interbank::runs::{RunRecord, RunStatus, Strategy};
-use interbank::verify::{ProducerRecord, Snapshot, Value, verify};
+use interbank::ledger::accounts::{Account, AccountsFile};
+use interbank::ledger::events::{Event, Outcome, TransferId};
+use interbank::ledger::replay::Ledger;
+use interbank::ledger::runs::{RunRecord, RunStatus, Strategy};
+use interbank::ledger::verify::{ProducerRecord, Snapshot, Value, verify};
+use interbank::store::keys::Keys;
 use rand::{Rng, SeedableRng};
 
 const BANKS: usize = 13;

@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use interbank::connection::Target;
-use interbank::events::{CancelReason, Outcome};
-use interbank::keys::Keys;
-use interbank::script::{BatchReply, TransferRequest, TransferScript};
+use interbank::ledger::events::{CancelReason, Outcome};
+use interbank::store::connection::Target;
+use interbank::store::keys::Keys;
+use interbank::store::script::{BatchReply, TransferRequest, TransferScript};
 
 const BANKS: &str = "bank\nCaixaBank\nKutxa\n";
 const A: &str = "ES9121000418450200051332";
@@ -30,10 +30,10 @@ async fn setup() -> Setup {
         "iban,bank,name,ammount\n{A},CaixaBank,Ana,1000\n{B},Kutxa,Bo,500\n{C},CaixaBank,Cy,0\n"
     );
     std::fs::write(dir.path().join("accounts.csv"), accounts).unwrap();
-    let file = interbank::accounts::load(&dir.path().join("accounts.csv"), None).unwrap();
+    let file = interbank::ledger::accounts::load(&dir.path().join("accounts.csv"), None).unwrap();
     let keys = Keys::new("t").unwrap();
-    interbank::init::init(&Target::new(&redis.url()), &keys, &file).await.unwrap();
-    let conn = interbank::connection::manager(&Target::new(&redis.url())).await.unwrap();
+    interbank::commands::init::init(&Target::new(&redis.url()), &keys, &file).await.unwrap();
+    let conn = interbank::store::connection::manager(&Target::new(&redis.url())).await.unwrap();
     Setup { redis, keys, banks: file.banks, conn, _dir: dir }
 }
 

@@ -4,9 +4,8 @@
 
 use serde::Serialize;
 
-use crate::keys::Keys;
-use crate::replay::{AnomalyKind, Ledger, RunTally};
-use crate::runs::{RunRecord, RunStatus, Strategy};
+use crate::ledger::replay::{AnomalyKind, Ledger, RunTally};
+use crate::ledger::runs::{RunRecord, RunStatus, Strategy};
 
 /// How many failing items one check lists; the rest are counted.
 pub const MAX_LISTED: usize = 20;
@@ -157,39 +156,100 @@ fn anomalies_check(
     failures.into_check(name, detail)
 }
 
+/// How the store names what a failure points at, so that every failure names the very key to look
+/// at. The store's key schema implements it; the ledger never builds a key itself.
+pub trait KeyNames {
+    fn account(&self, bank: &str, iban: &str) -> String;
+    fn bank_balance(&self, bank: &str) -> String;
+    fn interbank(&self, bank: &str) -> String;
+    fn run(&self, run: u64) -> String;
+    fn producer(&self, producer: &str) -> String;
+}
+
 /// Every check, in the order the report shows them.
-pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
+pub fn verify(keys: &impl KeyNames, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     assert_eq!(snapshot.accounts.len(), ledger.balances.len());
     assert_eq!(snapshot.banks.len(), ledger.banks.len());
     assert_eq!(snapshot.interbank.len(), ledger.interbank.len());
-    let n = ledger.banks.len();
-    let mut checks = Vec::new();
+    let mut checks = vec![
+        entries_check(ledger),
+        accounts_check(keys, ledger, snapshot),
+        bank_balances_check(keys, ledger, snapshot),
+        interbank_check(keys, ledger, snapshot),
+        bank_sum_check(snapshot),
+        interbank_sum_check(ledger, snapshot),
+        conservation_check(ledger, snapshot),
+        negative_balance_check(keys, ledger, snapshot),
+        anomalies_check(
+            ledger,
+            "every transfer id appears exactly once",
+            &[AnomalyKind::Duplicate, AnomalyKind::Gap],
+            format!("{} producers, each in sequence", ledger.producers.len()),
+        ),
+    ];
+    let (events_check, run_lines) = events_match_runs(keys, ledger, snapshot);
+    checks.push(events_check);
+    if snapshot.runs.iter().any(|r| r.strategy == Strategy::Atomic) {
+        checks.push(anomalies_check(
+            ledger,
+            "stream order is the order transfers were applied (atomic runs)",
+            &[AnomalyKind::OrderMismatch],
+            "every event's recorded balance equals the replay at that point".to_string(),
+        ));
+    }
+    Report {
+        verified: checks.iter().all(|c| c.passed),
+        events: ledger.events,
+        completed: ledger.completed,
+        cancelled: ledger.cancelled_total(),
+        cancelled_by_reason: ledger
+            .cancelled
+            .iter()
+            .map(|(r, c)| (r.as_str().to_string(), *c))
+            .collect(),
+        moved_cents: ledger.moved_cents,
+        accounts: ledger.balances.len(),
+        banks: ledger.banks.len(),
+        total_cents: ledger.initial_total_cents,
+        runs: run_lines,
+        checks,
+    }
+}
 
-    checks.push(anomalies_check(
+/// Check 1: every stream entry is an event of a recorded run, on known accounts.
+fn entries_check(ledger: &Ledger) -> Check {
+    anomalies_check(
         ledger,
         "every stream entry is an event of a recorded run",
         &[AnomalyKind::Malformed, AnomalyKind::UnknownRun, AnomalyKind::UnknownAccount],
         format!("{} events read", ledger.events),
-    ));
+    )
+}
 
+/// Check 2: every account in Redis equals the replay.
+fn accounts_check(keys: &impl KeyNames, ledger: &Ledger, snapshot: &Snapshot) -> Check {
     let mut failures = Failures::new();
     for (i, (expected, actual)) in ledger.balances.iter().zip(&snapshot.accounts).enumerate() {
         let bank = &ledger.banks[usize::from(ledger.account_bank[i])];
         compare(&mut failures, || keys.account(bank, &ledger.ibans[i]), *expected, actual);
     }
-    checks.push(
-        failures
-            .into_check("accounts match the replay", format!("{} accounts", ledger.balances.len())),
-    );
+    failures.into_check("accounts match the replay", format!("{} accounts", ledger.balances.len()))
+}
 
+/// Check 3: every bank balance equals the replay.
+fn bank_balances_check(keys: &impl KeyNames, ledger: &Ledger, snapshot: &Snapshot) -> Check {
     let mut failures = Failures::new();
     for (bank, (expected, actual)) in
         ledger.banks.iter().zip(ledger.bank_balances.iter().zip(&snapshot.banks))
     {
         compare(&mut failures, || keys.bank_balance(bank), *expected, actual);
     }
-    checks.push(failures.into_check("bank balances match the replay", format!("{n} banks")));
+    failures.into_check("bank balances match the replay", format!("{} banks", ledger.banks.len()))
+}
 
+/// Check 4: every interbank pair equals the replay.
+fn interbank_check(keys: &impl KeyNames, ledger: &Ledger, snapshot: &Snapshot) -> Check {
+    let n = ledger.banks.len();
     let mut failures = Failures::new();
     for a in 0..n {
         for b in (0..n).filter(|&b| b != a) {
@@ -202,18 +262,25 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
             );
         }
     }
-    checks.push(failures.into_check(
+    failures.into_check(
         "interbank balances match the replay",
         format!("{} pairs", n * n.saturating_sub(1)),
-    ));
+    )
+}
 
+/// Check 5: the bank balances in Redis sum to zero.
+fn bank_sum_check(snapshot: &Snapshot) -> Check {
     let mut failures = Failures::new();
     let bank_sum: i128 = snapshot.banks.iter().filter_map(Value::int).map(i128::from).sum();
     if bank_sum != 0 {
         failures.add(|| format!("the bank balances in Redis add up to {bank_sum}, not 0"));
     }
-    checks.push(failures.into_check("bank balances sum to zero", format!("sum {bank_sum}")));
+    failures.into_check("bank balances sum to zero", format!("sum {bank_sum}"))
+}
 
+/// Check 6: the interbank balances in Redis sum to zero, and every A->B is -(B->A).
+fn interbank_sum_check(ledger: &Ledger, snapshot: &Snapshot) -> Check {
+    let n = ledger.banks.len();
     let mut failures = Failures::new();
     let interbank_sum: i128 =
         snapshot.interbank.iter().filter_map(Value::int).map(i128::from).sum();
@@ -236,11 +303,14 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
             }
         }
     }
-    checks.push(failures.into_check(
+    failures.into_check(
         "interbank balances sum to zero and A->B = -(B->A)",
         format!("sum {interbank_sum}"),
-    ));
+    )
+}
 
+/// Check 7: the accounts in Redis hold exactly what was loaded.
+fn conservation_check(ledger: &Ledger, snapshot: &Snapshot) -> Check {
     let mut failures = Failures::new();
     let account_sum: i128 = snapshot.accounts.iter().filter_map(Value::int).map(i128::from).sum();
     if account_sum != i128::from(ledger.initial_total_cents) {
@@ -252,10 +322,11 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
             )
         });
     }
-    checks.push(
-        failures.into_check("money is conserved", format!("{account_sum} cents in accounts")),
-    );
+    failures.into_check("money is conserved", format!("{account_sum} cents in accounts"))
+}
 
+/// Check 8: no balance is negative, in Redis, in the replay, or right after any debit.
+fn negative_balance_check(keys: &impl KeyNames, ledger: &Ledger, snapshot: &Snapshot) -> Check {
     let mut failures = Failures::new();
     for (i, value) in snapshot.accounts.iter().enumerate() {
         if let Some(v) = value.int().filter(|v| *v < 0) {
@@ -279,48 +350,15 @@ pub fn verify(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> Report {
     } else {
         overdraft.detail
     };
-    checks.push(failures.into_check("no balance is negative", detail));
-
-    checks.push(anomalies_check(
-        ledger,
-        "every transfer id appears exactly once",
-        &[AnomalyKind::Duplicate, AnomalyKind::Gap],
-        format!("{} producers, each in sequence", ledger.producers.len()),
-    ));
-
-    let (events_check, run_lines) = events_match_runs(keys, ledger, snapshot);
-    checks.push(events_check);
-
-    if snapshot.runs.iter().any(|r| r.strategy == Strategy::Atomic) {
-        checks.push(anomalies_check(
-            ledger,
-            "stream order is the order transfers were applied (atomic runs)",
-            &[AnomalyKind::OrderMismatch],
-            "every event's recorded balance equals the replay at that point".to_string(),
-        ));
-    }
-
-    Report {
-        verified: checks.iter().all(|c| c.passed),
-        events: ledger.events,
-        completed: ledger.completed,
-        cancelled: ledger.cancelled_total(),
-        cancelled_by_reason: ledger
-            .cancelled
-            .iter()
-            .map(|(r, c)| (r.as_str().to_string(), *c))
-            .collect(),
-        moved_cents: ledger.moved_cents,
-        accounts: ledger.balances.len(),
-        banks: n,
-        total_cents: ledger.initial_total_cents,
-        runs: run_lines,
-        checks,
-    }
+    failures.into_check("no balance is negative", detail)
 }
 
 /// Events per run against what the run recorded, and per atomic producer against its key.
-fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Check, Vec<RunLine>) {
+fn events_match_runs(
+    keys: &impl KeyNames,
+    ledger: &Ledger,
+    snapshot: &Snapshot,
+) -> (Check, Vec<RunLine>) {
     let mut failures = Failures::new();
     let mut lines = Vec::new();
     let mut unchecked = 0;
@@ -363,7 +401,8 @@ fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Chec
     for producer in &snapshot.producers {
         let seen =
             ledger.producers.get(&(producer.run, producer.worker)).copied().unwrap_or_default();
-        let key = || keys.producer(&crate::events::producer_id(producer.run, producer.worker));
+        let key =
+            || keys.producer(&crate::ledger::events::producer_id(producer.run, producer.worker));
         if seen.events != producer.applied || seen.last_seq != producer.applied {
             failures.add(|| {
                 format!(
@@ -397,48 +436,10 @@ fn events_match_runs(keys: &Keys, ledger: &Ledger, snapshot: &Snapshot) -> (Chec
     (failures.into_check("events = transfers issued", detail), lines)
 }
 
-impl Report {
-    /// The report for a person: the verdict first, then each check.
-    pub fn to_text(&self) -> String {
-        let mut text = String::new();
-        let verdict = if self.verified { "VERIFIED" } else { "FAILED" };
-        text.push_str(&format!(
-            "consume: {verdict}: {} events ({} completed, {} cancelled), {} cents moved, {} accounts, {} banks, {} cents in all\n",
-            self.events, self.completed, self.cancelled, self.moved_cents, self.accounts, self.banks, self.total_cents
-        ));
-        if !self.cancelled_by_reason.is_empty() {
-            let reasons: Vec<String> =
-                self.cancelled_by_reason.iter().map(|(r, c)| format!("{r} {c}")).collect();
-            text.push_str(&format!("  cancelled: {}\n", reasons.join(", ")));
-        }
-        for run in &self.runs {
-            let expected = run.expected_events.map_or("unknown".to_string(), |e| e.to_string());
-            text.push_str(&format!(
-                "  run {} {} {}: {} events seen, {expected} expected\n",
-                run.run,
-                run.strategy.as_str(),
-                run.status.as_str(),
-                run.seen.events
-            ));
-        }
-        for check in &self.checks {
-            let mark = if check.passed { "ok  " } else { "FAIL" };
-            text.push_str(&format!("  {mark} {} ({})\n", check.name, check.detail));
-            for failure in &check.failures {
-                text.push_str(&format!("         {failure}\n"));
-            }
-            if check.more_failures > 0 {
-                text.push_str(&format!("         ... and {} more\n", check.more_failures));
-            }
-        }
-        text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::tests::{event, file};
+    use crate::ledger::replay::tests::{event, file};
 
     fn run(strategy: Strategy, events: u64) -> RunRecord {
         RunRecord {
@@ -481,6 +482,40 @@ mod tests {
         ledger
     }
 
+    /// Names keys as the store's schema does under the prefix `p`.
+    struct TestKeys;
+
+    impl KeyNames for TestKeys {
+        fn account(&self, bank: &str, iban: &str) -> String {
+            format!("p:{{{bank}}}:account:{iban}")
+        }
+        fn bank_balance(&self, bank: &str) -> String {
+            format!("p:{{{bank}}}:balance")
+        }
+        fn interbank(&self, bank: &str) -> String {
+            format!("p:{{{bank}}}:interbank")
+        }
+        fn run(&self, run: u64) -> String {
+            format!("p:run:{run}")
+        }
+        fn producer(&self, producer: &str) -> String {
+            format!("p:producer:{producer}")
+        }
+    }
+
+    /// Every check's name, detail and failures, one per line, to search in.
+    fn text(report: &Report) -> String {
+        let mut text = String::new();
+        for check in &report.checks {
+            let mark = if check.passed { "ok" } else { "FAIL" };
+            text.push_str(&format!("{mark} {} ({})\n", check.name, check.detail));
+            for failure in &check.failures {
+                text.push_str(&format!("  {failure}\n"));
+            }
+        }
+        text
+    }
+
     fn failed(report: &Report) -> Vec<&Check> {
         report.checks.iter().filter(|c| !c.passed).collect()
     }
@@ -488,10 +523,9 @@ mod tests {
     #[test]
     fn a_matching_snapshot_verifies() {
         let ledger = replayed();
-        let report =
-            verify(&Keys::new("p").unwrap(), &ledger, &matching(&ledger, Strategy::Atomic));
-        assert!(report.verified, "{}", report.to_text());
-        assert!(report.to_text().starts_with("consume: VERIFIED: 2 events"));
+        let report = verify(&TestKeys, &ledger, &matching(&ledger, Strategy::Atomic));
+        assert!(report.verified, "{}", text(&report));
+        assert_eq!((report.events, report.completed, report.cancelled), (2, 2, 0));
     }
 
     #[test]
@@ -499,7 +533,7 @@ mod tests {
         let ledger = replayed();
         let mut snapshot = matching(&ledger, Strategy::Atomic);
         snapshot.accounts[1] = Value::Int(601);
-        let report = verify(&Keys::new("p").unwrap(), &ledger, &snapshot);
+        let report = verify(&TestKeys, &ledger, &snapshot);
         assert!(!report.verified);
         let names: Vec<&str> = failed(&report).iter().map(|c| c.name).collect();
         assert_eq!(names, vec!["accounts match the replay", "money is conserved"]);
@@ -509,11 +543,10 @@ mod tests {
     #[test]
     fn changed_bank_and_interbank_keys_are_named() {
         let ledger = replayed();
-        let keys = Keys::new("p").unwrap();
         let mut snapshot = matching(&ledger, Strategy::Atomic);
         snapshot.banks[0] = Value::Invalid("abc".into());
         snapshot.interbank[1] = Value::Missing;
-        let text = verify(&keys, &ledger, &snapshot).to_text();
+        let text = text(&verify(&TestKeys, &ledger, &snapshot));
         assert!(
             text.contains("p:{A}:balance: expected -200, found \"abc\", not an integer"),
             "{text}"
@@ -527,7 +560,7 @@ mod tests {
         let ledger = replayed();
         let mut snapshot = matching(&ledger, Strategy::Atomic);
         snapshot.producers[0].applied = 3;
-        let report = verify(&Keys::new("p").unwrap(), &ledger, &snapshot);
+        let report = verify(&TestKeys, &ledger, &snapshot);
         let check =
             failed(&report).into_iter().find(|c| c.name == "events = transfers issued").unwrap();
         assert!(
@@ -546,9 +579,9 @@ mod tests {
         ledger.apply("1-0", &event(1, "A2", "A1", 400, 100), Some(Strategy::Naive));
         ledger.apply("2-0", &event(2, "A2", "A1", 400, -300), Some(Strategy::Naive));
         ledger.apply("3-0", &event(3, "A1", "A2", 500, 1300), Some(Strategy::Naive));
-        let report = verify(&Keys::new("p").unwrap(), &ledger, &matching(&ledger, Strategy::Naive));
+        let report = verify(&TestKeys, &ledger, &matching(&ledger, Strategy::Naive));
         let names: Vec<&str> = failed(&report).iter().map(|c| c.name).collect();
-        assert_eq!(names, vec!["no balance is negative"], "{}", report.to_text());
-        assert!(report.to_text().contains("the debit of 400 left A2 at -300 cents"));
+        assert_eq!(names, vec!["no balance is negative"], "{}", text(&report));
+        assert!(text(&report).contains("the debit of 400 left A2 at -300 cents"));
     }
 }

@@ -4,9 +4,9 @@
 use anyhow::{Context, Result, ensure};
 use rand::Rng;
 
-use crate::connection::query_retrying;
-use crate::init::Meta;
-use crate::keys::Keys;
+use crate::commands::init::Meta;
+use crate::store::connection::query_retrying;
+use crate::store::keys::Keys;
 
 /// IBANs read per `LRANGE`.
 const LRANGE_CHUNK: i64 = 100_000;

@@ -17,8 +17,8 @@ use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 
 use super::{Shared, WorkerStats, worker_rng};
-use crate::events::{self, CancelReason, Event, Outcome, TransferId};
-use crate::runs::Strategy;
+use crate::ledger::events::{self, CancelReason, Event, Outcome, TransferId};
+use crate::ledger::runs::Strategy;
 
 /// How many times `watch` starts a transfer over after a conflict before giving up on it.
 pub const WATCH_CONFLICT_LIMIT: u32 = 10_000;

@@ -20,6 +20,8 @@
 //! | `P:producer:ID` | string | one outcome letter per transfer applied for producer ID (idempotency) |
 //! | `P:consumer:NAME` | string | consumer NAME's checkpoint: last stream entry read and the replay up to it (JSON) |
 
+use crate::ledger::verify::KeyNames;
+
 /// The version of this schema, stored in `P:meta` so a newer tool can refuse an older layout.
 pub const SCHEMA_VERSION: u32 = 1;
 /// The default key prefix, as in the seed.
@@ -101,6 +103,25 @@ impl Keys {
 
     pub fn consumer(&self, name: &str) -> String {
         format!("{}:consumer:{name}", self.prefix)
+    }
+}
+
+/// The verification names the keys it finds wrong as this schema names them.
+impl KeyNames for Keys {
+    fn account(&self, bank: &str, iban: &str) -> String {
+        Keys::account(self, bank, iban)
+    }
+    fn bank_balance(&self, bank: &str) -> String {
+        Keys::bank_balance(self, bank)
+    }
+    fn interbank(&self, bank: &str) -> String {
+        Keys::interbank(self, bank)
+    }
+    fn run(&self, run: u64) -> String {
+        Keys::run(self, run)
+    }
+    fn producer(&self, producer: &str) -> String {
+        Keys::producer(self, producer)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::events::Outcome;
+use crate::ledger::events::Outcome;
 
 /// Latencies are recorded in microseconds, from 1 µs to 60 s, with 3 significant digits.
 const LATENCY_MAX_US: u64 = 60_000_000;

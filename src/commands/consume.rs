@@ -14,15 +14,17 @@ use anyhow::{Context, Result, ensure};
 use redis::Value as RedisValue;
 use serde::Serialize;
 
-use crate::accounts;
-use crate::checkpoint::{self, Resume};
-use crate::connection::{pipe_retrying, query_retrying};
-use crate::events;
-use crate::keys::Keys;
-use crate::replay::{AnomalyKind, Ledger};
-use crate::runs::{self, RunRecord, RunStatus, Strategy};
-use crate::stream_reader::{Chunk, StreamReader};
-use crate::verify::{ProducerRecord, Report, Snapshot, Value, verify};
+use crate::commands::Progress;
+use crate::ledger::accounts;
+use crate::ledger::events;
+use crate::ledger::replay::{AnomalyKind, Ledger};
+use crate::ledger::runs::{RunRecord, RunStatus, Strategy};
+use crate::ledger::verify::{ProducerRecord, Report, Snapshot, Value, verify};
+use crate::store::checkpoint::{self, Resume};
+use crate::store::connection::{pipe_retrying, query_retrying};
+use crate::store::keys::Keys;
+use crate::store::runs;
+use crate::store::stream_reader::{Chunk, StreamReader};
 
 /// Entries asked for per `XREAD`, and how long one read may wait for new entries.
 const READ_COUNT: usize = 10_000;
@@ -34,13 +36,12 @@ const GETRANGE_CHUNK: u64 = 1 << 20;
 /// What `consume` is asked to do.
 #[derive(Debug, Clone)]
 pub struct ConsumeConfig {
-    pub target: crate::connection::Target,
+    pub target: crate::store::connection::Target,
     pub keys: Keys,
     pub accounts_path: PathBuf,
     pub banks_path: Option<PathBuf>,
     /// Stop following after this long without a new event, even if a run has not ended.
     pub idle_timeout_ms: u64,
-    pub progress: bool,
     /// The consumer's name: its checkpoint is `P:consumer:<name>`.
     pub name: String,
     /// How often to store the checkpoint while following the stream; 0 stores none.
@@ -60,29 +61,16 @@ pub struct Consumed {
     pub read_s: f64,
 }
 
-impl Consumed {
-    /// The report for a person, with the reading speed after the verdict's details.
-    pub fn to_text(&self) -> String {
-        format!(
-            "{}  read {} events from the stream in {:.2} s ({:.0} events/s)\n",
-            self.report.to_text(),
-            self.events_read,
-            self.read_s,
-            self.events_read as f64 / self.read_s.max(1e-9)
-        )
-    }
-}
-
 /// Follows the stream to the end of the runs, then verifies.
-pub async fn consume(config: &ConsumeConfig) -> Result<Consumed> {
+pub async fn consume(config: &ConsumeConfig, progress: Option<&dyn Progress>) -> Result<Consumed> {
     let keys = &config.keys;
     ensure!(
-        crate::keys::is_plain_name(&config.name),
+        crate::store::keys::is_plain_name(&config.name),
         "--name {:?} is not usable: use 1 to 64 letters, digits, '_', '-' or '.'",
         config.name
     );
-    let mut conn = crate::connection::manager(&config.target).await?;
-    let meta = crate::init::read_meta(&mut conn, keys).await?;
+    let mut conn = crate::store::connection::manager(&config.target).await?;
+    let meta = crate::commands::init::read_meta(&mut conn, keys).await?;
     let file = accounts::load(&config.accounts_path, config.banks_path.as_deref())?;
     ensure!(
         file.sha256 == meta.sha256,
@@ -123,7 +111,6 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Consumed> {
         last_saved: Instant::now(),
         warned: false,
     };
-    let bar = progress_bar(config.progress);
     let mut runs: HashMap<u64, RunRecord> = HashMap::new();
     let mut last_event_at = Instant::now();
     let idle = Duration::from_millis(config.idle_timeout_ms);
@@ -155,16 +142,16 @@ pub async fn consume(config: &ConsumeConfig) -> Result<Consumed> {
         }
         last_event_at = Instant::now();
         apply_entries(&mut conn, keys, &mut ledger, &mut runs, &chunk, &mut last_id).await?;
-        if let Some(bar) = &bar {
-            bar.set_position(ledger.events);
+        if let Some(progress) = progress {
+            progress.update(ledger.events);
         }
         if checkpointing && saver.last_saved.elapsed() >= saver.interval {
             saver.save(&mut conn, keys, &last_id, &ledger).await;
         }
     }
     let read_s = read_started.elapsed().as_secs_f64();
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    if let Some(progress) = progress {
+        progress.finish();
     }
     if checkpointing {
         saver.save(&mut conn, keys, &last_id, &ledger).await;
@@ -335,19 +322,4 @@ async fn count_completed(
         start += chunk.len() as u64;
     }
     Ok(completed)
-}
-
-fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
-    if !enabled {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} consume [{elapsed_precise}] {human_pos} events replayed {per_sec}",
-        )
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(100));
-    Some(bar)
 }

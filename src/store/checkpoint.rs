@@ -9,9 +9,9 @@
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::connection::query_retrying;
-use crate::keys::Keys;
-use crate::replay::{Ledger, LedgerState};
+use crate::ledger::replay::{Ledger, LedgerState};
+use crate::store::connection::query_retrying;
+use crate::store::keys::Keys;
 
 /// Bumped when the stored form changes; an older checkpoint is then ignored, not misread.
 const CHECKPOINT_VERSION: u32 = 1;

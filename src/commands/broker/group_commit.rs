@@ -20,8 +20,8 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Shared, WorkerStats, worker_rng};
-use crate::events::{Outcome, producer_id};
-use crate::script::{MAX_BATCH, TransferRequest};
+use crate::ledger::events::{Outcome, producer_id};
+use crate::store::script::{MAX_BATCH, TransferRequest};
 
 /// A transfer handed to a committer: two accounts of the directory, the amount, and where its
 /// outcome goes (dropped unanswered if it was not applied).

@@ -15,7 +15,9 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use redis::ConnectionAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::connection::{CONNECT_TIMEOUT_MS, RESPONSE_TIMEOUT_MS, RETRY_LIMIT, Target, backoff_ms};
+use crate::store::connection::{
+    CONNECT_TIMEOUT_MS, RESPONSE_TIMEOUT_MS, RETRY_LIMIT, Target, backoff_ms,
+};
 
 /// The most bytes one reply may take: far above what `COUNT` entries of our events need, low
 /// enough that a stream of foreign, huge entries is refused instead of exhausting memory.
@@ -289,7 +291,7 @@ impl StreamReader {
             _ => {
                 self.plain = false;
                 if self.client.is_none() {
-                    self.client = Some(crate::connection::manager(&self.target).await?);
+                    self.client = Some(crate::store::connection::manager(&self.target).await?);
                 }
                 return Ok(());
             }
@@ -495,7 +497,7 @@ fn is_transient(err: &anyhow::Error) -> bool {
         cause.downcast_ref::<std::io::Error>().is_some()
             || cause
                 .downcast_ref::<redis::RedisError>()
-                .is_some_and(crate::connection::is_transient)
+                .is_some_and(crate::store::connection::is_transient)
     })
 }
 

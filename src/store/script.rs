@@ -1,11 +1,11 @@
-//! The transfer script (`src/lua/transfer.lua`) as a Rust call: builds its keys and arguments for
+//! The transfer script (`src/store/lua/transfer.lua`) as a Rust call: builds its keys and arguments for
 //! a batch of transfers and reads its reply. Loaded once; called by SHA (`EVALSHA`), and loaded
 //! again transparently if the server lost it (`NOSCRIPT` after a restart or `SCRIPT FLUSH`).
 
 use redis::Script;
 
-use crate::events::Outcome;
-use crate::keys::Keys;
+use crate::ledger::events::Outcome;
+use crate::store::keys::Keys;
 
 /// The most transfers one call may carry (the script refuses more).
 pub const MAX_BATCH: usize = 8192;
@@ -143,7 +143,7 @@ fn parse_reply(reply: redis::Value, expected: usize) -> redis::RedisResult<Batch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::CancelReason;
+    use crate::ledger::events::CancelReason;
 
     #[test]
     fn replies_are_parsed_and_checked() {

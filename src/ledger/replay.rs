@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::AccountsFile;
-use crate::events::{CancelReason, Event, Outcome};
-use crate::runs::Strategy;
+use crate::ledger::accounts::AccountsFile;
+use crate::ledger::events::{CancelReason, Event, Outcome};
+use crate::ledger::runs::Strategy;
 
 /// How many anomalies of each kind are kept with their details; the rest are only counted.
 pub const MAX_KEPT_PER_KIND: usize = 10;
@@ -372,8 +372,8 @@ fn add_in_place(slot: &mut i64, delta: i64) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::accounts::Account;
-    use crate::events::TransferId;
+    use crate::ledger::accounts::Account;
+    use crate::ledger::events::TransferId;
 
     pub fn file() -> AccountsFile {
         let account = |iban: &str, bank, balance_cents| Account {

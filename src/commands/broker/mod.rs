@@ -2,7 +2,7 @@
 //!
 //! Workers are tokio tasks. With `atomic` and `naive` they share a few multiplexed connections
 //! (commands of many workers are pipelined on each); with `watch` each worker has its own, because
-//! WATCH belongs to a connection. Each run is recorded in Redis (see [`crate::runs`]) so that
+//! WATCH belongs to a connection. Each run is recorded in Redis (see [`crate::store::runs`]) so that
 //! `consume` knows when it has ended and how many events it wrote.
 
 mod atomic;
@@ -22,18 +22,19 @@ use rand_chacha::ChaCha8Rng;
 pub use directory::Directory;
 pub use stats::WorkerStats;
 
-use crate::connection::Target;
-use crate::init::now_ms;
-use crate::keys::Keys;
-use crate::money::MAX_TOTAL_CENTS;
-use crate::runs::{self, RunStatus, Strategy};
-use crate::script::{MAX_BATCH, TransferScript};
+use crate::commands::{Progress, now_ms};
+use crate::ledger::money::MAX_TOTAL_CENTS;
+use crate::ledger::runs::{RunStatus, Strategy};
+use crate::store::connection::Target;
+use crate::store::keys::Keys;
+use crate::store::runs;
+use crate::store::script::{MAX_BATCH, TransferScript};
 
 /// Bounds on the flags, so a typo cannot ask for something absurd.
 pub const MAX_WORKERS: u32 = 10_000;
 pub const MAX_TRANSFERS_PER_WORKER: u64 = 1_000_000_000;
 pub const MAX_CONNECTIONS: usize = 256;
-/// How often the progress bar is redrawn.
+/// How often the progress is reported.
 const PROGRESS_TICK_MS: u64 = 100;
 
 /// What a broker run does.
@@ -55,7 +56,6 @@ pub struct BrokerConfig {
     pub connections: usize,
     /// Seed of the random choices; the same seed on the same data makes the same transfers.
     pub seed: u64,
-    pub progress: bool,
 }
 
 impl BrokerConfig {
@@ -167,7 +167,12 @@ struct Shared {
 
 impl Shared {
     /// Counts one transfer's outcome, its latency since `started`, and its progress.
-    fn decided(&self, stats: &mut WorkerStats, outcome: crate::events::Outcome, started: Instant) {
+    fn decided(
+        &self,
+        stats: &mut WorkerStats,
+        outcome: crate::ledger::events::Outcome,
+        started: Instant,
+    ) {
         stats.record_latency(started.elapsed());
         stats.count(outcome);
         self.done.fetch_add(1, Ordering::Relaxed);
@@ -182,10 +187,13 @@ fn worker_rng(seed: u64, worker: u32) -> ChaCha8Rng {
 }
 
 /// Runs the broker to the end (or to Ctrl-C, or to an error that stops it).
-pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
+pub async fn run(
+    config: BrokerConfig,
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<BrokerSummary> {
     config.validate()?;
-    let mut control = crate::connection::manager(&config.target).await?;
-    let meta = crate::init::read_meta(&mut control, &config.keys).await?;
+    let mut control = crate::store::connection::manager(&config.target).await?;
+    let meta = crate::commands::init::read_meta(&mut control, &config.keys).await?;
     let directory = Directory::load(&mut control, &config.keys, &meta).await?;
     let connection_count = if config.strategy == Strategy::Watch {
         config.workers as usize
@@ -194,7 +202,7 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     };
     let mut connections = Vec::with_capacity(connection_count);
     for _ in 0..connection_count {
-        connections.push(crate::connection::manager(&config.target).await?);
+        connections.push(crate::store::connection::manager(&config.target).await?);
     }
     let script = TransferScript::default();
     if config.strategy == Strategy::Atomic {
@@ -224,7 +232,7 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),
     });
-    let progress = progress_task(&shared, config.progress);
+    let ticker = progress.map(|progress| progress_task(&shared, progress));
     let interrupted = Arc::new(AtomicBool::new(false));
     let on_signal = {
         let shared = Arc::clone(&shared);
@@ -281,9 +289,9 @@ pub async fn run(config: BrokerConfig) -> Result<BrokerSummary> {
     let elapsed = started.elapsed();
     on_signal.abort();
     shared.stop.store(true, Ordering::Relaxed);
-    if let Some((bar, ticker)) = progress {
+    if let Some((progress, ticker)) = ticker {
         ticker.abort();
-        bar.finish_and_clear();
+        progress.finish();
     }
 
     let status = if total.error.is_some() {
@@ -378,75 +386,22 @@ fn summarize(
     }
 }
 
-/// A progress bar with the live rate, redrawn from a counter so workers never touch it.
+/// Reports the transfers decided so far, from a counter, so workers never wait on the display.
 fn progress_task(
     shared: &Arc<Shared>,
-    enabled: bool,
-) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
-    if !enabled {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(shared.config.planned());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} broker [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} transfers {per_sec} eta {eta}",
-        )
-        .expect("valid template"),
-    );
+    progress: Arc<dyn Progress>,
+) -> (Arc<dyn Progress>, tokio::task::JoinHandle<()>) {
     let ticker = {
-        let bar = bar.clone();
+        let progress = Arc::clone(&progress);
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
             loop {
-                bar.set_position(shared.done.load(Ordering::Relaxed));
+                progress.update(shared.done.load(Ordering::Relaxed));
                 tokio::time::sleep(Duration::from_millis(PROGRESS_TICK_MS)).await;
             }
         })
     };
-    Some((bar, ticker))
-}
-
-impl BrokerSummary {
-    /// The summary for a person.
-    pub fn to_text(&self) -> String {
-        let (calls, latency) = if self.group_commit {
-            ("group commit".to_string(), "per transfer, its wait for a call included")
-        } else {
-            (format!("batch {}", self.batch), "per call")
-        };
-        let mut text = format!(
-            "broker run {} ({}, {} workers, {calls}, {} connections, seed {}): {}\n\
-             \x20 transfers   {} planned: {} completed, {} cancelled, {} failed\n\
-             \x20 throughput  {:.0} transfers/s over {:.2} s\n\
-             \x20 latency     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms ({latency})\n\
-             \x20 redis       {} calls ({:.2} per transfer), {} retries, {} watch conflicts, {} events",
-            self.run,
-            self.strategy.as_str(),
-            self.workers,
-            self.connections,
-            self.seed,
-            self.status.as_str(),
-            self.planned,
-            self.completed,
-            self.cancelled,
-            self.failed,
-            self.transfers_per_s,
-            self.elapsed_s,
-            self.latency_p50_ms,
-            self.latency_p99_ms,
-            self.latency_p999_ms,
-            self.latency_max_ms,
-            self.redis_calls,
-            self.redis_calls as f64 / (self.completed + self.cancelled).max(1) as f64,
-            self.retries,
-            self.watch_conflicts,
-            self.events,
-        );
-        if let Some(error) = &self.error {
-            text.push_str(&format!("\n  error       {error}"));
-        }
-        text
-    }
+    (progress, ticker)
 }
 
 #[cfg(test)]
@@ -466,7 +421,6 @@ mod tests {
             group_commit: false,
             connections: 2,
             seed: 1,
-            progress: false,
         }
     }
 

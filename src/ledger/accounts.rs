@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::banks::check_bank_name;
-use crate::iban;
-use crate::money::{MAX_TOTAL_CENTS, add_cents};
+use crate::ledger::banks::check_bank_name;
+use crate::ledger::iban;
+use crate::ledger::money::{MAX_TOTAL_CENTS, add_cents};
 
 /// How many problems one report lists before it stops counting them one by one.
 pub const MAX_REPORTED_ERRORS: usize = 20;

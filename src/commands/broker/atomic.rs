@@ -14,9 +14,9 @@ use rand::Rng;
 use redis::aio::ConnectionManager;
 
 use super::{Shared, WorkerStats, worker_rng};
-use crate::connection::{RETRY_LIMIT, Target, backoff_ms, is_transient};
-use crate::events::producer_id;
-use crate::script::{BatchReply, TransferRequest};
+use crate::ledger::events::producer_id;
+use crate::store::connection::{RETRY_LIMIT, Target, backoff_ms, is_transient};
+use crate::store::script::{BatchReply, TransferRequest};
 
 pub(super) async fn worker(
     shared: &Shared,

@@ -10,13 +10,13 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 
-use crate::broker::{self, BrokerConfig, BrokerSummary};
-use crate::connection::Target;
-use crate::consume::{self, ConsumeConfig};
-use crate::keys::{DEFAULT_PREFIX, Keys};
-use crate::runs::Strategy;
-use crate::script::TransferScript;
-use crate::server::PrivateRedis;
+use crate::commands::broker::{self, BrokerConfig, BrokerSummary};
+use crate::commands::consume::{self, ConsumeConfig};
+use crate::ledger::runs::Strategy;
+use crate::store::connection::Target;
+use crate::store::keys::{DEFAULT_PREFIX, Keys};
+use crate::store::private_redis::PrivateRedis;
+use crate::store::script::TransferScript;
 
 /// The ceiling's key prefix, apart from the verified runs' keys.
 const CEILING_PREFIX: &str = "interbank_ceiling";
@@ -121,7 +121,7 @@ pub async fn run(
     let server = PrivateRedis::start()?;
     let target = Target::new(&server.url());
     let keys = Keys::new(DEFAULT_PREFIX).map_err(anyhow::Error::msg)?;
-    let mut conn = crate::connection::manager(&target).await?;
+    let mut conn = crate::store::connection::manager(&target).await?;
     let redis_version = {
         let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
         info.lines()
@@ -132,9 +132,9 @@ pub async fn run(
     };
 
     progress(&format!("generating {} accounts", config.accounts));
-    let generated = crate::generate::generate(work_dir, config.accounts, config.seed)?;
-    let file = crate::accounts::load(&generated.accounts_path, None)?;
-    crate::init::init(&target, &keys, &file).await?;
+    let generated = crate::commands::generate::generate(work_dir, config.accounts, config.seed)?;
+    let file = crate::ledger::accounts::load(&generated.accounts_path, None)?;
+    crate::commands::init::init(&target, &keys, &file).await?;
 
     let broker_config = |strategy: Strategy, batch: usize| BrokerConfig {
         target: target.clone(),
@@ -148,7 +148,6 @@ pub async fn run(
         group_commit: false,
         connections: config.connections,
         seed: config.seed,
-        progress: false,
     };
     let mut rows = Vec::new();
     let runs = [
@@ -159,7 +158,7 @@ pub async fn run(
     for (name, strategy, batch) in runs {
         progress(&format!("running {name}"));
         let before = counters(&mut conn).await?;
-        let summary = broker::run(broker_config(strategy, batch)).await?;
+        let summary = broker::run(broker_config(strategy, batch), None).await?;
         let after = counters(&mut conn).await?;
         if let Some(error) = &summary.error {
             bail!("the {name} run failed: {error}");
@@ -172,17 +171,19 @@ pub async fn run(
 
     progress("verifying the final state");
     let verify_started = std::time::Instant::now();
-    let report = consume::consume(&ConsumeConfig {
-        target: target.clone(),
-        keys: keys.clone(),
-        accounts_path: generated.accounts_path.clone(),
-        banks_path: None,
-        idle_timeout_ms: 1_000,
-        progress: false,
-        name: "bench".to_string(),
-        checkpoint_interval_ms: 0,
-        restart: true,
-    })
+    let report = consume::consume(
+        &ConsumeConfig {
+            target: target.clone(),
+            keys: keys.clone(),
+            accounts_path: generated.accounts_path.clone(),
+            banks_path: None,
+            idle_timeout_ms: 1_000,
+            name: "bench".to_string(),
+            checkpoint_interval_ms: 0,
+            restart: true,
+        },
+        None,
+    )
     .await?
     .report;
     let verify_s = verify_started.elapsed().as_secs_f64();
@@ -210,11 +211,11 @@ async fn ceiling(
     config: &BenchConfig,
     server: &PrivateRedis,
     target: &Target,
-    file: &crate::accounts::AccountsFile,
+    file: &crate::ledger::accounts::AccountsFile,
     conn: &mut redis::aio::ConnectionManager,
 ) -> Result<Row> {
     let keys = Keys::new(CEILING_PREFIX).map_err(anyhow::Error::msg)?;
-    crate::init::init(target, &keys, file).await?;
+    crate::commands::init::init(target, &keys, file).await?;
     let from = &file.accounts[0];
     let to = file
         .accounts
@@ -272,7 +273,11 @@ async fn ceiling(
     );
     let csv = String::from_utf8_lossy(&out.stdout);
     let (rps, p50, p99) = parse_benchmark_csv(&csv)?;
-    crate::init::remove_our_keys(&mut crate::connection::dedicated(target).await?, &keys).await?;
+    crate::commands::init::remove_our_keys(
+        &mut crate::store::connection::dedicated(target).await?,
+        &keys,
+    )
+    .await?;
     let transfers = config.ceiling_requests;
     let per = |x: f64| x / transfers as f64;
     Ok(Row {
@@ -308,70 +313,6 @@ fn parse_benchmark_csv(csv: &str) -> Result<(f64, f64, f64)> {
             .with_context(|| format!("{name} is not a number"))
     };
     Ok((get("rps")?, get("p50_latency_ms")?, get("p99_latency_ms")?))
-}
-
-impl BenchReport {
-    /// The table for a person.
-    pub fn to_text(&self) -> String {
-        let c = &self.config;
-        let mut text = format!(
-            "interbank bench: {} accounts, {} workers x {} transfers, amounts {}..={} cents, redis-server {} (private)\n\n",
-            c.accounts,
-            c.workers,
-            c.transfers_per_worker,
-            c.min_amount_cents,
-            c.max_amount_cents,
-            self.redis_version
-        );
-        text.push_str(&format!(
-            "{:<38}{:>13}{:>9}{:>9}{:>10}{:>14}{:>11}{:>13}\n",
-            "run",
-            "transfers/s",
-            "p50 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "Redis CPU s",
-            "commands",
-            "round trips"
-        ));
-        text.push_str(&format!(
-            "{:<38}{:>13}{:>9}{:>9}{:>10}{:>14}{:>11}{:>13}\n",
-            "", "", "", "", "", "/1000 tr.", "/transfer", "/transfer"
-        ));
-        for row in &self.rows {
-            let p999 = row.p999_ms.map_or("-".to_string(), |v| format!("{v:.3}"));
-            text.push_str(&format!(
-                "{:<38}{:>13.0}{:>9.3}{:>9.3}{:>10}{:>14.3}{:>11.2}{:>13.3}\n",
-                row.name,
-                row.transfers_per_s,
-                row.p50_ms,
-                row.p99_ms,
-                p999,
-                row.redis_cpu_s_per_1000,
-                row.commands_per_transfer,
-                row.round_trips_per_transfer
-            ));
-        }
-        text.push_str(&format!(
-            "\natomic / watch: {:.2}x   atomic / ceiling: {:.2}   atomic --batch {} / ceiling: {:.2}\n",
-            self.atomic_over_watch, self.atomic_over_ceiling, c.batch, self.batched_over_ceiling
-        ));
-        if self.verified {
-            text.push_str(&format!(
-                "verified: every consume check holds over the {} events of the three runs \
-                 (replayed and checked in {:.2} s: {:.0} events/s)\n",
-                self.events_verified,
-                self.verify_s,
-                self.events_verified as f64 / self.verify_s.max(1e-9)
-            ));
-        } else {
-            text.push_str(&format!(
-                "NOT VERIFIED: failed checks: {}\n",
-                self.failed_checks.join("; ")
-            ));
-        }
-        text
-    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use anyhow::{Context, Result, ensure};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::banks::KNOWN_BANKS;
-use crate::iban;
+use crate::ledger::banks::KNOWN_BANKS;
+use crate::ledger::iban;
 
 /// The seed's range of initial balances, in cents.
 pub const MIN_BALANCE_CENTS: i64 = 100;
@@ -158,8 +158,8 @@ fn write_atomically(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts;
-    use crate::banks::bank_for_entity_code;
+    use crate::ledger::accounts;
+    use crate::ledger::banks::bank_for_entity_code;
 
     #[test]
     fn generated_files_are_valid_reproducible_and_bank_readable() {

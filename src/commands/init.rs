@@ -1,19 +1,20 @@
 //! `interbank init`: replaces this tool's keys with the accounts of a validated file.
 //!
-//! The whole file is checked before Redis is touched (see [`crate::accounts`]). Then only keys
+//! The whole file is checked before Redis is touched (see [`crate::ledger::accounts`]). Then only keys
 //! under the prefix are removed (`SCAN MATCH prefix:*` + `UNLINK`; never `FLUSHALL`/`FLUSHDB`),
 //! and the accounts are loaded with pipelined `MSET`/`RPUSH` commands grouped by bank, so every
 //! command touches one hash tag. `P:meta` says `loading` until the last write and `ready` after
 //! it: the broker and `consume` refuse a half-loaded set.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::accounts::AccountsFile;
-use crate::connection::query_retrying;
-use crate::keys::{Keys, SCHEMA_VERSION};
+use crate::commands::now_ms;
+use crate::ledger::accounts::AccountsFile;
+use crate::store::connection::query_retrying;
+use crate::store::keys::{Keys, SCHEMA_VERSION};
 
 /// Keys per `MSET` or `RPUSH`, and commands per pipeline round trip.
 const CHUNK_ITEMS: usize = 10_000;
@@ -31,11 +32,6 @@ pub struct InitReport {
     pub entity_codes_matching: usize,
     pub removed_keys: u64,
     pub elapsed_ms: u128,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Removes every key under the prefix; returns how many were removed.
@@ -71,12 +67,12 @@ pub async fn remove_our_keys(
 
 /// Loads a validated accounts file under `keys`, replacing what was there.
 pub async fn init(
-    target: &crate::connection::Target,
+    target: &crate::store::connection::Target,
     keys: &Keys,
     file: &AccountsFile,
 ) -> Result<InitReport> {
     let started = Instant::now();
-    let mut conn = crate::connection::dedicated(target).await?;
+    let mut conn = crate::store::connection::dedicated(target).await?;
     let removed_keys = remove_our_keys(&mut conn, keys).await?;
     let meta = keys.meta();
     let _: () = redis::cmd("HSET")
@@ -164,8 +160,8 @@ pub fn entity_codes_matching(file: &AccountsFile) -> usize {
     file.accounts
         .iter()
         .filter(|a| {
-            crate::iban::spanish_entity_code(&a.iban)
-                .and_then(crate::banks::bank_for_entity_code)
+            crate::ledger::iban::spanish_entity_code(&a.iban)
+                .and_then(crate::ledger::banks::bank_for_entity_code)
                 .is_some_and(|known| known.name == file.banks[a.bank])
         })
         .count()

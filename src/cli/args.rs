@@ -1,0 +1,232 @@
+//! The flags of every command, as clap reads them. Only this module knows clap: the library's
+//! types (such as [`Strategy`]) know nothing of flags, and [`StrategyArg`] maps onto them.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use interbank::ledger::runs::Strategy;
+use interbank::store::connection::{DEFAULT_REDIS_URL, Target, TlsFiles};
+use interbank::store::keys::{DEFAULT_PREFIX, Keys};
+
+/// An interbank transfer broker on Redis that proves no money is lost or doubled.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct RedisArgs {
+    /// Redis URL: redis://[user:password@]host:port[/db], rediss:// for TLS, unix:///path.
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
+    pub redis_url: String,
+    /// PEM file of the CA that signed the server's certificate (rediss:// with a private CA).
+    #[arg(long, env = "REDIS_TLS_CA_CERT")]
+    pub tls_ca_cert: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one (with --tls-key).
+    #[arg(long, env = "REDIS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM client key, for servers that require a client certificate (with --tls-cert).
+    #[arg(long, env = "REDIS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Prefix of every key this tool uses.
+    #[arg(long, env = "INTERBANK_PREFIX", default_value = DEFAULT_PREFIX)]
+    pub prefix: String,
+}
+
+impl RedisArgs {
+    pub fn target(&self) -> Target {
+        let tls = TlsFiles {
+            ca_cert: self.tls_ca_cert.clone(),
+            client_cert: self.tls_cert.clone(),
+            client_key: self.tls_key.clone(),
+        };
+        Target::with_tls(&self.redis_url, tls)
+    }
+
+    pub fn keys(&self) -> Result<Keys> {
+        Keys::new(&self.prefix).map_err(anyhow::Error::msg)
+    }
+}
+
+/// The accounts file and its banks file, as `init` loads them and `consume` checks them.
+#[derive(Args, Clone)]
+pub struct FileArgs {
+    /// The accounts file (iban,bank,name,ammount); consume needs the one init loaded.
+    #[arg(long, default_value = "data/accounts_100.csv")]
+    pub accounts: PathBuf,
+    /// The banks file; by default banks.csv beside the accounts file.
+    #[arg(long)]
+    pub banks: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Write a random, reproducible accounts file and the banks file.
+    Gen(GenArgs),
+    /// Validate an accounts file, then replace this tool's keys in Redis with it.
+    Init(InitArgs),
+    /// Run concurrent workers that make random transfers.
+    Broker(BrokerArgs),
+    /// Measure, in one run on a private redis-server: the seed's protocol, atomic, atomic
+    /// batched, and the script's ceiling with redis-benchmark; then verify the final state.
+    Bench(BenchArgs),
+    /// Follow the event stream, rebuild every balance, and check Redis against it.
+    Consume(ConsumeArgs),
+}
+
+/// The flags of `interbank gen`.
+#[derive(Args)]
+pub struct GenArgs {
+    /// How many accounts.
+    #[arg(long, default_value_t = 100)]
+    pub accounts: u64,
+    /// Seed of the random generator: the same seed gives the same file. Random when omitted.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder to write accounts_<N>.csv and banks.csv into.
+    #[arg(long, default_value = "data")]
+    pub out: PathBuf,
+}
+
+/// The flags of `interbank init`.
+#[derive(Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The flags of `interbank broker`.
+#[derive(Args)]
+pub struct BrokerArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// How transfers are made: atomic (safe), or watch and naive (unsafe, for comparison).
+    #[arg(long, value_enum, default_value_t = StrategyArg::Atomic)]
+    pub strategy: StrategyArg,
+    /// Concurrent workers.
+    #[arg(long, default_value_t = 20)]
+    pub workers: u32,
+    /// Transfers per worker.
+    #[arg(long, default_value_t = 5000)]
+    pub transfers: u64,
+    /// Smallest amount, in cents.
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
+    pub min_amount: i64,
+    /// Largest amount, in cents.
+    #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
+    pub max_amount: i64,
+    /// Transfers per script call (atomic only).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Workers hand each transfer to one committer per connection, which sends all those
+    /// waiting in one script call (atomic only; each worker still waits for its outcome).
+    #[arg(long)]
+    pub group_commit: bool,
+    /// Shared connections for atomic and naive (watch uses one per worker).
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Seed of the random choices. Random when omitted; printed in the summary.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The flags of `interbank bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Accounts in the generated data set.
+    #[arg(long, default_value_t = 100)]
+    pub accounts: u64,
+    /// Concurrent workers of each run.
+    #[arg(long, default_value_t = 20)]
+    pub workers: u32,
+    /// Transfers per worker in each run.
+    #[arg(long, default_value_t = 5000)]
+    pub transfers: u64,
+    /// Smallest amount, in cents.
+    #[arg(long, default_value_t = 100)]
+    pub min_amount: i64,
+    /// Largest amount, in cents.
+    #[arg(long, default_value_t = 5000)]
+    pub max_amount: i64,
+    /// Transfers per script call in the batched run.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Shared connections of the atomic runs.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// Script calls made by redis-benchmark for the ceiling.
+    #[arg(long, default_value_t = 200_000)]
+    pub ceiling_requests: u64,
+    /// Seed of the data set and of the transfers.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Folder for the generated data set.
+    #[arg(long, default_value = "data/bench")]
+    pub out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The flags of `interbank consume`.
+#[derive(Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Seconds without a new event after which to verify even if a run has not ended.
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub idle_timeout: f64,
+    /// This consumer's name; its checkpoint is stored as <prefix>:consumer:<name>.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Seconds between checkpoints while following the stream; 0 stores none.
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
+    pub checkpoint_interval: f64,
+    /// Ignore this consumer's checkpoint and replay the stream from its start.
+    #[arg(long)]
+    pub restart: bool,
+    /// No progress display.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--strategy`, as the library's [`Strategy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// One server-side script per call: checked, applied and evented atomically, idempotent.
+    Atomic,
+    /// The seed's protocol: WATCH/GET/MULTI/INCRBY/EXEC, then the other writes one by one (unsafe).
+    Watch,
+    /// GET then INCRBY with nothing in between to stop a race (unsafe, on purpose).
+    Naive,
+}
+
+impl From<StrategyArg> for Strategy {
+    fn from(arg: StrategyArg) -> Strategy {
+        match arg {
+            StrategyArg::Atomic => Strategy::Atomic,
+            StrategyArg::Watch => Strategy::Watch,
+            StrategyArg::Naive => Strategy::Naive,
+        }
+    }
+}

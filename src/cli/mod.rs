@@ -1,0 +1,184 @@
+//! The command line: reads the flags ([`args`]), calls the library's commands, and shows what they
+//! return ([`render`], [`progress`]). Exit codes: 0 when the command did what it was asked and its
+//! verdict holds, 1 when a run failed or a check did not hold, 2 on an error (bad flags or files,
+//! an unreachable Redis).
+//!
+//! May import: the library (`interbank::*`), clap, indicatif. Holds no logic of its own.
+
+pub mod args;
+pub mod progress;
+pub mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use args::{BenchArgs, BrokerArgs, Cli, Command, ConsumeArgs, GenArgs, InitArgs};
+use interbank::commands::bench::{self, BenchConfig};
+use interbank::commands::broker::{self, BrokerConfig};
+use interbank::commands::consume::{self, ConsumeConfig};
+use interbank::commands::{Progress, generate, init};
+use interbank::ledger::accounts;
+use progress::Bar;
+
+/// `redis-benchmark`'s clients and pipeline depth for bench's ceiling: the figures of record.
+const CEILING_CLIENTS: u32 = 50;
+const CEILING_PIPELINE: u32 = 16;
+
+/// Runs the command the flags name.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Gen(args) => gen_command(args),
+        Command::Init(args) => init_command(args).await,
+        Command::Broker(args) => broker_command(args).await,
+        Command::Bench(args) => bench_command(args).await,
+        Command::Consume(args) => consume_command(args).await,
+    }
+}
+
+fn gen_command(GenArgs { accounts, seed, out }: GenArgs) -> Result<ExitCode> {
+    let seed = seed.unwrap_or_else(rand::random);
+    let done = generate::generate(&out, accounts, seed)?;
+    emit(&render::generated(&done, seed))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn init_command(InitArgs { redis, files, json }: InitArgs) -> Result<ExitCode> {
+    let keys = redis.keys()?;
+    let file = accounts::load(&files.accounts, files.banks.as_deref())?;
+    let report = init::init(&redis.target(), &keys, &file).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        emit(&render::init_report(&report, &files.accounts, keys.prefix()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
+    let BrokerArgs {
+        redis,
+        strategy,
+        workers,
+        transfers,
+        min_amount,
+        max_amount,
+        batch,
+        group_commit,
+        connections,
+        seed,
+        quiet,
+        json,
+    } = args;
+    let config = BrokerConfig {
+        keys: redis.keys()?,
+        target: redis.target(),
+        strategy: strategy.into(),
+        workers,
+        transfers_per_worker: transfers,
+        min_amount_cents: min_amount,
+        max_amount_cents: max_amount,
+        batch,
+        group_commit,
+        connections,
+        seed: seed.unwrap_or_else(rand::random),
+    };
+    let progress: Option<Arc<dyn Progress>> =
+        (!quiet && !json).then(|| Arc::new(Bar::transfers(config.planned())) as Arc<dyn Progress>);
+    let summary = broker::run(config, progress).await?;
+    if json {
+        print_json(&summary)?;
+    } else {
+        emit(&format!("{}\n", render::broker_summary(&summary)))?;
+    }
+    Ok(if summary.error.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn bench_command(args: BenchArgs) -> Result<ExitCode> {
+    let BenchArgs {
+        accounts,
+        workers,
+        transfers,
+        min_amount,
+        max_amount,
+        batch,
+        connections,
+        ceiling_requests,
+        seed,
+        out,
+        json,
+    } = args;
+    let config = BenchConfig {
+        accounts,
+        workers,
+        transfers_per_worker: transfers,
+        min_amount_cents: min_amount,
+        max_amount_cents: max_amount,
+        batch,
+        connections,
+        ceiling_requests,
+        ceiling_clients: CEILING_CLIENTS,
+        ceiling_pipeline: CEILING_PIPELINE,
+        seed,
+    };
+    let report = bench::run(config, &out, |step| eprintln!("bench: {step}")).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        emit(&render::bench_report(&report))?;
+    }
+    Ok(if report.verified { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn consume_command(args: ConsumeArgs) -> Result<ExitCode> {
+    let ConsumeArgs { redis, files, idle_timeout, name, checkpoint_interval, restart, quiet, json } =
+        args;
+    let config = ConsumeConfig {
+        keys: redis.keys()?,
+        target: redis.target(),
+        accounts_path: files.accounts,
+        banks_path: files.banks,
+        idle_timeout_ms: seconds_flag("--idle-timeout", idle_timeout, 0.1, 86_400.0)?,
+        name,
+        checkpoint_interval_ms: seconds_flag(
+            "--checkpoint-interval",
+            checkpoint_interval,
+            0.0,
+            86_400.0,
+        )?,
+        restart,
+    };
+    let bar = (!quiet && !json).then(Bar::events);
+    let consumed = consume::consume(&config, bar.as_ref().map(|b| b as &dyn Progress)).await?;
+    if json {
+        print_json(&consumed)?;
+    } else {
+        emit(&render::consumed(&consumed))?;
+    }
+    Ok(if consumed.report.verified { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Seconds from a flag, checked against bounds, in milliseconds.
+fn seconds_flag(flag: &str, seconds: f64, min_s: f64, max_s: f64) -> Result<u64> {
+    anyhow::ensure!(
+        seconds.is_finite() && (min_s..=max_s).contains(&seconds),
+        "{flag} must be {min_s} to {max_s} seconds; got {seconds}"
+    );
+    // In bounds and finite, so the product is a small non-negative whole number of ms.
+    Ok((seconds * 1000.0).round() as u64)
+}
+
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    emit(&format!("{}\n", serde_json::to_string_pretty(value)?))
+}

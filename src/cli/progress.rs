@@ -1,0 +1,48 @@
+//! Progress bars on standard error, drawn by indicatif from what the commands report through
+//! [`Progress`]; the library never draws anything itself.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use interbank::commands::Progress;
+
+/// How often a spinner with no known end is redrawn.
+const SPINNER_TICK_MS: u64 = 100;
+
+/// A bar (or a spinner) shown while a command runs.
+pub struct Bar(ProgressBar);
+
+impl Bar {
+    /// The broker's bar: transfers decided out of those planned, the live rate and the time left.
+    pub fn transfers(planned: u64) -> Bar {
+        let bar = ProgressBar::new(planned);
+        bar.set_style(style(
+            "{spinner} broker [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} transfers {per_sec} eta {eta}",
+        ));
+        Bar(bar)
+    }
+
+    /// consume's spinner: events replayed so far and the rate (the stream has no known end).
+    pub fn events() -> Bar {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(style(
+            "{spinner} consume [{elapsed_precise}] {human_pos} events replayed {per_sec}",
+        ));
+        bar.enable_steady_tick(Duration::from_millis(SPINNER_TICK_MS));
+        Bar(bar)
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("the templates above are valid")
+}
+
+impl Progress for Bar {
+    fn update(&self, done: u64) {
+        self.0.set_position(done);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -1,0 +1,185 @@
+//! What the commands return, as text for a person. `--json` prints the same structures with serde
+//! instead; this module is the only place that decides how a result reads on a terminal.
+
+use interbank::commands::bench::BenchReport;
+use interbank::commands::broker::BrokerSummary;
+use interbank::commands::consume::Consumed;
+use interbank::commands::generate::Generated;
+use interbank::commands::init::InitReport;
+use interbank::ledger::verify::Report;
+
+/// What `gen` wrote.
+pub fn generated(generated: &Generated, seed: u64) -> String {
+    format!(
+        "wrote {} accounts ({} cents) to {} and the banks to {} (seed {seed})\n",
+        generated.accounts,
+        generated.total_cents,
+        generated.accounts_path.display(),
+        generated.banks_path.display()
+    )
+}
+
+/// What `init` loaded, and from where.
+pub fn init_report(report: &InitReport, accounts_path: &std::path::Path, prefix: &str) -> String {
+    format!(
+        "loaded {} accounts of {} banks ({} cents) from {} under {prefix}:* in {} ms; removed {} old keys\n\
+         {} of the IBANs carry their bank's entity code (the bank column is taken as the truth)\n",
+        report.accounts,
+        report.banks,
+        report.total_cents,
+        accounts_path.display(),
+        report.elapsed_ms,
+        report.removed_keys,
+        report.entity_codes_matching
+    )
+}
+
+/// The summary for a person.
+pub fn broker_summary(summary: &BrokerSummary) -> String {
+    let (calls, latency) = if summary.group_commit {
+        ("group commit".to_string(), "per transfer, its wait for a call included")
+    } else {
+        (format!("batch {}", summary.batch), "per call")
+    };
+    let mut text = format!(
+        "broker run {} ({}, {} workers, {calls}, {} connections, seed {}): {}\n\
+         \x20 transfers   {} planned: {} completed, {} cancelled, {} failed\n\
+         \x20 throughput  {:.0} transfers/s over {:.2} s\n\
+         \x20 latency     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms ({latency})\n\
+         \x20 redis       {} calls ({:.2} per transfer), {} retries, {} watch conflicts, {} events",
+        summary.run,
+        summary.strategy.as_str(),
+        summary.workers,
+        summary.connections,
+        summary.seed,
+        summary.status.as_str(),
+        summary.planned,
+        summary.completed,
+        summary.cancelled,
+        summary.failed,
+        summary.transfers_per_s,
+        summary.elapsed_s,
+        summary.latency_p50_ms,
+        summary.latency_p99_ms,
+        summary.latency_p999_ms,
+        summary.latency_max_ms,
+        summary.redis_calls,
+        summary.redis_calls as f64 / (summary.completed + summary.cancelled).max(1) as f64,
+        summary.retries,
+        summary.watch_conflicts,
+        summary.events,
+    );
+    if let Some(error) = &summary.error {
+        text.push_str(&format!("\n  error       {error}"));
+    }
+    text
+}
+
+/// The report for a person: the verdict first, then each check.
+pub fn report(report: &Report) -> String {
+    let mut text = String::new();
+    let verdict = if report.verified { "VERIFIED" } else { "FAILED" };
+    text.push_str(&format!(
+        "consume: {verdict}: {} events ({} completed, {} cancelled), {} cents moved, {} accounts, {} banks, {} cents in all\n",
+        report.events, report.completed, report.cancelled, report.moved_cents, report.accounts, report.banks, report.total_cents
+    ));
+    if !report.cancelled_by_reason.is_empty() {
+        let reasons: Vec<String> =
+            report.cancelled_by_reason.iter().map(|(r, c)| format!("{r} {c}")).collect();
+        text.push_str(&format!("  cancelled: {}\n", reasons.join(", ")));
+    }
+    for run in &report.runs {
+        let expected = run.expected_events.map_or("unknown".to_string(), |e| e.to_string());
+        text.push_str(&format!(
+            "  run {} {} {}: {} events seen, {expected} expected\n",
+            run.run,
+            run.strategy.as_str(),
+            run.status.as_str(),
+            run.seen.events
+        ));
+    }
+    for check in &report.checks {
+        let mark = if check.passed { "ok  " } else { "FAIL" };
+        text.push_str(&format!("  {mark} {} ({})\n", check.name, check.detail));
+        for failure in &check.failures {
+            text.push_str(&format!("         {failure}\n"));
+        }
+        if check.more_failures > 0 {
+            text.push_str(&format!("         ... and {} more\n", check.more_failures));
+        }
+    }
+    text
+}
+
+/// The report for a person, with the reading speed after the verdict's details.
+pub fn consumed(consumed: &Consumed) -> String {
+    format!(
+        "{}  read {} events from the stream in {:.2} s ({:.0} events/consumed)\n",
+        report(&consumed.report),
+        consumed.events_read,
+        consumed.read_s,
+        consumed.events_read as f64 / consumed.read_s.max(1e-9)
+    )
+}
+
+/// The table for a person.
+pub fn bench_report(bench: &BenchReport) -> String {
+    let c = &bench.config;
+    let mut text = format!(
+        "interbank bench: {} accounts, {} workers x {} transfers, amounts {}..={} cents, redis-server {} (private)\n\n",
+        c.accounts,
+        c.workers,
+        c.transfers_per_worker,
+        c.min_amount_cents,
+        c.max_amount_cents,
+        bench.redis_version
+    );
+    text.push_str(&format!(
+        "{:<38}{:>13}{:>9}{:>9}{:>10}{:>14}{:>11}{:>13}\n",
+        "run",
+        "transfers/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "Redis CPU s",
+        "commands",
+        "round trips"
+    ));
+    text.push_str(&format!(
+        "{:<38}{:>13}{:>9}{:>9}{:>10}{:>14}{:>11}{:>13}\n",
+        "", "", "", "", "", "/1000 tr.", "/transfer", "/transfer"
+    ));
+    for row in &bench.rows {
+        let p999 = row.p999_ms.map_or("-".to_string(), |v| format!("{v:.3}"));
+        text.push_str(&format!(
+            "{:<38}{:>13.0}{:>9.3}{:>9.3}{:>10}{:>14.3}{:>11.2}{:>13.3}\n",
+            row.name,
+            row.transfers_per_s,
+            row.p50_ms,
+            row.p99_ms,
+            p999,
+            row.redis_cpu_s_per_1000,
+            row.commands_per_transfer,
+            row.round_trips_per_transfer
+        ));
+    }
+    text.push_str(&format!(
+        "\natomic / watch: {:.2}x   atomic / ceiling: {:.2}   atomic --batch {} / ceiling: {:.2}\n",
+        bench.atomic_over_watch, bench.atomic_over_ceiling, c.batch, bench.batched_over_ceiling
+    ));
+    if bench.verified {
+        text.push_str(&format!(
+            "verified: every consume check holds over the {} events of the three runs \
+             (replayed and checked in {:.2} s: {:.0} events/bench)\n",
+            bench.events_verified,
+            bench.verify_s,
+            bench.events_verified as f64 / bench.verify_s.max(1e-9)
+        ));
+    } else {
+        text.push_str(&format!(
+            "NOT VERIFIED: failed checks: {}\n",
+            bench.failed_checks.join("; ")
+        ));
+    }
+    text
+}

@@ -1,0 +1,30 @@
+//! The commands, one module each: `gen` ([`generate`]), [`init`], [`broker`], [`consume`] and
+//! [`bench`]. Each takes a plain config, orchestrates the ledger and the store, and returns a plain
+//! result (a summary, a report) that the CLI renders; none of them parses flags or prints it.
+//!
+//! May import: [`crate::ledger`], [`crate::store`], tokio. Never clap.
+
+pub mod bench;
+pub mod broker;
+pub mod consume;
+pub mod generate;
+pub mod init;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How far a long command has come, for whoever shows it: the CLI draws a progress bar from it;
+/// `bench` and the tests pass none. Called from the command's own tasks, never from a worker's
+/// hot path.
+pub trait Progress: Send + Sync {
+    /// Items done so far (transfers decided, events replayed).
+    fn update(&self, done: u64);
+    /// The command no longer reports: clear the display.
+    fn finish(&self);
+}
+
+/// Milliseconds since the Unix epoch (0 on a clock set before 1970), as run records store time.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

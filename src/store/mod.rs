@@ -1,0 +1,13 @@
+//! The Redis store: the only code that talks to Redis. It turns what the commands need (load a data
+//! set, apply a batch of transfers, record a run, read the stream, take a snapshot) into Redis
+//! commands and scripts, and Redis's replies and errors into the ledger's types and [`StoreError`].
+//!
+//! May import: [`crate::ledger`], `redis`, `tokio`. Never [`crate::commands`] or clap.
+
+pub mod checkpoint;
+pub mod connection;
+pub mod keys;
+pub mod private_redis;
+pub mod runs;
+pub mod script;
+pub mod stream_reader;
