@@ -24,7 +24,8 @@ use crate::store::checkpoint::{self, Resume};
 use crate::store::connection::{pipe_retrying, query_retrying};
 use crate::store::keys::Keys;
 use crate::store::runs;
-use crate::store::stream_reader::{Chunk, StreamReader};
+use crate::store::stream_reader::StreamReader;
+use crate::store::xread_reply::Chunk;
 
 /// Entries asked for per `XREAD`, and how long one read may wait for new entries.
 const READ_COUNT: usize = 10_000;

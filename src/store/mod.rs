@@ -11,3 +11,4 @@ pub mod private_redis;
 pub mod runs;
 pub mod script;
 pub mod stream_reader;
+pub mod xread_reply;

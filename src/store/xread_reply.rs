@@ -1,0 +1,289 @@
+//! The `XREAD` reply of one stream, parsed where it lies. `consume` must replay about a million
+//! events a second, and a general Redis client turns every field of every entry into an
+//! allocation of its own (17 per event). Here an entry's id and fields are offsets into one
+//! reused buffer ([`Chunk`]), and parsing can stop at any byte and go on once more has arrived,
+//! so the stream reader parses as the bytes come. Pure code, apart from the socket: malformed
+//! bytes give an error, never a panic, a hang or an allocation beyond the reply's own size.
+
+use anyhow::{Result, anyhow, bail, ensure};
+
+/// The most bytes one reply may take: far above what `COUNT` entries of our events need, low
+/// enough that a stream of foreign, huge entries is refused instead of exhausting memory.
+pub(super) const MAX_REPLY_BYTES: usize = 1 << 30;
+
+/// One `XREAD` reply: the entries, as offsets into the bytes that came from Redis.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// The reply as it came from Redis; the stream reader reads into it.
+    pub(super) bytes: Vec<u8>,
+    /// Per entry: the id's start and end, and its fields' range in `fields`.
+    entries: Vec<(u32, u32, u32, u32)>,
+    /// Per field: the name's start and end, the value's start and end.
+    fields: Vec<[u32; 4]>,
+}
+
+impl Chunk {
+    pub(super) fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+        self.fields.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Each entry's id and its fields as (name, value) pairs, in stream order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = (&[u8], &[u8])>)> {
+        self.entries.iter().map(|&(id_start, id_end, first, last)| {
+            let id = std::str::from_utf8(&self.bytes[id_start as usize..id_end as usize])
+                .expect("ids are checked to be ASCII when parsed");
+            let fields = self.fields[first as usize..last as usize].iter().map(|f| {
+                (
+                    &self.bytes[f[0] as usize..f[1] as usize],
+                    &self.bytes[f[2] as usize..f[3] as usize],
+                )
+            });
+            (id, fields)
+        })
+    }
+
+    /// The id of the last entry.
+    pub fn last_id(&self) -> Option<&str> {
+        self.entries.last().map(|&(start, end, _, _)| {
+            std::str::from_utf8(&self.bytes[start as usize..end as usize])
+                .expect("ids are checked to be ASCII when parsed")
+        })
+    }
+
+    /// Adds an entry read by the general client (TLS connections).
+    pub(super) fn push(&mut self, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        ensure!(id.is_ascii(), "stream entry id {id:?} is not ASCII");
+        let first = self.fields.len();
+        let id_range = self.append(id.as_bytes())?;
+        for (name, value) in fields {
+            let name = self.append(name)?;
+            let value = self.append(value)?;
+            self.fields.push([name.0, name.1, value.0, value.1]);
+        }
+        self.entries.push((id_range.0, id_range.1, offset(first)?, offset(self.fields.len())?));
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(u32, u32)> {
+        let start = offset(self.bytes.len())?;
+        self.bytes.extend_from_slice(bytes);
+        Ok((start, offset(self.bytes.len())?))
+    }
+}
+
+fn offset(n: usize) -> Result<u32> {
+    u32::try_from(n).ok().filter(|&n| n as usize <= MAX_REPLY_BYTES).ok_or_else(|| {
+        anyhow!("an XREAD reply is over {MAX_REPLY_BYTES} bytes: entries too large for this stream")
+    })
+}
+
+/// Where parsing of a reply stands: it can stop at any byte and go on once more has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Parse {
+    /// Nothing parsed yet.
+    Start,
+    /// The header is parsed; this many entries remain, from byte `at`.
+    Entries {
+        remaining: usize,
+        at: usize,
+    },
+    Done,
+}
+
+/// A parsing step's verdict on the bytes so far.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    NeedMore,
+    Parsed,
+}
+
+/// The line from `at` to its CRLF, and where the next one starts; `None` if it has not all arrived.
+fn line(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let end = at + memchr::memchr(b'\r', bytes.get(at..)?)?;
+    (bytes.get(end + 1) == Some(&b'\n')).then(|| (&bytes[at..end], end + 2))
+}
+
+/// A length of the reply: `-1` or decimal digits (read by hand: there are some 20 per entry).
+fn number(text: &[u8]) -> Result<i64> {
+    let malformed = || anyhow!("malformed length {:?} in the reply", String::from_utf8_lossy(text));
+    if text == b"-1" {
+        return Ok(-1);
+    }
+    if text.is_empty() || text.len() > 18 {
+        return Err(malformed());
+    }
+    text.iter().try_fold(0i64, |n, &b| {
+        if b.is_ascii_digit() { Ok(n * 10 + i64::from(b - b'0')) } else { Err(malformed()) }
+    })
+}
+
+/// The header of an element expected to be of `kind` (`*` array, `$` bulk string): its length,
+/// -1 for null, and where its contents start. An error reply becomes an error.
+fn header(bytes: &[u8], at: usize, kind: u8) -> Result<Option<(i64, usize)>> {
+    let Some((text, next)) = line(bytes, at) else { return Ok(None) };
+    match text.split_first() {
+        Some((&b'-', message)) => bail!("{}", String::from_utf8_lossy(message)),
+        Some((&first, rest)) if first == kind => Ok(Some((number(rest)?, next))),
+        _ => bail!("unexpected reply element {:?}", String::from_utf8_lossy(text)),
+    }
+}
+
+/// A bulk string at `at`: its start, end and where the next element starts.
+fn bulk(bytes: &[u8], at: usize) -> Result<Option<(usize, usize, usize)>> {
+    let Some((len, start)) = header(bytes, at, b'$')? else { return Ok(None) };
+    let len = usize::try_from(len).map_err(|_| anyhow!("a null string in a stream entry"))?;
+    let end = start + len;
+    if bytes.len() < end + 2 {
+        return Ok(None);
+    }
+    ensure!(&bytes[end..end + 2] == b"\r\n", "a bulk string of the reply is not terminated");
+    Ok(Some((start, end, end + 2)))
+}
+
+/// Parses what it can of an `XREAD` reply (RESP2: a null, or one stream with its entries) into
+/// `chunk`'s offsets; call again with the same state once more bytes have arrived.
+pub(super) fn parse(chunk: &mut Chunk, state: &mut Parse) -> Result<Step> {
+    let bytes = &chunk.bytes;
+    if *state == Parse::Start {
+        let Some((streams, mut at)) = header(bytes, 0, b'*')? else { return Ok(Step::NeedMore) };
+        if streams == -1 {
+            *state = Parse::Done;
+            return Ok(Step::Parsed);
+        }
+        ensure!(streams == 1, "XREAD answered {streams} streams for one");
+        let Some((pair, next)) = header(bytes, at, b'*')? else { return Ok(Step::NeedMore) };
+        ensure!(pair == 2, "a stream of the reply has {pair} parts");
+        let Some((_, _, next)) = bulk(bytes, next)? else { return Ok(Step::NeedMore) };
+        let Some((count, next)) = header(bytes, next, b'*')? else { return Ok(Step::NeedMore) };
+        at = next;
+        let remaining = usize::try_from(count).map_err(|_| anyhow!("a null entry list"))?;
+        *state = Parse::Entries { remaining, at };
+    }
+    while let Parse::Entries { remaining, at } = *state {
+        if remaining == 0 {
+            *state = Parse::Done;
+            break;
+        }
+        let Some((parts, next)) = header(bytes, at, b'*')? else { return Ok(Step::NeedMore) };
+        ensure!(parts == 2, "a stream entry has {parts} parts");
+        let Some((id_start, id_end, next)) = bulk(bytes, next)? else {
+            return Ok(Step::NeedMore);
+        };
+        ensure!(bytes[id_start..id_end].is_ascii(), "a stream entry id is not ASCII");
+        let Some((count, mut next)) = header(bytes, next, b'*')? else {
+            return Ok(Step::NeedMore);
+        };
+        let first = chunk.fields.len();
+        // A null field list (an entry deleted under a reader) is kept as an entry with no fields.
+        for _ in 0..count.max(0) / 2 {
+            let Some((name_start, name_end, after_name)) = bulk(bytes, next)? else {
+                chunk.fields.truncate(first);
+                return Ok(Step::NeedMore);
+            };
+            let Some((value_start, value_end, after_value)) = bulk(bytes, after_name)? else {
+                chunk.fields.truncate(first);
+                return Ok(Step::NeedMore);
+            };
+            chunk.fields.push([
+                offset(name_start)?,
+                offset(name_end)?,
+                offset(value_start)?,
+                offset(value_end)?,
+            ]);
+            next = after_value;
+        }
+        ensure!(count < 0 || count % 2 == 0, "a stream entry has an odd number of field parts");
+        chunk.entries.push((
+            offset(id_start)?,
+            offset(id_end)?,
+            offset(first)?,
+            offset(chunk.fields.len())?,
+        ));
+        *state = Parse::Entries { remaining: remaining - 1, at: next };
+    }
+    Ok(Step::Parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPLY: &[u8] = b"*1\r\n*2\r\n$6\r\nevents\r\n*2\r\n\
+        *2\r\n$3\r\n1-0\r\n*4\r\n$2\r\nid\r\n$7\r\nr1-w1-1\r\n$6\r\namount\r\n$3\r\n100\r\n\
+        *2\r\n$3\r\n2-0\r\n*-1\r\n";
+
+    fn entries(chunk: &Chunk) -> Vec<(String, Vec<(String, String)>)> {
+        chunk
+            .iter()
+            .map(|(id, fields)| {
+                let fields = fields
+                    .map(|(n, v)| {
+                        (String::from_utf8_lossy(n).into(), String::from_utf8_lossy(v).into())
+                    })
+                    .collect();
+                (id.to_string(), fields)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_parses_whole_or_one_byte_at_a_time() {
+        let mut whole = Chunk::default();
+        whole.bytes.extend_from_slice(REPLY);
+        let mut state = Parse::Start;
+        assert_eq!(parse(&mut whole, &mut state).unwrap(), Step::Parsed);
+        assert_eq!(state, Parse::Done);
+        let expected = vec![
+            (
+                "1-0".to_string(),
+                vec![("id".into(), "r1-w1-1".into()), ("amount".into(), "100".into())],
+            ),
+            ("2-0".to_string(), vec![]),
+        ];
+        assert_eq!(entries(&whole), expected);
+        assert_eq!(whole.last_id(), Some("2-0"));
+
+        let mut bytewise = Chunk::default();
+        let mut state = Parse::Start;
+        for (i, &byte) in REPLY.iter().enumerate() {
+            bytewise.bytes.push(byte);
+            let step = parse(&mut bytewise, &mut state).unwrap();
+            assert_eq!(step == Step::Parsed, i == REPLY.len() - 1, "at byte {i}");
+        }
+        assert_eq!(entries(&bytewise), expected);
+    }
+
+    #[test]
+    fn nulls_and_errors_are_told_apart() {
+        let mut chunk = Chunk::default();
+        chunk.bytes.extend_from_slice(b"*-1\r\n");
+        assert_eq!(parse(&mut chunk, &mut Parse::Start).unwrap(), Step::Parsed);
+        assert!(chunk.is_empty());
+
+        let mut chunk = Chunk::default();
+        chunk.bytes.extend_from_slice(b"-WRONGTYPE Operation against a key\r\n");
+        let err = parse(&mut chunk, &mut Parse::Start).unwrap_err();
+        assert_eq!(err.to_string(), "WRONGTYPE Operation against a key");
+
+        for bad in [&b"*x\r\n"[..], b"*+1\r\n", b"*\r\n", b"*-2\r\n", b"*1234567890123456789\r\n"] {
+            let mut chunk = Chunk::default();
+            chunk.bytes.extend_from_slice(bad);
+            let err = parse(&mut chunk, &mut Parse::Start).unwrap_err().to_string();
+            assert!(err.contains("malformed length") || err.contains("streams for one"), "{err}");
+        }
+
+        let mut chunk = Chunk::default();
+        chunk.bytes.extend_from_slice(b"*1\r\n*2\r\n$1\r\ne\r\n*1\r\n*3\r\n");
+        assert!(parse(&mut chunk, &mut Parse::Start).unwrap_err().to_string().contains("3 parts"));
+    }
+}
