@@ -5,9 +5,10 @@ mod common;
 
 use common::*;
 use interbank::ledger::events::{CancelReason, Outcome};
-use interbank::store::connection::Target;
+use interbank::store::error::{BAD_CALL_CODE, CallError, StopCode};
 use interbank::store::keys::Keys;
 use interbank::store::script::{BatchReply, TransferRequest, TransferScript};
+use interbank::store::target::Target;
 
 const BANKS: &str = "bank\nCaixaBank\nKutxa\n";
 const A: &str = "ES9121000418450200051332";
@@ -48,7 +49,7 @@ impl Setup {
         &mut self,
         first_seq: u64,
         batch: &[TransferRequest<'_>],
-    ) -> redis::RedisResult<BatchReply> {
+    ) -> Result<BatchReply, CallError> {
         let script = TransferScript::default();
         script.submit(&mut self.conn, &self.keys, &self.banks, "r1-w1", first_seq, batch).await
     }
@@ -110,6 +111,7 @@ async fn a_retried_transfer_is_applied_once_and_answered_with_its_first_outcome(
 async fn a_sequence_gap_is_refused_before_anything_is_written() {
     let mut s = setup().await;
     let err = s.submit(2, &[transfer(A, B, 1)]).await.unwrap_err();
+    assert!(matches!(err, CallError::SequenceGap(_)), "{err:?}");
     assert!(
         err.to_string().contains("sequence gap for producer r1-w1: expected at most 1, got 2"),
         "{err}"
@@ -153,7 +155,9 @@ async fn a_write_that_fails_midway_is_undone_whole() {
     let before = s.redis.dump();
     let reply = s.submit(1, &[transfer(A, B, 100)]).await.unwrap();
     assert!(reply.outcomes.is_empty());
-    let error = reply.error.unwrap();
+    let stop = reply.stop.unwrap();
+    assert_eq!(stop.code, StopCode::Failed);
+    let error = stop.message;
     assert!(error.contains("t:{Kutxa}:interbank") && error.contains("WRONGTYPE"), "{error}");
     assert_eq!(s.redis.dump(), before, "nothing may be left of a failed transfer");
 
@@ -161,7 +165,9 @@ async fn a_write_that_fails_midway_is_undone_whole() {
     let batch = [transfer(A, C, 100), transfer(A, B, 100)];
     let reply = s.submit(1, &batch).await.unwrap();
     assert!(reply.outcomes.is_empty());
-    assert!(reply.error.unwrap().contains("HINCRBY t:{Kutxa}:interbank"));
+    let stop = reply.stop.unwrap();
+    assert_eq!(stop.code, StopCode::Failed);
+    assert!(stop.message.contains("HINCRBY t:{Kutxa}:interbank"), "{}", stop.message);
     assert_eq!(s.redis.dump(), before, "nothing may be left of a failed batch");
 
     // A source that cannot be read stops the batch there: the transfers before it are applied.
@@ -170,7 +176,9 @@ async fn a_write_that_fails_midway_is_undone_whole() {
     let batch = [transfer(A, B, 100), transfer(C, A, 1), transfer(A, B, 1)];
     let reply = s.submit(1, &batch).await.unwrap();
     assert_eq!(reply.outcomes, vec![Outcome::Completed]);
-    assert!(reply.error.unwrap().contains("holds 12.5, not an integer balance"));
+    let stop = reply.stop.unwrap();
+    assert_eq!(stop.code, StopCode::NotABalance);
+    assert!(stop.message.contains("holds 12.5, not an integer balance"), "{}", stop.message);
     assert_eq!(s.get("t:producer:r1-w1"), "C");
     assert_eq!((s.balance(A), s.balance(B)), ("900".to_string(), "600".to_string()));
     assert_eq!(s.events(), 1);
@@ -263,6 +271,7 @@ async fn malformed_calls_are_refused_before_anything_is_written() {
             call.arg(arg);
         }
         let err = call.invoke_async::<Vec<String>>(&mut s.conn).await.unwrap_err();
+        assert_eq!(err.code(), Some(BAD_CALL_CODE), "{call_args:?}: {err}");
         assert!(err.to_string().contains(expected), "{call_args:?}: {err}");
         assert_eq!(s.redis.dump(), before, "{call_args:?} wrote something");
     }

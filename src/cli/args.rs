@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use interbank::ledger::runs::Strategy;
-use interbank::store::connection::{DEFAULT_REDIS_URL, Target, TlsFiles};
 use interbank::store::keys::{DEFAULT_PREFIX, Keys};
+use interbank::store::target::{DEFAULT_REDIS_URL, Target, TlsFiles};
 
 /// An interbank transfer broker on Redis that proves no money is lost or doubled.
 #[derive(Parser)]

@@ -13,10 +13,10 @@ use serde::Serialize;
 use crate::commands::broker::{self, BrokerConfig, BrokerSummary};
 use crate::commands::consume::{self, ConsumeConfig};
 use crate::ledger::runs::Strategy;
-use crate::store::connection::Target;
 use crate::store::keys::{DEFAULT_PREFIX, Keys};
 use crate::store::private_redis::PrivateRedis;
 use crate::store::script::TransferScript;
+use crate::store::target::Target;
 
 /// The ceiling's key prefix, apart from the verified runs' keys.
 const CEILING_PREFIX: &str = "interbank_ceiling";

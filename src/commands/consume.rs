@@ -21,8 +21,8 @@ use crate::ledger::replay::{AnomalyKind, Ledger};
 use crate::ledger::runs::{RunRecord, RunStatus, Strategy};
 use crate::ledger::verify::{ProducerRecord, Report, Snapshot, Value, verify};
 use crate::store::checkpoint::{self, Resume};
-use crate::store::connection::{pipe_retrying, query_retrying};
 use crate::store::keys::Keys;
+use crate::store::retry::{pipe_retrying, query_retrying};
 use crate::store::runs;
 use crate::store::stream_reader::StreamReader;
 use crate::store::xread_reply::Chunk;
@@ -37,7 +37,7 @@ const GETRANGE_CHUNK: u64 = 1 << 20;
 /// What `consume` is asked to do.
 #[derive(Debug, Clone)]
 pub struct ConsumeConfig {
-    pub target: crate::store::connection::Target,
+    pub target: crate::store::target::Target,
     pub keys: Keys,
     pub accounts_path: PathBuf,
     pub banks_path: Option<PathBuf>,

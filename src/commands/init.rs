@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 
 use crate::commands::now_ms;
 use crate::ledger::accounts::AccountsFile;
-use crate::store::connection::query_retrying;
 use crate::store::keys::{Keys, SCHEMA_VERSION};
+use crate::store::retry::query_retrying;
 
 /// Keys per `MSET` or `RPUSH`, and commands per pipeline round trip.
 const CHUNK_ITEMS: usize = 10_000;
@@ -67,7 +67,7 @@ pub async fn remove_our_keys(
 
 /// Loads a validated accounts file under `keys`, replacing what was there.
 pub async fn init(
-    target: &crate::store::connection::Target,
+    target: &crate::store::target::Target,
     keys: &Keys,
     file: &AccountsFile,
 ) -> Result<InitReport> {

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::replay::{Ledger, LedgerState};
-use crate::store::connection::query_retrying;
 use crate::store::keys::Keys;
+use crate::store::retry::query_retrying;
 
 /// Bumped when the stored form changes; an older checkpoint is then ignored, not misread.
 const CHECKPOINT_VERSION: u32 = 1;

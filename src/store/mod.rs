@@ -6,9 +6,12 @@
 
 pub mod checkpoint;
 pub mod connection;
+pub mod error;
 pub mod keys;
 pub mod private_redis;
+pub mod retry;
 pub mod runs;
 pub mod script;
 pub mod stream_reader;
+pub mod target;
 pub mod xread_reply;

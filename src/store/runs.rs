@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::store::connection::{pipe_retrying, query_retrying};
+use crate::store::retry::{pipe_retrying, query_retrying};
 use anyhow::{Context, Result};
 
 use crate::ledger::runs::{RunRecord, RunStatus, Strategy};

@@ -5,6 +5,7 @@
 use redis::Script;
 
 use crate::ledger::events::Outcome;
+use crate::store::error::{CallError, ScriptStop, StopCode};
 use crate::store::keys::Keys;
 
 /// The most transfers one call may carry (the script refuses more).
@@ -24,7 +25,7 @@ pub struct TransferRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchReply {
     pub outcomes: Vec<Outcome>,
-    pub error: Option<String>,
+    pub stop: Option<ScriptStop>,
 }
 
 /// The loaded transfer script.
@@ -60,7 +61,7 @@ impl TransferScript {
         producer: &str,
         first_seq: u64,
         transfers: &[TransferRequest<'_>],
-    ) -> redis::RedisResult<BatchReply> {
+    ) -> Result<BatchReply, CallError> {
         assert!(!transfers.is_empty() && transfers.len() <= MAX_BATCH);
         assert!(first_seq >= 1);
         let mut call = self.script.prepare_invoke();
@@ -105,11 +106,11 @@ impl TransferScript {
             }
         }
         let reply: redis::Value = call.invoke_async(conn).await?;
-        parse_reply(reply, transfers.len())
+        Ok(parse_reply(reply, transfers.len())?)
     }
 }
 
-/// Reads the script's reply: the outcome letters, or an array of them and why the call stopped.
+/// Reads the script's reply: the outcome letters, or an array of them, a stop code and a message.
 fn parse_reply(reply: redis::Value, expected: usize) -> redis::RedisResult<BatchReply> {
     let bad = |what: String| {
         redis::RedisError::from((
@@ -118,12 +119,16 @@ fn parse_reply(reply: redis::Value, expected: usize) -> redis::RedisResult<Batch
             what,
         ))
     };
-    let (codes, error): (String, Option<String>) = match reply {
-        redis::Value::Array(parts) => match <[redis::Value; 2]>::try_from(parts) {
-            Ok([codes, error]) => {
-                (redis::from_redis_value(codes)?, Some(redis::from_redis_value(error)?))
+    let (codes, stop): (String, Option<ScriptStop>) = match reply {
+        redis::Value::Array(parts) => match <[redis::Value; 3]>::try_from(parts) {
+            Ok([codes, code, message]) => {
+                let code: String = redis::from_redis_value(code)?;
+                let code = StopCode::parse(&code)
+                    .ok_or_else(|| bad(format!("unknown stop code {code:?}")))?;
+                let message = redis::from_redis_value(message)?;
+                (redis::from_redis_value(codes)?, Some(ScriptStop { code, message }))
             }
-            Err(parts) => return Err(bad(format!("{} values, expected 2", parts.len()))),
+            Err(parts) => return Err(bad(format!("{} values, expected 3", parts.len()))),
         },
         single => (redis::from_redis_value(single)?, None),
     };
@@ -131,13 +136,13 @@ fn parse_reply(reply: redis::Value, expected: usize) -> redis::RedisResult<Batch
         .bytes()
         .map(|c| {
             Outcome::from_code(c)
-                .ok_or_else(|| bad(format!("unknown outcome letter {:?}", c as char)))
+                .ok_or_else(|| bad(format!("unknown outcome letter {:?}", char::from(c))))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if outcomes.len() > expected || (error.is_none() && outcomes.len() != expected) {
+    if outcomes.len() > expected || (stop.is_none() && outcomes.len() != expected) {
         return Err(bad(format!("{} outcomes for {expected} transfers", outcomes.len())));
     }
-    Ok(BatchReply { outcomes, error })
+    Ok(BatchReply { outcomes, stop })
 }
 
 #[cfg(test)]
@@ -148,17 +153,59 @@ mod tests {
     #[test]
     fn replies_are_parsed_and_checked() {
         let text = |s: &str| redis::Value::BulkString(s.as_bytes().to_vec());
-        let pair = |a: &str, b: &str| redis::Value::Array(vec![text(a), text(b)]);
+        let stopped = |a: &str, code: &str| {
+            redis::Value::Array(vec![text(a), text(code), text("INCRBY k: WRONGTYPE")])
+        };
         let ok = parse_reply(text("CF"), 2).unwrap();
         assert_eq!(
             ok.outcomes,
             vec![Outcome::Completed, Outcome::Cancelled(CancelReason::InsufficientFunds)]
         );
-        let stopped = parse_reply(pair("C", "WRONGTYPE"), 3).unwrap();
-        assert_eq!(stopped.error.as_deref(), Some("WRONGTYPE"));
+        let reply = parse_reply(stopped("C", "FAILED"), 3).unwrap();
+        let stop = ScriptStop { code: StopCode::Failed, message: "INCRBY k: WRONGTYPE".into() };
+        assert_eq!((reply.outcomes.len(), reply.stop), (1, Some(stop)));
+        assert_eq!(
+            parse_reply(stopped("", "NOPERM"), 1).unwrap().stop.unwrap().code,
+            StopCode::NoPermission
+        );
+        assert!(parse_reply(stopped("C", "WHATEVER"), 3).is_err());
+        assert!(parse_reply(redis::Value::Array(vec![text("C"), text("FAILED")]), 3).is_err());
         assert!(parse_reply(text("C"), 2).is_err());
         assert!(parse_reply(text("CZ"), 2).is_err());
         assert!(parse_reply(redis::Value::Array(vec![text("C")]), 1).is_err());
         assert!(parse_reply(redis::Value::Int(1), 1).is_err());
+    }
+
+    /// A `local NAME = value` line of the script, as its value text.
+    fn lua_constant(name: &str) -> &'static str {
+        let prefix = format!("local {name} = ");
+        TransferScript::source()
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("transfer.lua defines no {name}"))
+    }
+
+    #[test]
+    fn the_script_and_the_rust_side_share_their_constants() {
+        assert_eq!(lua_constant("MAX_BATCH"), MAX_BATCH.to_string());
+        assert_eq!(
+            lua_constant("MAX_SAFE_CENTS"),
+            crate::ledger::money::MAX_TOTAL_CENTS.to_string()
+        );
+        let source = TransferScript::source();
+        assert!(source.contains("return 'C', nil, amount"), "the completed letter");
+        for letter in b"FUSAO" {
+            let Some(Outcome::Cancelled(reason)) = Outcome::from_code(*letter) else {
+                panic!("{} is not a cancel letter", char::from(*letter));
+            };
+            let decided = format!("return '{}', '{}'", char::from(*letter), reason.as_str());
+            assert!(source.contains(&decided), "transfer.lua lacks {decided:?}");
+        }
+        for code in [StopCode::NoPermission, StopCode::NotABalance, StopCode::Failed] {
+            assert!(source.contains(&format!("'{}'", code.as_str())), "stop code {code:?}");
+        }
+        for code in [crate::store::error::SEQUENCE_GAP_CODE, crate::store::error::BAD_CALL_CODE] {
+            assert!(source.contains(&format!("redis.error_reply('{code} ")), "error code {code}");
+        }
     }
 }

@@ -13,9 +13,9 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use redis::ConnectionAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::store::connection::{
-    CONNECT_TIMEOUT_MS, RESPONSE_TIMEOUT_MS, RETRY_LIMIT, Target, backoff_ms,
-};
+use crate::store::connection::{CONNECT_TIMEOUT_MS, RESPONSE_TIMEOUT_MS};
+use crate::store::retry::{RETRY_LIMIT, backoff_ms};
+use crate::store::target::Target;
 use crate::store::xread_reply::{Chunk, MAX_REPLY_BYTES, Parse, Step, parse};
 
 /// Bytes asked of the socket per read.
@@ -291,7 +291,7 @@ fn is_transient(err: &anyhow::Error) -> bool {
         cause.downcast_ref::<std::io::Error>().is_some()
             || cause
                 .downcast_ref::<redis::RedisError>()
-                .is_some_and(crate::store::connection::is_transient)
+                .is_some_and(crate::store::retry::is_transient)
     })
 }
 

@@ -14,9 +14,12 @@ use rand::Rng;
 use redis::aio::ConnectionManager;
 
 use super::{Shared, WorkerStats, worker_rng};
+use crate::ledger::events::Outcome;
 use crate::ledger::events::producer_id;
-use crate::store::connection::{RETRY_LIMIT, Target, backoff_ms, is_transient};
+use crate::store::error::{CallError, ScriptStop, StopCode};
+use crate::store::retry::{RETRY_LIMIT, backoff_ms};
 use crate::store::script::{BatchReply, TransferRequest};
+use crate::store::target::Target;
 
 pub(super) async fn worker(
     shared: &Shared,
@@ -65,10 +68,16 @@ pub(super) async fn worker(
     stats
 }
 
+/// What a call came to: the outcomes of the transfers applied, in order, and, if it did not apply
+/// them all, why, written for the person reading the run's summary.
+pub(super) struct Called {
+    pub outcomes: Vec<Outcome>,
+    pub error: Option<String>,
+}
+
 /// Sends transfers `seq..` of `producer` in one script call, again after each transient error
-/// (up to `RETRY_LIMIT` times, with the same numbers, so nothing is applied twice). Returns the
-/// outcomes of the transfers applied and, if the call did not apply them all, why, written for
-/// the person reading the run's summary. Counts the calls and retries in `stats`.
+/// (up to `RETRY_LIMIT` times, with the same numbers, so nothing is applied twice). Counts the
+/// calls and retries in `stats`.
 pub(super) async fn call(
     shared: &Shared,
     conn: &mut ConnectionManager,
@@ -76,7 +85,7 @@ pub(super) async fn call(
     seq: u64,
     requests: &[TransferRequest<'_>],
     stats: &mut WorkerStats,
-) -> BatchReply {
+) -> Called {
     let cfg = &shared.config;
     let mut attempt: u32 = 0;
     loop {
@@ -86,38 +95,42 @@ pub(super) async fn call(
             .submit(conn, &cfg.keys, &shared.directory.banks, producer, seq, requests)
             .await
         {
-            Ok(mut reply) => {
-                if let Some(error) = reply.error.take() {
-                    let hint = if error.contains("can't run this command")
-                        || error.contains("NOPERM")
-                    {
-                        " (the Redis user lacks a command or a key: see the ACL rules in the README)"
-                    } else {
-                        ""
-                    };
-                    reply.error = Some(format!(
-                        "the transfer script stopped at transfer {producer}-{}: {error}; nothing from that \
-                         transfer on was applied{hint}",
-                        seq + reply.outcomes.len() as u64
-                    ));
-                }
-                return reply;
+            Ok(BatchReply { outcomes, stop }) => {
+                let stopped_at = seq + u64::try_from(outcomes.len()).expect("at most MAX_BATCH");
+                let error = stop.map(|stop| describe_stop(&stop, producer, stopped_at));
+                return Called { outcomes, error };
             }
-            Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
+            Err(CallError::Transient(_)) if attempt < RETRY_LIMIT => {
                 attempt += 1;
                 stats.retries += 1;
                 tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
             }
             Err(err) => {
                 let error = describe_failure(&err, attempt, producer, seq, &cfg.target);
-                return BatchReply { outcomes: Vec::new(), error: Some(error) };
+                return Called { outcomes: Vec::new(), error: Some(error) };
             }
         }
     }
 }
 
+/// Why the script stopped a call at transfer `seq` of `producer`, and what to do about it.
+fn describe_stop(stop: &ScriptStop, producer: &str, seq: u64) -> String {
+    let hint = match stop.code {
+        StopCode::NoPermission => {
+            " (the Redis user lacks a command or a key: see the ACL rules in the README)"
+        }
+        StopCode::NotABalance | StopCode::Failed => "",
+    };
+    format!(
+        "the transfer script stopped at transfer {producer}-{seq}: {}; nothing from that \
+         transfer on was applied{hint}",
+        stop.message
+    )
+}
+
+/// Why a call got no answer after `retries` retries, and what it means for its transfers.
 fn describe_failure(
-    err: &redis::RedisError,
+    err: &CallError,
     retries: u32,
     producer: &str,
     seq: u64,
@@ -125,23 +138,20 @@ fn describe_failure(
 ) -> String {
     let text = target.scrub(&err.to_string());
     let id = format!("{producer}-{seq}");
-    if err.code() == Some("OOM") {
-        format!(
+    match err {
+        CallError::OutOfMemory(_) => format!(
             "Redis is out of memory (maxmemory reached) at transfer {id}: the broker stopped; the script \
              runs whole or not at all, so nothing was half-applied. Free memory or raise maxmemory, then run again"
-        )
-    } else if text.contains("sequence gap") {
-        format!(
+        ),
+        CallError::SequenceGap(_) => format!(
             "Redis no longer has transfers it had acknowledged before {id} ({text}): it restarted and lost \
              its last writes (appendfsync everysec or no persistence). What it kept is consistent; the \
              broker stopped so that nothing is numbered twice. Start a new run"
-        )
-    } else if is_transient(err) {
-        format!(
+        ),
+        CallError::Transient(_) => format!(
             "transfer {id} could not be sent after {retries} retries ({text}); it may or may not have been \
              applied, and `consume` will tell: its id is recorded only if it was"
-        )
-    } else {
-        format!("transfer {id} was refused by Redis: {text}")
+        ),
+        CallError::Refused(_) => format!("transfer {id} was refused by Redis: {text}"),
     }
 }

@@ -5,8 +5,8 @@ use anyhow::{Context, Result, ensure};
 use rand::Rng;
 
 use crate::commands::init::Meta;
-use crate::store::connection::query_retrying;
 use crate::store::keys::Keys;
+use crate::store::retry::query_retrying;
 
 /// IBANs read per `LRANGE`.
 const LRANGE_CHUNK: i64 = 100_000;

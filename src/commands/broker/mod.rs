@@ -25,10 +25,10 @@ pub use stats::WorkerStats;
 use crate::commands::{Progress, now_ms};
 use crate::ledger::money::MAX_TOTAL_CENTS;
 use crate::ledger::runs::{RunStatus, Strategy};
-use crate::store::connection::Target;
 use crate::store::keys::Keys;
 use crate::store::runs;
 use crate::store::script::{MAX_BATCH, TransferScript};
+use crate::store::target::Target;
 
 /// Bounds on the flags, so a typo cannot ask for something absurd.
 pub const MAX_WORKERS: u32 = 10_000;

@@ -44,13 +44,20 @@
 -- ARGV[4 + bank_count] transfer count n, then for each transfer five values:
 --   source bank index, destination bank index, source IBAN, destination IBAN, amount in cents.
 --
--- Returns outcomes, or { outcomes, error } when the call stopped early: one letter per transfer of
--- the batch, in order, for the transfers that were applied (all of them unless `error` says why
--- the batch stopped; the transfers before a source or destination that cannot be read are
--- applied, none after it). A plain string, not a table, in the common case: Redis turns a table
--- reply into RESP at a cost of some 5,000 instructions.
+-- Returns outcomes, or { outcomes, code, message } when the call stopped early: one letter per
+-- transfer of the batch, in order, for the transfers that were applied (all of them unless the
+-- call stopped; the transfers before a source or destination that cannot be read are applied, none
+-- after it). A plain string, not a table, in the common case: Redis turns a table reply into RESP
+-- at a cost of some 5,000 instructions.
 --   C completed, F cancelled: insufficient funds, U cancelled: unknown account,
 --   S cancelled: same account, A cancelled: bad amount, O cancelled: balance would overflow.
+-- Why a call stopped, the code the broker acts on (the message says the key and Redis's words):
+--   NOPERM  the ACL user may not run a command of the call on its key
+--   BADKEY  an account key holds something that is not an integer balance
+--   FAILED  a command failed for another reason (a key of the wrong type, say)
+-- Calls refused before anything is read answer an error reply whose first word is its code:
+--   SEQGAP   the sequence is past the producer's last applied + 1: Redis lost acknowledged writes
+--   BADCALL  the keys and arguments do not make a call of either shape
 
 -- The largest integer a Lua number (an IEEE double) holds exactly, 2^53 - 1: the bound of every
 -- balance, amount and sequence number.
@@ -66,7 +73,7 @@ local events_key, producer_key = KEYS[1], KEYS[2]
 local producer, first_seq_text = ARGV[1], ARGV[2]
 local first_seq = find(first_seq_text, CANONICAL) and tonumber(first_seq_text)
 if not first_seq or first_seq > MAX_SAFE_CENTS then
-  return redis.error_reply('ERR interbank: malformed call: bad sequence')
+  return redis.error_reply('BADCALL interbank: malformed call: bad sequence')
 end
 
 -- Every argument costs Redis some 1,200 instructions, so one transfer comes with no counts or
@@ -75,19 +82,19 @@ local single = ARGV[7] ~= nil and ARGV[8] == nil
 local bank_count, n, argv_base, account_key_base, from_bank_of, to_bank_of
 if single then
   if KEYS[8] == nil or KEYS[9] ~= nil then
-    return redis.error_reply('ERR interbank: malformed call: one transfer takes 8 keys')
+    return redis.error_reply('BADCALL interbank: malformed call: one transfer takes 8 keys')
   end
   n = 1
 else
   bank_count = tonumber(ARGV[3])
   if not (bank_count and bank_count >= 0 and bank_count == floor(bank_count)) then
-    return redis.error_reply('ERR interbank: malformed call: bad bank count')
+    return redis.error_reply('BADCALL interbank: malformed call: bad bank count')
   end
   argv_base, account_key_base = 4 + bank_count, 2 + 2 * bank_count
   n = tonumber(ARGV[argv_base])
   if not (n and n >= 1 and n <= MAX_BATCH and n == floor(n))
       or #ARGV ~= argv_base + 5 * n or #KEYS ~= account_key_base + 2 * n then
-    return redis.error_reply('ERR interbank: malformed call: argument or key count does not match the batch')
+    return redis.error_reply('BADCALL interbank: malformed call: argument or key count does not match the batch')
   end
   -- Shape checks of every transfer before anything is written; the bank numbers are kept. They
   -- are looked up by their text ('1'..bank_count), which costs less than parsing them.
@@ -100,7 +107,7 @@ else
     local a = argv_base + 5 * (i - 1)
     local fb, tb = bank_of_text[ARGV[a + 1]], bank_of_text[ARGV[a + 2]]
     if not (fb and tb) then
-      return redis.error_reply('ERR interbank: malformed call: bank index out of range in transfer ' .. i)
+      return redis.error_reply('BADCALL interbank: malformed call: bank index out of range in transfer ' .. i)
     end
     from_bank_of[i], to_bank_of[i] = fb, tb
   end
@@ -109,7 +116,7 @@ end
 -- Raises WRONGTYPE, before any write, if the producer key was tampered with.
 local applied = redis.call('STRLEN', producer_key)
 if first_seq > applied + 1 then
-  return redis.error_reply('ERR interbank: sequence gap for producer ' .. producer .. ': expected at most '
+  return redis.error_reply('SEQGAP interbank: sequence gap for producer ' .. producer .. ': expected at most '
     .. (applied + 1) .. ', got ' .. first_seq)
 end
 local replayed = applied - first_seq + 1
@@ -123,15 +130,32 @@ local id_prefix = producer .. '-'
 -- The stream entries this call added, for the undo.
 local entries = {}
 
+-- Why the call stopped, as { code, message }: the code is what the broker acts on (see the reply
+-- above), the message what a person reads. A failed command is NOPERM when the ACL user may not
+-- run it on that key (asked only after a failure, so it costs nothing on the way through: inside a
+-- script Redis 7.0 reports a denied command as a plain ERR), else FAILED.
+local function failure(command, key, err)
+  local code = 'FAILED'
+  if not redis.acl_check_cmd(command, key) then code = 'NOPERM' end
+  return { code, command .. ' ' .. key .. ': ' .. err }
+end
+
 -- A stored balance as a number, false when the account does not exist, or nil and why it is not a
 -- balance.
 local function parse_balance(key, raw)
   if not raw then return false end
   local value = tonumber(raw)
   if value == nil or value ~= floor(value) then
-    return nil, key .. ' holds ' .. raw .. ', not an integer balance'
+    return nil, { 'BADKEY', key .. ' holds ' .. raw .. ', not an integer balance' }
   end
   return value
+end
+
+-- Why reading two accounts failed.
+local function read_failure(from_key, to_key, err)
+  local code = 'FAILED'
+  if not redis.acl_check_cmd('MGET', from_key, to_key) then code = 'NOPERM' end
+  return { code, 'MGET ' .. from_key .. ' ' .. to_key .. ': ' .. err }
 end
 
 -- The outcome of a transfer against the balances it sees: its letter, the cancel reason (nil when
@@ -161,7 +185,7 @@ local function add_event(id, code, reason, from, to, from_bank, to_bank, amount_
     entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
       'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
   end
-  if type(entry) == 'table' then return 'XADD ' .. events_key .. ': ' .. entry.err end
+  if type(entry) == 'table' then return failure('XADD', events_key, entry.err) end
   entries[#entries + 1] = entry
   return nil
 end
@@ -182,7 +206,7 @@ elseif single then
   local from_balance, to_balance
   local values = redis.pcall('MGET', from_key, to_key)
   if values.err then
-    stop = 'MGET ' .. from_key .. ' ' .. to_key .. ': ' .. values.err
+    stop = read_failure(from_key, to_key, values.err)
   else
     from_balance, stop = parse_balance(from_key, values[1])
     if from_balance ~= nil then to_balance, stop = parse_balance(to_key, values[2]) end
@@ -234,7 +258,7 @@ else
       else
         values = redis.pcall('MGET', to_key)
       end
-      if values.err then stop = 'MGET ' .. from_key .. ' ' .. to_key .. ': ' .. values.err break end
+      if values.err then stop = read_failure(from_key, to_key, values.err) break end
       if from_balance == nil then
         from_balance, stop = parse_balance(from_key, values[1])
         if from_balance == nil then break end
@@ -331,7 +355,8 @@ for w = 1, #writes, 5 do
     if #entries > 0 and redis.call('XLEN', events_key) == 0 then
       redis.call('DEL', events_key)
     end
-    return { old, writes[w] .. ' ' .. writes[w + 1] .. ': ' .. reply.err }
+    local why = failure(writes[w], writes[w + 1], reply.err)
+    return { old, why[1], why[2] }
   end
 end
 
@@ -339,6 +364,6 @@ if #fresh > 0 then
   redis.call('APPEND', producer_key, fresh)
 end
 if stop then
-  return { old .. fresh, stop }
+  return { old .. fresh, stop[1], stop[2] }
 end
 return old .. fresh

@@ -1,0 +1,76 @@
+//! Retrying what is safe to send again: a bound on the attempts, a backoff between them, and which
+//! failures are worth another attempt.
+
+use std::time::Duration;
+
+/// How many times an idempotent request is sent again after transient errors before giving up:
+/// with [`backoff_ms`], about 25 s, enough for a Redis restart.
+pub const RETRY_LIMIT: u32 = 30;
+
+/// Exponential backoff with a cap: 20, 40, 80... up to 1,000 ms for attempt 1, 2, 3...
+pub fn backoff_ms(attempt: u32) -> u64 {
+    const BASE_MS: u64 = 10;
+    const CAP_MS: u64 = 1_000;
+    BASE_MS.saturating_mul(1 << attempt.min(16)).min(CAP_MS)
+}
+
+/// Sends a request again after each transient error, at most [`RETRY_LIMIT`] times.
+async fn retrying<T>(
+    mut send: impl AsyncFnMut() -> redis::RedisResult<T>,
+) -> redis::RedisResult<T> {
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Sends a command that is safe to repeat (a read, or a write that sets what it sets), again
+/// after a transient error, at most [`RETRY_LIMIT`] times.
+pub async fn query_retrying<T: redis::FromRedisValue>(
+    conn: &mut impl redis::aio::ConnectionLike,
+    cmd: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    retrying(async || cmd.query_async(conn).await).await
+}
+
+/// [`query_retrying`] for a pipeline of commands that are all safe to repeat.
+pub async fn pipe_retrying<T: redis::FromRedisValue>(
+    conn: &mut impl redis::aio::ConnectionLike,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<T> {
+    retrying(async || pipe.query_async(conn).await).await
+}
+
+/// Whether a failed request may be sent again after a pause: the connection broke or timed out,
+/// or the server is busy, loading or read-only for a moment. Safe only for idempotent requests.
+pub fn is_transient(err: &redis::RedisError) -> bool {
+    if err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+    {
+        return true;
+    }
+    matches!(
+        err.code(),
+        Some("BUSY" | "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "CLUSTERDOWN")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff_ms(1), 20);
+        assert_eq!(backoff_ms(3), 80);
+        assert_eq!(backoff_ms(30), 1_000);
+    }
+}
