@@ -13,15 +13,20 @@ use serde::Serialize;
 use crate::commands::broker::{self, BrokerConfig, BrokerSummary};
 use crate::commands::consume::{self, ConsumeConfig};
 use crate::ledger::runs::Strategy;
+use crate::store::connection::Connection;
+use crate::store::dataset;
 use crate::store::keys::{DEFAULT_PREFIX, Keys};
 use crate::store::private_redis::PrivateRedis;
-use crate::store::script::TransferScript;
+use crate::store::script::{TransferRequest, TransferScript};
+use crate::store::server_info::{self, Counters};
 use crate::store::target::Target;
 
 /// The ceiling's key prefix, apart from the verified runs' keys.
 const CEILING_PREFIX: &str = "interbank_ceiling";
 /// Balance given to the ceiling's two accounts so that every call completes a transfer.
 const CEILING_BALANCE_CENTS: i64 = 1_000_000_000_000_000;
+/// The amount of every transfer of the ceiling.
+const CEILING_AMOUNT_CENTS: i64 = 100;
 /// Producer ids of the ceiling: `redis-benchmark` puts a random number in place of `__rand_int__`
 /// (up to this many values), so nearly every call is a new producer's first transfer.
 const CEILING_KEYSPACE: u64 = 1_000_000_000;
@@ -72,28 +77,6 @@ pub struct BenchReport {
     pub failed_checks: Vec<String>,
 }
 
-/// CPU time and command count of the server, read before and after each run.
-struct Counters {
-    cpu_s: f64,
-    commands: u64,
-}
-
-async fn counters(conn: &mut redis::aio::ConnectionManager) -> Result<Counters> {
-    let info: String = redis::cmd("INFO").arg("everything").query_async(conn).await?;
-    let field = |name: &str| -> Result<f64> {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
-            .with_context(|| format!("INFO has no {name}"))?
-            .trim()
-            .parse::<f64>()
-            .with_context(|| format!("INFO {name} is not a number"))
-    };
-    Ok(Counters {
-        cpu_s: field("used_cpu_user")? + field("used_cpu_sys")?,
-        commands: field("total_commands_processed")? as u64,
-    })
-}
-
 fn row_from(name: String, summary: &BrokerSummary, before: &Counters, after: &Counters) -> Row {
     let transfers = summary.completed + summary.cancelled;
     let per = |x: f64| x / transfers.max(1) as f64;
@@ -121,15 +104,8 @@ pub async fn run(
     let server = PrivateRedis::start()?;
     let target = Target::new(&server.url());
     let keys = Keys::new(DEFAULT_PREFIX).map_err(anyhow::Error::msg)?;
-    let mut conn = crate::store::connection::manager(&target).await?;
-    let redis_version = {
-        let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("redis_version:"))
-            .unwrap_or("?")
-            .trim()
-            .to_string()
-    };
+    let mut conn = Connection::open(&target).await?;
+    let redis_version = server_info::version(&mut conn).await?;
 
     progress(&format!("generating {} accounts", config.accounts));
     let generated = crate::commands::generate::generate(work_dir, config.accounts, config.seed)?;
@@ -157,9 +133,9 @@ pub async fn run(
     ];
     for (name, strategy, batch) in runs {
         progress(&format!("running {name}"));
-        let before = counters(&mut conn).await?;
+        let before = server_info::counters(&mut conn).await?;
         let summary = broker::run(broker_config(strategy, batch), None).await?;
-        let after = counters(&mut conn).await?;
+        let after = server_info::counters(&mut conn).await?;
         if let Some(error) = &summary.error {
             bail!("the {name} run failed: {error}");
         }
@@ -212,7 +188,7 @@ async fn ceiling(
     server: &PrivateRedis,
     target: &Target,
     file: &crate::ledger::accounts::AccountsFile,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut Connection,
 ) -> Result<Row> {
     let keys = Keys::new(CEILING_PREFIX).map_err(anyhow::Error::msg)?;
     crate::commands::init::init(target, &keys, file).await?;
@@ -222,13 +198,12 @@ async fn ceiling(
         .iter()
         .find(|a| a.bank != from.bank)
         .context("the ceiling needs accounts of two banks: generate more accounts")?;
-    let (from_bank, to_bank) = (&file.banks[from.bank], &file.banks[to.bank]);
     for account in [from, to] {
-        let key = keys.account(&file.banks[account.bank], &account.iban);
-        redis::cmd("SET").arg(key).arg(CEILING_BALANCE_CENTS).query_async::<()>(conn).await?;
+        let bank = &file.banks[account.bank];
+        dataset::set_balance(conn, &keys, bank, &account.iban, CEILING_BALANCE_CENTS).await?;
     }
-    let sha: String =
-        redis::cmd("SCRIPT").arg("LOAD").arg(TransferScript::source()).query_async(conn).await?;
+    let script = TransferScript::default();
+    script.load(conn).await?;
     let producer = "c-__rand_int__";
     let mut args: Vec<String> = [
         "-p",
@@ -242,30 +217,24 @@ async fn ceiling(
         "-r",
         &CEILING_KEYSPACE.to_string(),
         "--csv",
-        "EVALSHA",
-        &sha,
-        "8",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.extend([
-        keys.events(),
-        keys.producer(producer),
-        keys.bank_balance(from_bank),
-        keys.interbank(from_bank),
-        keys.bank_balance(to_bank),
-        keys.interbank(to_bank),
-        keys.account(from_bank, &from.iban),
-        keys.account(to_bank, &to.iban),
-    ]);
-    args.extend([producer, "1", from_bank, to_bank, &from.iban, &to.iban, "100"].map(String::from));
-    let before = counters(conn).await?;
+    let call = TransferRequest {
+        from_bank: from.bank,
+        to_bank: to.bank,
+        from: &from.iban,
+        to: &to.iban,
+        amount_cents: CEILING_AMOUNT_CENTS,
+    };
+    args.extend(script.command_line(&keys, &file.banks, producer, 1, &call));
+    let before = server_info::counters(conn).await?;
     let out = Command::new("redis-benchmark")
         .args(&args)
         .output()
         .context("running redis-benchmark: is it installed? (it comes with redis-server)")?;
-    let after = counters(conn).await?;
+    let after = server_info::counters(conn).await?;
     ensure!(
         out.status.success(),
         "redis-benchmark failed: {}",
@@ -273,11 +242,7 @@ async fn ceiling(
     );
     let csv = String::from_utf8_lossy(&out.stdout);
     let (rps, p50, p99) = parse_benchmark_csv(&csv)?;
-    crate::commands::init::remove_our_keys(
-        &mut crate::store::connection::dedicated(target).await?,
-        &keys,
-    )
-    .await?;
+    dataset::remove_our_keys(conn, &keys).await?;
     let transfers = config.ceiling_requests;
     let per = |x: f64| x / transfers as f64;
     Ok(Row {

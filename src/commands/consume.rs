@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
-use redis::Value as RedisValue;
+use anyhow::{Result, ensure};
 use serde::Serialize;
 
 use crate::commands::Progress;
@@ -19,20 +18,17 @@ use crate::ledger::accounts;
 use crate::ledger::events;
 use crate::ledger::replay::{AnomalyKind, Ledger};
 use crate::ledger::runs::{RunRecord, RunStatus, Strategy};
-use crate::ledger::verify::{ProducerRecord, Report, Snapshot, Value, verify};
+use crate::ledger::verify::{Report, verify};
 use crate::store::checkpoint::{self, Resume};
+use crate::store::connection::Connection;
 use crate::store::keys::Keys;
-use crate::store::retry::{pipe_retrying, query_retrying};
-use crate::store::runs;
 use crate::store::stream_reader::StreamReader;
 use crate::store::xread_reply::Chunk;
+use crate::store::{meta, runs, snapshot};
 
 /// Entries asked for per `XREAD`, and how long one read may wait for new entries.
 const READ_COUNT: usize = 10_000;
 const BLOCK_MS: u64 = 250;
-/// Keys per `MGET` when reading the snapshot, and bytes per `GETRANGE` of a producer key.
-const MGET_CHUNK: usize = 10_000;
-const GETRANGE_CHUNK: u64 = 1 << 20;
 
 /// What `consume` is asked to do.
 #[derive(Debug, Clone)]
@@ -70,8 +66,8 @@ pub async fn consume(config: &ConsumeConfig, progress: Option<&dyn Progress>) ->
         "--name {:?} is not usable: use 1 to 64 letters, digits, '_', '-' or '.'",
         config.name
     );
-    let mut conn = crate::store::connection::manager(&config.target).await?;
-    let meta = crate::commands::init::read_meta(&mut conn, keys).await?;
+    let mut conn = Connection::open(&config.target).await?;
+    let meta = meta::read(&mut conn, keys).await?;
     let file = accounts::load(&config.accounts_path, config.banks_path.as_deref())?;
     ensure!(
         file.sha256 == meta.sha256,
@@ -158,7 +154,7 @@ pub async fn consume(config: &ConsumeConfig, progress: Option<&dyn Progress>) ->
         saver.save(&mut conn, keys, &last_id, &ledger).await;
     }
     let all = runs::read_all(&mut conn, keys).await?;
-    let snapshot = read_snapshot(&mut conn, keys, &ledger, all).await?;
+    let snapshot = snapshot::read(&mut conn, keys, &ledger, all).await?;
     Ok(Consumed {
         report: verify(keys, &ledger, &snapshot),
         events_read: ledger.events - events_before,
@@ -179,7 +175,7 @@ struct Saver<'a> {
 impl Saver<'_> {
     async fn save(
         &mut self,
-        conn: &mut impl redis::aio::ConnectionLike,
+        conn: &mut Connection,
         keys: &Keys,
         last_id: &str,
         ledger: &Ledger,
@@ -202,7 +198,7 @@ fn refresh(runs: &mut HashMap<u64, RunRecord>, all: Vec<RunRecord>) {
 }
 
 async fn apply_entries(
-    conn: &mut impl redis::aio::ConnectionLike,
+    conn: &mut Connection,
     keys: &Keys,
     ledger: &mut Ledger,
     runs: &mut HashMap<u64, RunRecord>,
@@ -226,101 +222,4 @@ async fn apply_entries(
         id.clone_into(last_id);
     }
     Ok(())
-}
-
-fn to_value(value: redis::RedisResult<RedisValue>) -> Value {
-    match value {
-        Ok(RedisValue::Nil) => Value::Missing,
-        Ok(RedisValue::Int(v)) => Value::Int(v),
-        Ok(RedisValue::BulkString(bytes)) => {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            text.parse().map_or(Value::Invalid(text), Value::Int)
-        }
-        Ok(other) => Value::Invalid(format!("{other:?}")),
-        Err(err) => Value::Error(err.to_string()),
-    }
-}
-
-/// Reads every balance the ledger knows of, and each atomic producer's record.
-async fn read_snapshot(
-    conn: &mut impl redis::aio::ConnectionLike,
-    keys: &Keys,
-    ledger: &Ledger,
-    runs: Vec<RunRecord>,
-) -> Result<Snapshot> {
-    let account_keys: Vec<String> = ledger
-        .ibans
-        .iter()
-        .zip(&ledger.account_bank)
-        .map(|(iban, bank)| keys.account(&ledger.banks[usize::from(*bank)], iban))
-        .collect();
-    let mut accounts = Vec::with_capacity(account_keys.len());
-    for chunk in account_keys.chunks(MGET_CHUNK) {
-        let values = read_each(conn, "GET", chunk).await?;
-        accounts.extend(values.into_iter().map(to_value));
-    }
-    let bank_keys: Vec<String> = ledger.banks.iter().map(|b| keys.bank_balance(b)).collect();
-    let banks = read_each(conn, "GET", &bank_keys).await?.into_iter().map(to_value).collect();
-    let n = ledger.banks.len();
-    let mut interbank = vec![Value::Int(0); n * n];
-    for (a, bank) in ledger.banks.iter().enumerate() {
-        let key = keys.interbank(bank);
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for other in ledger.banks.iter().filter(|o| *o != bank) {
-            pipe.cmd("HGET").arg(&key).arg(other);
-        }
-        let values: Vec<redis::RedisResult<RedisValue>> =
-            pipe_retrying(conn, &pipe).await.with_context(|| format!("reading {key}"))?;
-        let others = (0..n).filter(|&b| b != a);
-        for (b, value) in others.zip(values) {
-            interbank[a * n + b] = to_value(value);
-        }
-    }
-    let mut producers = Vec::new();
-    for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
-        let applied = runs::applied_per_producer(conn, keys, run.id, run.producers).await?;
-        for (worker, applied) in (1..=run.producers).zip(applied) {
-            let key = keys.producer(&events::producer_id(run.id, worker));
-            let completed = count_completed(conn, &key, applied).await?;
-            producers.push(ProducerRecord { run: run.id, worker, applied, completed });
-        }
-    }
-    Ok(Snapshot { accounts, banks, interbank, runs, producers })
-}
-
-/// One command per key, pipelined, so a key of the wrong type shows as that key's error.
-async fn read_each(
-    conn: &mut impl redis::aio::ConnectionLike,
-    command: &str,
-    keys: &[String],
-) -> Result<Vec<redis::RedisResult<RedisValue>>> {
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    for key in keys {
-        pipe.cmd(command).arg(key);
-    }
-    let values = pipe_retrying(conn, &pipe).await.context("reading balances")?;
-    Ok(values)
-}
-
-/// Counts the `C` letters of a producer key, a chunk at a time.
-async fn count_completed(
-    conn: &mut impl redis::aio::ConnectionLike,
-    key: &str,
-    length: u64,
-) -> Result<u64> {
-    let mut completed = 0;
-    let mut start = 0;
-    while start < length {
-        let end = (start + GETRANGE_CHUNK).min(length) - 1;
-        let chunk: Vec<u8> =
-            query_retrying(conn, redis::cmd("GETRANGE").arg(key).arg(start).arg(end))
-                .await
-                .with_context(|| format!("reading {key}"))?;
-        ensure!(!chunk.is_empty(), "{key} is shorter than its length");
-        completed += chunk.iter().filter(|&&c| c == b'C').count() as u64;
-        start += chunk.len() as u64;
-    }
-    Ok(completed)
 }

@@ -6,12 +6,17 @@
 
 pub mod checkpoint;
 pub mod connection;
+pub mod dataset;
 pub mod error;
 pub mod keys;
+pub mod meta;
 pub mod private_redis;
 pub mod retry;
 pub mod runs;
 pub mod script;
+pub mod seed_protocol;
+pub mod server_info;
+pub mod snapshot;
 pub mod stream_reader;
 pub mod target;
 pub mod xread_reply;

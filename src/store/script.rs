@@ -51,6 +51,36 @@ impl TransferScript {
         include_str!("lua/transfer.lua")
     }
 
+    /// Loads the script into the server's cache (`SCRIPT LOAD`), so the first calls find it.
+    pub async fn load(&self, conn: &mut impl redis::aio::ConnectionLike) -> anyhow::Result<()> {
+        let sha: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(TransferScript::source())
+            .query_async(conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading the transfer script: {e}"))?;
+        anyhow::ensure!(sha == self.sha1(), "the server hashed the transfer script as {sha}");
+        Ok(())
+    }
+
+    /// The command that makes one transfer, as `redis-benchmark` takes it on its command line:
+    /// `EVALSHA sha 8 keys... args...`.
+    pub fn command_line(
+        &self,
+        keys: &Keys,
+        banks: &[String],
+        producer: &str,
+        seq: u64,
+        transfer: &TransferRequest<'_>,
+    ) -> Vec<String> {
+        let (call_keys, args) = single_call(keys, banks, producer, seq, transfer);
+        let mut line =
+            vec!["EVALSHA".to_string(), self.sha1().to_string(), call_keys.len().to_string()];
+        line.extend(call_keys);
+        line.extend(args);
+        line
+    }
+
     /// Submits transfers `first_seq..` of `producer`. Sending the same call again after an error
     /// is safe: transfers already applied are answered from their first outcome.
     pub async fn submit(
@@ -65,18 +95,14 @@ impl TransferScript {
         assert!(!transfers.is_empty() && transfers.len() <= MAX_BATCH);
         assert!(first_seq >= 1);
         let mut call = self.script.prepare_invoke();
-        call.key(keys.events()).key(keys.producer(producer));
         if let [t] = transfers {
-            // One transfer: no counts or bank numbers (each argument costs Redis time).
-            let (from_bank, to_bank) = (&banks[t.from_bank], &banks[t.to_bank]);
-            call.key(keys.bank_balance(from_bank))
-                .key(keys.interbank(from_bank))
-                .key(keys.bank_balance(to_bank))
-                .key(keys.interbank(to_bank))
-                .key(keys.account(from_bank, t.from))
-                .key(keys.account(to_bank, t.to));
-            call.arg(producer).arg(first_seq).arg(from_bank).arg(to_bank);
-            call.arg(t.from).arg(t.to).arg(t.amount_cents);
+            let (call_keys, args) = single_call(keys, banks, producer, first_seq, t);
+            for key in call_keys {
+                call.key(key);
+            }
+            for arg in args {
+                call.arg(arg);
+            }
         } else {
             // Only the banks this batch touches are passed, numbered from 1 in the order first met.
             let mut used: Vec<usize> = Vec::with_capacity(4);
@@ -87,6 +113,7 @@ impl TransferScript {
                     used.len()
                 }
             };
+            call.key(keys.events()).key(keys.producer(producer));
             let local_ids: Vec<(usize, usize)> =
                 transfers.iter().map(|t| (local(t.from_bank), local(t.to_bank))).collect();
             for &bank in &used {
@@ -108,6 +135,38 @@ impl TransferScript {
         let reply: redis::Value = call.invoke_async(conn).await?;
         Ok(parse_reply(reply, transfers.len())?)
     }
+}
+
+/// The keys and arguments of a call of one transfer, the script's first shape: no counts or bank
+/// numbers, since each argument costs Redis time.
+fn single_call(
+    keys: &Keys,
+    banks: &[String],
+    producer: &str,
+    seq: u64,
+    t: &TransferRequest<'_>,
+) -> ([String; 8], [String; 7]) {
+    let (from_bank, to_bank) = (&banks[t.from_bank], &banks[t.to_bank]);
+    let call_keys = [
+        keys.events(),
+        keys.producer(producer),
+        keys.bank_balance(from_bank),
+        keys.interbank(from_bank),
+        keys.bank_balance(to_bank),
+        keys.interbank(to_bank),
+        keys.account(from_bank, t.from),
+        keys.account(to_bank, t.to),
+    ];
+    let args = [
+        producer.to_string(),
+        seq.to_string(),
+        from_bank.clone(),
+        to_bank.clone(),
+        t.from.to_string(),
+        t.to.to_string(),
+        t.amount_cents.to_string(),
+    ];
+    (call_keys, args)
 }
 
 /// Reads the script's reply: the outcome letters, or an array of them, a stop code and a message.

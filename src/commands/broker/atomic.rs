@@ -11,21 +11,17 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use redis::aio::ConnectionManager;
 
 use super::{Shared, WorkerStats, worker_rng};
 use crate::ledger::events::Outcome;
 use crate::ledger::events::producer_id;
+use crate::store::connection::Connection;
 use crate::store::error::{CallError, ScriptStop, StopCode};
 use crate::store::retry::{RETRY_LIMIT, backoff_ms};
 use crate::store::script::{BatchReply, TransferRequest};
 use crate::store::target::Target;
 
-pub(super) async fn worker(
-    shared: &Shared,
-    worker: u32,
-    mut conn: ConnectionManager,
-) -> WorkerStats {
+pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -> WorkerStats {
     let cfg = &shared.config;
     let dir = &shared.directory;
     let producer = producer_id(shared.run, worker);
@@ -80,7 +76,7 @@ pub(super) struct Called {
 /// calls and retries in `stats`.
 pub(super) async fn call(
     shared: &Shared,
-    conn: &mut ConnectionManager,
+    conn: &mut Connection,
     producer: &str,
     seq: u64,
     requests: &[TransferRequest<'_>],

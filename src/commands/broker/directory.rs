@@ -1,15 +1,13 @@
 //! The accounts the broker picks from, read once from the per-bank directory lists in Redis.
 //! Picking a pair of distinct accounts is O(1), whatever the number of accounts.
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use rand::Rng;
 
-use crate::commands::init::Meta;
+use crate::store::connection::Connection;
+use crate::store::dataset;
 use crate::store::keys::Keys;
-use crate::store::retry::query_retrying;
-
-/// IBANs read per `LRANGE`.
-const LRANGE_CHUNK: i64 = 100_000;
+use crate::store::meta::Meta;
 
 /// Every account, with the index of its bank.
 #[derive(Debug)]
@@ -20,43 +18,8 @@ pub struct Directory {
 
 impl Directory {
     /// Reads the directory lists of every bank in `meta`.
-    pub async fn load(
-        conn: &mut impl redis::aio::ConnectionLike,
-        keys: &Keys,
-        meta: &Meta,
-    ) -> Result<Directory> {
-        ensure!(meta.banks.len() <= usize::from(u16::MAX), "too many banks");
-        let mut accounts = Vec::with_capacity(meta.accounts as usize);
-        for (bank_index, bank) in meta.banks.iter().enumerate() {
-            let key = keys.directory(bank);
-            let mut start = 0;
-            loop {
-                let mut cmd = redis::cmd("LRANGE");
-                cmd.arg(&key).arg(start).arg(start + LRANGE_CHUNK - 1);
-                let chunk: Vec<String> =
-                    query_retrying(conn, &cmd).await.with_context(|| format!("reading {key}"))?;
-                let len = chunk.len() as i64;
-                ensure!(
-                    accounts.len() as u64 + len as u64 <= meta.accounts,
-                    "{key} lists more accounts than {} says were loaded: run `interbank init` again",
-                    keys.meta()
-                );
-                accounts.extend(
-                    chunk.into_iter().map(|iban| (iban.into_boxed_str(), bank_index as u16)),
-                );
-                if len < LRANGE_CHUNK {
-                    break;
-                }
-                start += LRANGE_CHUNK;
-            }
-        }
-        ensure!(
-            accounts.len() as u64 == meta.accounts,
-            "the bank directories list {} accounts but {} says {}: run `interbank init` again",
-            accounts.len(),
-            keys.meta(),
-            meta.accounts
-        );
+    pub async fn load(conn: &mut Connection, keys: &Keys, meta: &Meta) -> Result<Directory> {
+        let accounts = dataset::read_directory(conn, keys, meta).await?;
         ensure!(accounts.len() >= 2, "a transfer needs at least two accounts");
         Ok(Directory { banks: meta.banks.clone(), accounts })
     }

@@ -16,11 +16,11 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rand::Rng;
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Shared, WorkerStats, worker_rng};
 use crate::ledger::events::{Outcome, producer_id};
+use crate::store::connection::Connection;
 use crate::store::script::{MAX_BATCH, TransferRequest};
 
 /// A transfer handed to a committer: two accounts of the directory, the amount, and where its
@@ -76,7 +76,7 @@ pub(super) async fn worker(
 pub(super) async fn committer(
     shared: &Shared,
     number: u32,
-    mut conn: ConnectionManager,
+    mut conn: Connection,
     mut queue: mpsc::Receiver<Handed>,
 ) -> WorkerStats {
     let dir = &shared.directory;

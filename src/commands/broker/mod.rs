@@ -25,7 +25,9 @@ pub use stats::WorkerStats;
 use crate::commands::{Progress, now_ms};
 use crate::ledger::money::MAX_TOTAL_CENTS;
 use crate::ledger::runs::{RunStatus, Strategy};
+use crate::store::connection::Connection;
 use crate::store::keys::Keys;
+use crate::store::meta;
 use crate::store::runs;
 use crate::store::script::{MAX_BATCH, TransferScript};
 use crate::store::target::Target;
@@ -192,26 +194,21 @@ pub async fn run(
     progress: Option<Arc<dyn Progress>>,
 ) -> Result<BrokerSummary> {
     config.validate()?;
-    let mut control = crate::store::connection::manager(&config.target).await?;
-    let meta = crate::commands::init::read_meta(&mut control, &config.keys).await?;
+    let mut control = Connection::open(&config.target).await?;
+    let meta = meta::read(&mut control, &config.keys).await?;
     let directory = Directory::load(&mut control, &config.keys, &meta).await?;
     let connection_count = if config.strategy == Strategy::Watch {
-        config.workers as usize
+        usize::try_from(config.workers).expect("at most MAX_WORKERS")
     } else {
         config.connections
     };
     let mut connections = Vec::with_capacity(connection_count);
     for _ in 0..connection_count {
-        connections.push(crate::store::connection::manager(&config.target).await?);
+        connections.push(Connection::open(&config.target).await?);
     }
     let script = TransferScript::default();
     if config.strategy == Strategy::Atomic {
-        redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(TransferScript::source())
-            .query_async::<String>(&mut control)
-            .await
-            .map_err(|e| anyhow::anyhow!("loading the transfer script: {e}"))?;
+        script.load(&mut control).await?;
     }
     let started_ms = now_ms();
     let run_id = runs::start(
@@ -318,7 +315,7 @@ pub async fn run(
 
 /// Counts what the run wrote and records its end; returns the number of events.
 async fn record_end(
-    control: &mut redis::aio::ConnectionManager,
+    control: &mut Connection,
     config: &BrokerConfig,
     run_id: u64,
     total: &WorkerStats,

@@ -1,0 +1,115 @@
+//! What Redis holds once the runs are over, read for the verification: every account, bank
+//! balance and interbank pair the ledger knows of, each run's record, and each atomic producer's
+//! outcomes. One command per key, pipelined, so a key of the wrong type shows as that key's error
+//! instead of failing the whole read.
+
+use anyhow::{Context, Result, ensure};
+use redis::Value as RedisValue;
+use redis::aio::ConnectionLike;
+
+use crate::ledger::events;
+use crate::ledger::replay::Ledger;
+use crate::ledger::runs::{RunRecord, Strategy};
+use crate::ledger::verify::{ProducerRecord, Snapshot, Value};
+use crate::store::keys::Keys;
+use crate::store::retry::{pipe_retrying, query_retrying};
+use crate::store::runs;
+
+/// Keys per `MGET` when reading the snapshot, and bytes per `GETRANGE` of a producer key.
+const MGET_CHUNK: usize = 10_000;
+const GETRANGE_CHUNK: u64 = 1 << 20;
+
+fn to_value(value: redis::RedisResult<RedisValue>) -> Value {
+    match value {
+        Ok(RedisValue::Nil) => Value::Missing,
+        Ok(RedisValue::Int(v)) => Value::Int(v),
+        Ok(RedisValue::BulkString(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            text.parse().map_or(Value::Invalid(text), Value::Int)
+        }
+        Ok(other) => Value::Invalid(format!("{other:?}")),
+        Err(err) => Value::Error(err.to_string()),
+    }
+}
+
+/// Reads every balance the ledger knows of, and each atomic producer's record.
+pub async fn read(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    ledger: &Ledger,
+    runs: Vec<RunRecord>,
+) -> Result<Snapshot> {
+    let account_keys: Vec<String> = ledger
+        .ibans
+        .iter()
+        .zip(&ledger.account_bank)
+        .map(|(iban, bank)| keys.account(&ledger.banks[usize::from(*bank)], iban))
+        .collect();
+    let mut accounts = Vec::with_capacity(account_keys.len());
+    for chunk in account_keys.chunks(MGET_CHUNK) {
+        let values = read_each(conn, "GET", chunk).await?;
+        accounts.extend(values.into_iter().map(to_value));
+    }
+    let bank_keys: Vec<String> = ledger.banks.iter().map(|b| keys.bank_balance(b)).collect();
+    let banks = read_each(conn, "GET", &bank_keys).await?.into_iter().map(to_value).collect();
+    let n = ledger.banks.len();
+    let mut interbank = vec![Value::Int(0); n * n];
+    for (a, bank) in ledger.banks.iter().enumerate() {
+        let key = keys.interbank(bank);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for other in ledger.banks.iter().filter(|o| *o != bank) {
+            pipe.cmd("HGET").arg(&key).arg(other);
+        }
+        let values: Vec<redis::RedisResult<RedisValue>> =
+            pipe_retrying(conn, &pipe).await.with_context(|| format!("reading {key}"))?;
+        let others = (0..n).filter(|&b| b != a);
+        for (b, value) in others.zip(values) {
+            interbank[a * n + b] = to_value(value);
+        }
+    }
+    let mut producers = Vec::new();
+    for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
+        let applied = runs::applied_per_producer(conn, keys, run.id, run.producers).await?;
+        for (worker, applied) in (1..=run.producers).zip(applied) {
+            let key = keys.producer(&events::producer_id(run.id, worker));
+            let completed = count_completed(conn, &key, applied).await?;
+            producers.push(ProducerRecord { run: run.id, worker, applied, completed });
+        }
+    }
+    Ok(Snapshot { accounts, banks, interbank, runs, producers })
+}
+
+/// One command per key, pipelined, so a key of the wrong type shows as that key's error.
+async fn read_each(
+    conn: &mut impl ConnectionLike,
+    command: &str,
+    keys: &[String],
+) -> Result<Vec<redis::RedisResult<RedisValue>>> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for key in keys {
+        pipe.cmd(command).arg(key);
+    }
+    let values = pipe_retrying(conn, &pipe).await.context("reading balances")?;
+    Ok(values)
+}
+
+/// Counts the `C` letters of a producer key, a chunk at a time.
+async fn count_completed(conn: &mut impl ConnectionLike, key: &str, length: u64) -> Result<u64> {
+    let mut completed = 0;
+    let mut start = 0;
+    while start < length {
+        let end = (start + GETRANGE_CHUNK).min(length) - 1;
+        let chunk: Vec<u8> =
+            query_retrying(conn, redis::cmd("GETRANGE").arg(key).arg(start).arg(end))
+                .await
+                .with_context(|| format!("reading {key}"))?;
+        ensure!(!chunk.is_empty(), "{key} is shorter than its length");
+        let read = u64::try_from(chunk.len()).expect("at most GETRANGE_CHUNK bytes");
+        ensure!(read <= end + 1 - start, "{key} answered more bytes than asked");
+        completed += chunk.iter().map(|&c| u64::from(c == b'C')).sum::<u64>();
+        start += read;
+    }
+    Ok(completed)
+}
