@@ -79,3 +79,26 @@ fn an_unreachable_redis_is_named_quickly() {
     assert!(!message.contains("hunter2"), "{message}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn a_corrupted_meta_is_named_not_trusted() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 50);
+    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
+    for (field, value) in [("accounts", "-1"), ("accounts", "99999999999"), ("total_cents", "x")] {
+        redis.cli(&["HSET", "banks_transfers:meta", field, value]);
+        for command in [
+            &["broker", "--workers", "1", "--transfers", "1", "--quiet"][..],
+            &["consume", "--accounts", "data/accounts_50.csv", "--quiet"][..],
+        ] {
+            let out = run(&url, dir.path(), command);
+            let message = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{field}={value} {command:?}: {message}");
+            let named = format!("banks_transfers:meta field {field} is \"{value}\"");
+            assert!(message.contains(&named), "{field}={value} {command:?}: {message}");
+            assert!(message.contains("run `interbank init` again"), "{message}");
+        }
+        ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
+    }
+}

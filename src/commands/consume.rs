@@ -173,13 +173,7 @@ struct Saver<'a> {
 }
 
 impl Saver<'_> {
-    async fn save(
-        &mut self,
-        conn: &mut Connection,
-        keys: &Keys,
-        last_id: &str,
-        ledger: &Ledger,
-    ) {
+    async fn save(&mut self, conn: &mut Connection, keys: &Keys, last_id: &str, ledger: &Ledger) {
         self.last_saved = Instant::now();
         if let Err(err) =
             checkpoint::save(conn, keys, self.name, self.sha256, last_id, ledger).await

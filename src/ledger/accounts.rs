@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -148,7 +149,7 @@ impl<'a> Records<'a> {
     fn next(&mut self, problems: &mut Problems) -> Option<(u64, &csv::ByteRecord)> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {
-                let start = self.record.position().map_or(0, |p| p.byte()) as usize;
+                let start = self.record.position().map_or(0, |p| p.byte());
                 Some((self.lines.line_of(start, problems), &self.record))
             }
             Ok(false) => None,
@@ -254,8 +255,11 @@ struct LineCounter<'a> {
 }
 
 impl LineCounter<'_> {
-    fn line_of(&mut self, record_start: usize, problems: &mut Problems) -> u64 {
-        let mut start = record_start;
+    /// The line of the record starting at byte `record_start` of the text. An offset past the end
+    /// (which the reader does not give) counts as the end, so no byte beyond it is ever read.
+    fn line_of(&mut self, record_start: u64, problems: &mut Problems) -> u64 {
+        let end = self.text.len();
+        let mut start = usize::try_from(record_start).map_or(end, |start| start.min(end));
         while start < self.text.len() && matches!(self.text[start], b'\r' | b'\n') {
             start += 1;
         }
@@ -319,126 +323,207 @@ pub fn read_accounts(path: &Path, banks: Vec<String>) -> Result<AccountsFile, Fi
     let bytes = read_file(path, "make one with `interbank gen` or give its path with --accounts")?;
     let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     let mut problems = Problems::new(path);
-    let bank_index: HashMap<&str, usize> =
-        banks.iter().enumerate().map(|(i, b)| (b.as_str(), i)).collect();
-    let mut first_line_of: HashMap<String, u64> = HashMap::new();
-    let mut accounts = Vec::new();
-    let mut total_cents: i64 = 0;
-    let mut total_overflowed = false;
-    let mut records = Records::new(strip_bom(&bytes));
-    let mut header_seen = false;
-    let mut last_line: u64 = 0;
-    while let Some((line, record)) = records.next(&mut problems) {
-        last_line = line;
-        if !header_seen {
-            header_seen = true;
+    let mut rows = RowChecker::new(&banks);
+    let end = read_rows(strip_bom(&bytes), &mut rows, &mut problems);
+    check_end(&end, rows.accounts.len(), &mut problems);
+    if !problems.is_empty() {
+        return Err(problems.into_error());
+    }
+    let RowChecker { accounts, total_cents, .. } = rows;
+    Ok(AccountsFile { path: path.to_path_buf(), sha256, banks, accounts, total_cents })
+}
+
+/// How the reading of the rows ended: whether there was a header, and the last line read.
+struct End {
+    header_seen: bool,
+    last_line: u64,
+}
+
+/// Reads the header, then every row into `rows`, until the end of the file, a wrong header, an
+/// unreadable record or too many accounts.
+fn read_rows(text: &[u8], rows: &mut RowChecker<'_>, problems: &mut Problems) -> End {
+    let mut records = Records::new(text);
+    let mut end = End { header_seen: false, last_line: 0 };
+    while let Some((line, record)) = records.next(problems) {
+        end.last_line = line;
+        if !end.header_seen {
+            end.header_seen = true;
             if let Err(why) = check_header(record) {
                 problems.add(line, None, why);
                 break;
             }
-            continue;
-        }
-        if record.len() != ACCOUNTS_HEADER.len() {
-            problems.add(
-                line,
-                None,
-                format!("has {} fields; expected 4 (iban,bank,name,ammount)", record.len()),
-            );
-            continue;
-        }
-        if accounts.len() == MAX_ACCOUNTS {
-            problems.add(line, None, format!("more than {MAX_ACCOUNTS} accounts in one file"));
+        } else if rows.check(line, record, problems).is_break() {
             break;
         }
-        let iban_text = field_str(record, 0, "iban", line, &mut problems);
-        let bank_text = field_str(record, 1, "bank", line, &mut problems);
-        let name_text = field_str(record, 2, "name", line, &mut problems);
-        let amount_text = field_str(record, 3, "ammount", line, &mut problems);
-        let (Some(iban_text), Some(bank_text), Some(name_text), Some(amount_text)) =
-            (iban_text, bank_text, name_text, amount_text)
-        else {
-            continue;
-        };
-        let mut row_ok = true;
-        if let Err(why) = iban::validate(iban_text) {
-            problems.add(line, Some("iban"), format!("{iban_text:?} {why}"));
-            row_ok = false;
-        } else if let Some(first) = first_line_of.get(iban_text) {
-            problems.add(
-                line,
-                Some("iban"),
-                format!("{iban_text} already appears on line {first}"),
-            );
-            row_ok = false;
-        } else {
-            first_line_of.insert(iban_text.to_string(), line);
-        }
-        let bank = bank_index.get(bank_text).copied();
-        if bank.is_none() {
-            problems.add(
-                line,
-                Some("bank"),
-                format!("{bank_text:?} is not in the banks file (known: {})", banks.join(", ")),
-            );
-            row_ok = false;
-        }
-        if name_text.trim().is_empty() {
-            problems.add(
-                line,
-                Some("name"),
-                "is empty: give the account holder's name".to_string(),
-            );
-            row_ok = false;
-        }
-        let balance = match parse_balance(amount_text) {
-            Ok(balance) => Some(balance),
-            Err(why) => {
-                problems.add(line, Some("ammount"), why);
-                row_ok = false;
-                None
-            }
-        };
-        if let Some(balance) = balance {
-            match add_cents(total_cents, balance) {
-                Some(total) if total <= MAX_TOTAL_CENTS => total_cents = total,
-                _ => {
-                    if !total_overflowed {
-                        problems.add(
-                            line,
-                            Some("ammount"),
-                            format!(
-                                "the balances up to this line add up to more than {MAX_TOTAL_CENTS} cents, \
-                                 the largest total the transfer script computes exactly (2^53 - 1)"
-                            ),
-                        );
-                    }
-                    total_overflowed = true;
-                    row_ok = false;
-                }
-            }
-        }
-        if let (true, Some(bank), Some(balance)) = (row_ok, bank, balance) {
-            accounts.push(Account {
-                iban: iban_text.to_string(),
-                bank,
-                name: name_text.to_string(),
-                balance_cents: balance,
-            });
-        }
     }
-    if !header_seen {
+    end
+}
+
+/// The file as a whole: it has a header and, if every row is valid, at least two accounts.
+fn check_end(end: &End, accounts: usize, problems: &mut Problems) {
+    if !end.header_seen {
         problems.add(
             1,
             None,
             "the file is empty: expected the header `iban,bank,name,ammount`".to_string(),
         );
-    } else if problems.is_empty() && accounts.len() < 2 {
-        problems.add(last_line.max(1), None, "a transfer needs at least two accounts".to_string());
+    } else if problems.is_empty() && accounts < 2 {
+        problems.add(
+            end.last_line.max(1),
+            None,
+            "a transfer needs at least two accounts".to_string(),
+        );
     }
-    if !problems.is_empty() {
-        return Err(problems.into_error());
+}
+
+/// One row's four fields, each valid UTF-8 without a line break.
+struct Row<'r> {
+    iban: &'r str,
+    bank: &'r str,
+    name: &'r str,
+    amount: &'r str,
+}
+
+impl<'r> Row<'r> {
+    /// The row's fields, or `None` once each unreadable one is reported.
+    fn read(record: &'r csv::ByteRecord, line: u64, problems: &mut Problems) -> Option<Row<'r>> {
+        let [iban, bank, name, amount] =
+            [0, 1, 2, 3].map(|i| field_str(record, i, ACCOUNTS_HEADER[i], line, problems));
+        Some(Row { iban: iban?, bank: bank?, name: name?, amount: amount? })
     }
-    Ok(AccountsFile { path: path.to_path_buf(), sha256, banks, accounts, total_cents })
+}
+
+/// What the rows read so far add up to: the valid accounts, the IBANs seen and the total.
+struct RowChecker<'b> {
+    banks: &'b [String],
+    bank_index: HashMap<&'b str, usize>,
+    first_line_of: HashMap<String, u64>,
+    accounts: Vec<Account>,
+    total_cents: i64,
+    total_overflowed: bool,
+}
+
+impl<'b> RowChecker<'b> {
+    fn new(banks: &'b [String]) -> RowChecker<'b> {
+        RowChecker {
+            banks,
+            bank_index: banks.iter().enumerate().map(|(i, b)| (b.as_str(), i)).collect(),
+            first_line_of: HashMap::new(),
+            accounts: Vec::new(),
+            total_cents: 0,
+            total_overflowed: false,
+        }
+    }
+
+    /// Checks one row, keeping its account if it is valid; breaks once the file holds too many.
+    fn check(
+        &mut self,
+        line: u64,
+        record: &csv::ByteRecord,
+        problems: &mut Problems,
+    ) -> ControlFlow<()> {
+        if record.len() != ACCOUNTS_HEADER.len() {
+            let message =
+                format!("has {} fields; expected 4 (iban,bank,name,ammount)", record.len());
+            problems.add(line, None, message);
+            return ControlFlow::Continue(());
+        }
+        if self.accounts.len() == MAX_ACCOUNTS {
+            problems.add(line, None, format!("more than {MAX_ACCOUNTS} accounts in one file"));
+            return ControlFlow::Break(());
+        }
+        let row = Row::read(record, line, problems);
+        let account = row.and_then(|row| self.account(line, &row, problems));
+        self.accounts.extend(account);
+        ControlFlow::Continue(())
+    }
+
+    /// The account of a row, once every field is checked and every problem reported.
+    fn account(&mut self, line: u64, row: &Row<'_>, problems: &mut Problems) -> Option<Account> {
+        let iban_ok = self.check_iban(line, row.iban, problems);
+        let bank = self.bank_of(line, row.bank, problems);
+        let name_ok = check_name(line, row.name, problems);
+        let balance = self.add_balance(line, row.amount, problems);
+        let (true, Some(bank), true, Some(balance_cents)) = (iban_ok, bank, name_ok, balance)
+        else {
+            return None;
+        };
+        let (iban, name) = (row.iban.to_string(), row.name.to_string());
+        Some(Account { iban, bank, name, balance_cents })
+    }
+
+    /// Whether the IBAN is valid and not already on an earlier line.
+    fn check_iban(&mut self, line: u64, iban_text: &str, problems: &mut Problems) -> bool {
+        if let Err(why) = iban::validate(iban_text) {
+            problems.add(line, Some("iban"), format!("{iban_text:?} {why}"));
+            return false;
+        }
+        if let Some(first) = self.first_line_of.get(iban_text) {
+            let message = format!("{iban_text} already appears on line {first}");
+            problems.add(line, Some("iban"), message);
+            return false;
+        }
+        self.first_line_of.insert(iban_text.to_string(), line);
+        true
+    }
+
+    /// The index of the bank, if the banks file lists it.
+    fn bank_of(&self, line: u64, bank_text: &str, problems: &mut Problems) -> Option<usize> {
+        let bank = self.bank_index.get(bank_text).copied();
+        if bank.is_none() {
+            let known = self.banks.join(", ");
+            let message = format!("{bank_text:?} is not in the banks file (known: {known})");
+            problems.add(line, Some("bank"), message);
+        }
+        bank
+    }
+
+    /// The balance, if it is valid and the total with it stays exact for the script.
+    fn add_balance(
+        &mut self,
+        line: u64,
+        amount_text: &str,
+        problems: &mut Problems,
+    ) -> Option<i64> {
+        match parse_balance(amount_text) {
+            Ok(balance) => self.add_to_total(line, balance, problems),
+            Err(why) => {
+                problems.add(line, Some("ammount"), why);
+                None
+            }
+        }
+    }
+
+    /// Adds a balance to the total, if the total stays exact; only the first line that takes it
+    /// too far is reported.
+    fn add_to_total(&mut self, line: u64, balance: i64, problems: &mut Problems) -> Option<i64> {
+        let total = add_cents(self.total_cents, balance).filter(|&t| t <= MAX_TOTAL_CENTS);
+        if let Some(total) = total {
+            self.total_cents = total;
+            return Some(balance);
+        }
+        if !self.total_overflowed {
+            problems.add(
+                line,
+                Some("ammount"),
+                format!(
+                    "the balances up to this line add up to more than {MAX_TOTAL_CENTS} cents, \
+                     the largest total the transfer script computes exactly (2^53 - 1)"
+                ),
+            );
+        }
+        self.total_overflowed = true;
+        None
+    }
+}
+
+/// Whether the account holder's name has more than blanks.
+fn check_name(line: u64, name_text: &str, problems: &mut Problems) -> bool {
+    let ok = !name_text.trim().is_empty();
+    if !ok {
+        problems.add(line, Some("name"), "is empty: give the account holder's name".to_string());
+    }
+    ok
 }
 
 /// The banks file that goes with an accounts file: `banks.csv` in the same folder.
@@ -457,6 +542,8 @@ pub fn load(accounts_path: &Path, banks_path: Option<&Path>) -> Result<AccountsF
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::{btree_set, vec};
+    use proptest::prelude::*;
     use std::io::Write;
 
     const GOOD_A: &str = "ES9121000418450200051332";
@@ -595,5 +682,135 @@ mod tests {
         assert!(read_banks(&path).unwrap_err().to_string().contains("single column `bank`"));
         std::fs::write(&path, "").unwrap();
         assert!(read_banks(&path).unwrap_err().to_string().contains("empty"));
+    }
+
+    /// Bytes that look like an accounts file more often than random ones do: a header, then
+    /// IBANs, banks, names and amounts (good and bad), separators, quotes and stray bytes; or
+    /// random bytes; or a valid file damaged in one place.
+    fn file_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop::sample::select(vec![
+            GOOD_A,
+            GOOD_B,
+            "ES9221000418450200051332",
+            "CaixaBank",
+            "Kutxa",
+            "Nope",
+            "Ana",
+            "",
+            " ",
+            ",",
+            "\n",
+            "\r\n",
+            "\r",
+            "\"",
+            "100",
+            "-5",
+            "-0",
+            "+7",
+            "1.5",
+            "99999999999999999999",
+            "9007199254740991",
+            "\u{feff}",
+            "\u{e9}",
+        ]);
+        let start = prop::sample::select(vec!["", "\u{feff}", "iban,bank,name,ammount\n"]);
+        let bytes =
+            (start, vec(token, 0..60), vec(any::<u8>(), 0..3)).prop_map(|(start, tokens, junk)| {
+                [start.as_bytes(), tokens.concat().as_bytes(), &junk].concat()
+            });
+        prop_oneof![bytes, vec(any::<u8>(), 0..512), spliced_valid_file()]
+    }
+
+    /// A valid file with a few bytes replaced, removed or inserted at one place, or cut there.
+    fn spliced_valid_file() -> impl Strategy<Value = Vec<u8>> {
+        let splice =
+            (any::<prop::sample::Index>(), 0..3usize, vec(any::<u8>(), 0..3), any::<bool>());
+        (valid_rows(), splice).prop_map(|(rows, (at, removed, inserted, cut))| {
+            let mut bytes = accounts_file(&rows, "ammount", false, false);
+            let at = at.index(bytes.len());
+            if cut {
+                bytes.truncate(at);
+            } else {
+                bytes.splice(at..(at + removed).min(bytes.len()), inserted);
+            }
+            bytes
+        })
+    }
+
+    /// Valid rows: distinct Spanish IBANs, a listed bank, a name with more than blanks, and a
+    /// balance spelled in one of the ways a person may write it, small enough for any total.
+    fn valid_rows() -> impl Strategy<Value = Vec<(Account, String)>> {
+        let numbers = btree_set((0u32..10_000, 0u32..10_000, 0u64..10_000_000_000), 2..40);
+        let name = "[^\r\n]{1,12}".prop_filter("more than blanks", |n| !n.trim().is_empty());
+        let balance = (0..=MAX_TOTAL_CENTS / 40, 0..4usize).prop_map(|(cents, spelling)| {
+            let text = [format!("{cents}"), format!("+{cents}"), format!("0{cents}")];
+            let text = text.into_iter().nth(spelling).unwrap_or(format!(" {cents} "));
+            (cents, text)
+        });
+        let details = vec((0..banks().len(), name, balance), 40);
+        (numbers, details).prop_map(|(numbers, details)| {
+            numbers
+                .into_iter()
+                .zip(details)
+                .map(|((entity, branch, number), (bank, name, (balance_cents, text)))| {
+                    let iban = iban::spanish(
+                        &format!("{entity:04}"),
+                        &format!("{branch:04}"),
+                        &format!("{number:010}"),
+                    );
+                    (Account { iban, bank, name, balance_cents }, text)
+                })
+                .collect()
+        })
+    }
+
+    /// An accounts file of these rows, written by a CSV writer (which quotes where needed).
+    fn accounts_file(rows: &[(Account, String)], amount: &str, bom: bool, crlf: bool) -> Vec<u8> {
+        let terminator = if crlf { csv::Terminator::CRLF } else { csv::Terminator::Any(b'\n') };
+        let mut writer = csv::WriterBuilder::new().terminator(terminator).from_writer(Vec::new());
+        writer.write_record(["iban", "bank", "name", amount]).unwrap();
+        for (account, balance) in rows {
+            let bank = &banks()[account.bank];
+            writer.write_record([&account.iban, bank, &account.name, balance]).unwrap();
+        }
+        let text = writer.into_inner().unwrap();
+        if bom { [&b"\xEF\xBB\xBF"[..], &text].concat() } else { text }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_bytes_give_accounts_or_problems(contents in file_bytes()) {
+            match check(&contents) {
+                Ok(file) => {
+                    prop_assert!(file.accounts.len() >= 2);
+                    let total: i64 = file.accounts.iter().map(|a| a.balance_cents).sum();
+                    prop_assert_eq!(file.total_cents, total);
+                    prop_assert!(file.accounts.iter().all(|a| iban::validate(&a.iban).is_ok()));
+                }
+                Err(FileError::Invalid { path, problems, more }) => {
+                    prop_assert!(!problems.is_empty() && problems.len() <= MAX_REPORTED_ERRORS);
+                    prop_assert!(more == 0 || problems.len() == MAX_REPORTED_ERRORS);
+                    let text = FileError::Invalid { path: path.clone(), problems, more }.to_string();
+                    prop_assert!(text.starts_with(&path.display().to_string()), "{}", text);
+                }
+                Err(unreadable) => prop_assert!(false, "{unreadable}"),
+            }
+        }
+
+        #[test]
+        fn valid_rows_load_as_exactly_those_accounts(
+            rows in valid_rows(),
+            amount in prop::sample::select(vec!["ammount", "amount"]),
+            bom in any::<bool>(),
+            crlf in any::<bool>(),
+        ) {
+            let file = check(&accounts_file(&rows, amount, bom, crlf)).unwrap();
+            let expected: Vec<Account> = rows.iter().map(|(account, _)| account.clone()).collect();
+            prop_assert_eq!(file.total_cents, expected.iter().map(|a| a.balance_cents).sum::<i64>());
+            prop_assert_eq!(file.accounts, expected);
+            prop_assert_eq!(file.banks, banks());
+        }
     }
 }

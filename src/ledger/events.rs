@@ -124,14 +124,16 @@ pub struct Event<'a> {
     pub from_balance_cents: Option<i64>,
 }
 
+/// The names of an entry's fields; [`parse`] keeps each value in the slot of its name.
+const NAMES: [&str; 9] =
+    ["id", "status", "from", "to", "from_bank", "to_bank", "amount", "from_balance", "reason"];
+
 /// Builds an event from a stream entry's fields; the error names what is wrong.
 pub fn parse<'a>(
     fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<Event<'a>, String> {
     const MAX_FIELDS: usize = 16;
     let mut found: [Option<&str>; 9] = [None; 9];
-    const NAMES: [&str; 9] =
-        ["id", "status", "from", "to", "from_bank", "to_bank", "amount", "from_balance", "reason"];
     for (count, (name, value)) in fields.into_iter().enumerate() {
         if count == MAX_FIELDS {
             return Err(format!("more than {MAX_FIELDS} fields"));
@@ -215,6 +217,8 @@ pub fn fields(event: &Event<'_>) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
 
     fn sample() -> Event<'static> {
         Event {
@@ -286,5 +290,127 @@ mod tests {
             assert_eq!(Outcome::from_code(code).unwrap().code(), code);
         }
         assert_eq!(Outcome::from_code(b'Z'), None);
+    }
+
+    /// The owned parts of an event; [`Parts::event`] borrows its texts.
+    #[derive(Debug, Clone)]
+    struct Parts {
+        id: TransferId,
+        outcome: Outcome,
+        texts: [String; 4],
+        amount_cents: i64,
+        from_balance_cents: Option<i64>,
+    }
+
+    impl Parts {
+        fn event(&self) -> Event<'_> {
+            let [from, to, from_bank, to_bank] = &self.texts;
+            Event {
+                id: self.id,
+                outcome: self.outcome,
+                from,
+                to,
+                from_bank,
+                to_bank,
+                amount_cents: self.amount_cents,
+                from_balance_cents: self.from_balance_cents,
+            }
+        }
+    }
+
+    fn transfer_id() -> impl Strategy<Value = TransferId> {
+        (any::<u64>(), any::<u32>(), 1..=u64::MAX).prop_map(|(run, worker, seq)| TransferId {
+            run,
+            worker,
+            seq,
+        })
+    }
+
+    /// Valid events: a completed transfer moves at least a cent and reports the source balance.
+    fn parts() -> impl Strategy<Value = Parts> {
+        let reason = prop::sample::select(REASONS.map(|r| r.0).to_vec());
+        let completed = (1..=i64::MAX, any::<i64>().prop_map(Some))
+            .prop_map(|(amount, balance)| (Outcome::Completed, amount, balance));
+        let cancelled = (reason, any::<i64>(), any::<Option<i64>>())
+            .prop_map(|(reason, amount, balance)| (Outcome::Cancelled(reason), amount, balance));
+        let texts = [any::<String>(), any::<String>(), any::<String>(), any::<String>()];
+        (transfer_id(), prop_oneof![completed, cancelled], texts).prop_map(
+            |(id, (outcome, amount_cents, from_balance_cents), texts)| Parts {
+                id,
+                outcome,
+                texts,
+                amount_cents,
+                from_balance_cents,
+            },
+        )
+    }
+
+    /// Field names: mostly the real ones, so that parsing gets past the name check.
+    fn name() -> impl Strategy<Value = Vec<u8>> {
+        let real = prop::sample::select(NAMES.to_vec()).prop_map(|n| n.as_bytes().to_vec());
+        prop_oneof![4 => real, 1 => vec(any::<u8>(), 0..12)]
+    }
+
+    /// Field values: bytes, or texts that some field accepts, numbers and ids in particular.
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        let words = ["completed", "cancelled", "overflow", "same_account", "r1-w2-3", "0", "-1"];
+        prop_oneof![
+            vec(any::<u8>(), 0..24),
+            prop::sample::select(words.to_vec()).prop_map(|w| w.as_bytes().to_vec()),
+            any::<i64>().prop_map(|n| n.to_string().into_bytes()),
+            transfer_id().prop_map(|id| id.to_string().into_bytes()),
+            "[r0-9w+-]{0,24}".prop_map(String::into_bytes),
+        ]
+    }
+
+    /// The fields of a valid event with some values replaced, one field dropped or one added:
+    /// entries close enough to valid ones to reach every check of `parse`.
+    fn perturbed() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+        let replacements = vec(proptest::option::weighted(0.15, value()), NAMES.len());
+        let dropped = proptest::option::weighted(0.2, any::<prop::sample::Index>());
+        let added = proptest::option::weighted(0.2, (name(), value()));
+        (parts(), replacements, dropped, added).prop_map(|(parts, replacements, dropped, added)| {
+            let mut entry: Vec<(Vec<u8>, Vec<u8>)> = fields(&parts.event())
+                .into_iter()
+                .zip(replacements)
+                .map(|((n, v), new)| (n.as_bytes().to_vec(), new.unwrap_or(v.into_bytes())))
+                .collect();
+            if let Some(at) = dropped {
+                entry.remove(at.index(entry.len()));
+            }
+            entry.extend(added);
+            entry
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_fields_give_an_event_or_an_error(
+            entry in prop_oneof![vec((name(), value()), 0..20), perturbed()],
+        ) {
+            let parsed = parse(entry.iter().map(|(n, v)| (&n[..], &v[..])));
+            if let Ok(event) = parsed {
+                assert_round_trips(&event);
+            }
+        }
+
+        #[test]
+        fn valid_events_round_trip_through_their_fields(parts in parts()) {
+            assert_round_trips(&parts.event());
+        }
+
+        #[test]
+        fn transfer_ids_round_trip_through_display(id in transfer_id()) {
+            prop_assert_eq!(TransferId::parse(&id.to_string()), Some(id));
+        }
+
+        #[test]
+        fn any_text_that_parses_as_an_id_is_written_the_same_way(
+            text in prop_oneof![any::<String>(), "r[0-9]{0,21}-w[0-9]{0,11}-[+0-9]{0,21}"],
+        ) {
+            if let Some(id) = TransferId::parse(&text) {
+                prop_assert_eq!(id.to_string(), text);
+            }
+        }
     }
 }

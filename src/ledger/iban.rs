@@ -94,7 +94,7 @@ fn spanish_control_digit(digits: &[u8]) -> u8 {
     match 11 - sum % 11 {
         11 => 0,
         10 => 1,
-        d => d as u8,
+        d => u8::try_from(d).expect("11 - x % 11 is at most 11"),
     }
 }
 

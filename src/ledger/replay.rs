@@ -127,9 +127,16 @@ impl Ledger {
                 .accounts
                 .iter()
                 .enumerate()
-                .map(|(i, a)| (a.iban.clone().into_boxed_str(), i as u32))
+                .map(|(i, a)| {
+                    let index = u32::try_from(i).expect("a file has at most MAX_ACCOUNTS accounts");
+                    (a.iban.clone().into_boxed_str(), index)
+                })
                 .collect(),
-            account_bank: file.accounts.iter().map(|a| a.bank as u16).collect(),
+            account_bank: file
+                .accounts
+                .iter()
+                .map(|a| u16::try_from(a.bank).expect("a file has at most MAX_BANKS banks"))
+                .collect(),
             initial_total_cents: file.total_cents,
             balances: file.accounts.iter().map(|a| a.balance_cents).collect(),
             bank_balances: vec![0; n],
@@ -272,7 +279,7 @@ impl Ledger {
         for (slot, (iban, bank)) in
             [(event.from, event.from_bank), (event.to, event.to_bank)].into_iter().enumerate()
         {
-            let account = self.account_index.get(iban).map(|&i| i as usize);
+            let account = self.account_index.get(iban).and_then(|&i| usize::try_from(i).ok());
             let bank_ok = self.bank_index.get(bank).copied();
             match (account, bank_ok) {
                 (Some(a), Some(b)) if usize::from(self.account_bank[a]) == b => {

@@ -108,9 +108,15 @@ pub(super) enum Step {
 }
 
 /// The line from `at` to its CRLF, and where the next one starts; `None` if it has not all arrived.
-fn line(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let end = at + memchr::memchr(b'\r', bytes.get(at..)?)?;
-    (bytes.get(end + 1) == Some(&b'\n')).then(|| (&bytes[at..end], end + 2))
+/// A CR followed by anything but LF is an error: no byte still to come could end that line.
+fn line(bytes: &[u8], at: usize) -> Result<Option<(&[u8], usize)>> {
+    let Some(rest) = bytes.get(at..) else { return Ok(None) };
+    let Some(cr) = memchr::memchr(b'\r', rest) else { return Ok(None) };
+    match rest.get(cr + 1) {
+        None => Ok(None),
+        Some(b'\n') => Ok(Some((&rest[..cr], at + cr + 2))),
+        Some(_) => bail!("the reply has a carriage return without a line feed at byte {}", at + cr),
+    }
 }
 
 /// A length of the reply: `-1` or decimal digits (read by hand: there are some 20 per entry).
@@ -130,7 +136,7 @@ fn number(text: &[u8]) -> Result<i64> {
 /// The header of an element expected to be of `kind` (`*` array, `$` bulk string): its length,
 /// -1 for null, and where its contents start. An error reply becomes an error.
 fn header(bytes: &[u8], at: usize, kind: u8) -> Result<Option<(i64, usize)>> {
-    let Some((text, next)) = line(bytes, at) else { return Ok(None) };
+    let Some((text, next)) = line(bytes, at)? else { return Ok(None) };
     match text.split_first() {
         Some((&b'-', message)) => bail!("{}", String::from_utf8_lossy(message)),
         Some((&first, rest)) if first == kind => Ok(Some((number(rest)?, next))),
@@ -217,23 +223,196 @@ pub(super) fn parse(chunk: &mut Chunk, state: &mut Parse) -> Result<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
 
     const REPLY: &[u8] = b"*1\r\n*2\r\n$6\r\nevents\r\n*2\r\n\
         *2\r\n$3\r\n1-0\r\n*4\r\n$2\r\nid\r\n$7\r\nr1-w1-1\r\n$6\r\namount\r\n$3\r\n100\r\n\
         *2\r\n$3\r\n2-0\r\n*-1\r\n";
 
-    fn entries(chunk: &Chunk) -> Vec<(String, Vec<(String, String)>)> {
-        chunk
+    /// An entry as parsed: its id and its fields' names and values.
+    type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+    /// An entry to encode: `None` fields stand for a null field list (a deleted entry).
+    type Generated = (String, Option<Vec<(Vec<u8>, Vec<u8>)>>);
+    /// The fewest bytes one field (an empty name and value) and one entry take in a reply.
+    const MIN_FIELD_BYTES: usize = b"$0\r\n\r\n$0\r\n\r\n".len();
+    const MIN_ENTRY_BYTES: usize = b"*2\r\n$0\r\n\r\n*0\r\n".len();
+
+    /// The entries of `chunk`, read through `iter`, checked against `last_id`.
+    fn entries(chunk: &Chunk) -> Vec<Entry> {
+        let entries: Vec<Entry> = chunk
             .iter()
             .map(|(id, fields)| {
-                let fields = fields
-                    .map(|(n, v)| {
-                        (String::from_utf8_lossy(n).into(), String::from_utf8_lossy(v).into())
-                    })
-                    .collect();
-                (id.to_string(), fields)
+                (id.to_string(), fields.map(|(n, v)| (n.into(), v.into())).collect())
             })
+            .collect();
+        assert_eq!(chunk.last_id(), entries.last().map(|e| e.0.as_str()));
+        assert_eq!(chunk.len(), entries.len());
+        entries
+    }
+
+    /// Appends each piece to one chunk and parses after each, stopping at the first error or at
+    /// the end of the reply; returns the chunk and the last verdict.
+    fn feed<'a>(pieces: impl IntoIterator<Item = &'a [u8]>) -> (Chunk, Result<Step, String>) {
+        let mut chunk = Chunk::default();
+        let mut state = Parse::Start;
+        let mut verdict = Ok(Step::NeedMore);
+        for piece in pieces {
+            chunk.bytes.extend_from_slice(piece);
+            verdict = parse(&mut chunk, &mut state).map_err(|e| e.to_string());
+            if verdict != Ok(Step::NeedMore) {
+                break;
+            }
+        }
+        if verdict == Ok(Step::Parsed) {
+            assert_eq!(state, Parse::Done);
+        }
+        (chunk, verdict)
+    }
+
+    /// What the parser keeps is bounded by the bytes that arrived, whatever lengths they claim.
+    fn assert_bounded(chunk: &Chunk) {
+        assert!(chunk.fields.len() * MIN_FIELD_BYTES <= chunk.bytes.len(), "{chunk:?}");
+        assert!(chunk.entries.len() * MIN_ENTRY_BYTES <= chunk.bytes.len(), "{chunk:?}");
+    }
+
+    fn push_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(format!("${}\r\n", bytes.len()).as_bytes());
+        out.extend_from_slice(bytes);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// The RESP2 bytes of an `XREAD` reply: null, or one stream of these entries.
+    fn encode(reply: &Option<(Vec<u8>, Vec<Generated>)>) -> Vec<u8> {
+        let Some((stream, generated)) = reply else { return b"*-1\r\n".to_vec() };
+        let mut out = b"*1\r\n*2\r\n".to_vec();
+        push_bulk(&mut out, stream);
+        out.extend_from_slice(format!("*{}\r\n", generated.len()).as_bytes());
+        for (id, fields) in generated {
+            out.extend_from_slice(b"*2\r\n");
+            push_bulk(&mut out, id.as_bytes());
+            let Some(fields) = fields else {
+                out.extend_from_slice(b"*-1\r\n");
+                continue;
+            };
+            out.extend_from_slice(format!("*{}\r\n", fields.len() * 2).as_bytes());
+            for (name, value) in fields {
+                push_bulk(&mut out, name);
+                push_bulk(&mut out, value);
+            }
+        }
+        out
+    }
+
+    fn expected(reply: &Option<(Vec<u8>, Vec<Generated>)>) -> Vec<Entry> {
+        let Some((_, generated)) = reply else { return Vec::new() };
+        generated
+            .iter()
+            .map(|(id, fields)| (id.clone(), fields.clone().unwrap_or_default()))
             .collect()
+    }
+
+    fn reply() -> impl Strategy<Value = Option<(Vec<u8>, Vec<Generated>)>> {
+        let id = vec(0u8..0x80, 0..24).prop_map(|b| b.into_iter().map(char::from).collect());
+        let field = (vec(any::<u8>(), 0..24), vec(any::<u8>(), 0..24));
+        let entry = (id, proptest::option::weighted(0.8, vec(field, 0..6)));
+        proptest::option::weighted(0.95, (vec(any::<u8>(), 0..12), vec(entry, 0..6)))
+    }
+
+    /// Bytes that look like RESP more often than random ones do: headers (some claiming huge
+    /// lengths), nulls, errors, text, stray CR and LF, and a valid start of a reply.
+    fn resp_soup() -> impl Strategy<Value = Vec<u8>> {
+        let token = prop_oneof![
+            Just(&b"*1\r\n*2\r\n$6\r\nevents\r\n"[..]),
+            Just(&b"*1\r\n"[..]),
+            Just(&b"*2\r\n"[..]),
+            Just(&b"*4\r\n"[..]),
+            Just(&b"*0\r\n"[..]),
+            Just(&b"*3\r\n"[..]),
+            Just(&b"*-1\r\n"[..]),
+            Just(&b"$-1\r\n"[..]),
+            Just(&b"$0\r\n"[..]),
+            Just(&b"$1\r\n"[..]),
+            Just(&b"$3\r\n"[..]),
+            Just(&b"*999999999999999999\r\n"[..]),
+            Just(&b"$999999999999999999\r\n"[..]),
+            Just(&b"-ERR no\r\n"[..]),
+            Just(&b"1-0"[..]),
+            Just(&b"x"[..]),
+            Just(&b"\r\n"[..]),
+            Just(&b"\r"[..]),
+            Just(&b"\n"[..]),
+            Just(&b"\xff"[..]),
+        ];
+        vec(token, 0..40).prop_map(|tokens| tokens.concat())
+    }
+
+    fn input() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![vec(any::<u8>(), 0..256), resp_soup(), reply().prop_map(|r| encode(&r))]
+    }
+
+    /// Cuts `bytes` into pieces of the given sizes (cycled), the last one taking the rest.
+    fn pieces<'a>(bytes: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
+        let mut pieces = Vec::new();
+        let mut rest = bytes;
+        for &size in sizes.iter().cycle().take(bytes.len()) {
+            let (piece, after) = rest.split_at(size.min(rest.len()));
+            pieces.push(piece);
+            rest = after;
+        }
+        pieces.push(rest);
+        pieces
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_fed_whole_never_panic(bytes in input()) {
+            let (chunk, _) = feed([&bytes[..]]);
+            entries(&chunk);
+            assert_bounded(&chunk);
+        }
+
+        #[test]
+        fn arbitrary_bytes_fed_in_pieces_parse_as_if_fed_whole(
+            bytes in input(),
+            sizes in vec(0usize..20, 1..8),
+        ) {
+            let (whole, whole_verdict) = feed([&bytes[..]]);
+            let (split, split_verdict) = feed(pieces(&bytes, &sizes));
+            assert_bounded(&split);
+            prop_assert_eq!(split_verdict, whole_verdict);
+            prop_assert_eq!(entries(&split), entries(&whole));
+        }
+
+        #[test]
+        fn well_formed_replies_round_trip_whole_and_byte_by_byte(reply in reply()) {
+            let bytes = encode(&reply);
+            let (whole, verdict) = feed([&bytes[..]]);
+            prop_assert_eq!(verdict, Ok(Step::Parsed));
+            prop_assert_eq!(entries(&whole), expected(&reply));
+            let (bytewise, verdict) = feed(bytes.chunks(1));
+            prop_assert_eq!(verdict, Ok(Step::Parsed));
+            prop_assert_eq!(bytewise.bytes.len(), bytes.len(), "parsed before the last byte");
+            prop_assert_eq!(entries(&bytewise), expected(&reply));
+        }
+
+        #[test]
+        fn a_mutated_reply_never_panics_and_a_truncated_one_waits(
+            reply in reply(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let bytes = encode(&reply);
+            let at = at.index(bytes.len());
+            let mut mutated = bytes.clone();
+            mutated[at] = byte;
+            let (chunk, _) = feed([&mutated[..]]);
+            entries(&chunk);
+            assert_bounded(&chunk);
+            let (chunk, verdict) = feed([&bytes[..at]]);
+            prop_assert_eq!(verdict, Ok(Step::NeedMore));
+            assert_bounded(&chunk);
+        }
     }
 
     #[test]
@@ -243,10 +422,10 @@ mod tests {
         let mut state = Parse::Start;
         assert_eq!(parse(&mut whole, &mut state).unwrap(), Step::Parsed);
         assert_eq!(state, Parse::Done);
-        let expected = vec![
+        let expected: Vec<Entry> = vec![
             (
                 "1-0".to_string(),
-                vec![("id".into(), "r1-w1-1".into()), ("amount".into(), "100".into())],
+                vec![(b"id".into(), b"r1-w1-1".into()), (b"amount".into(), b"100".into())],
             ),
             ("2-0".to_string(), vec![]),
         ];
@@ -285,5 +464,35 @@ mod tests {
         let mut chunk = Chunk::default();
         chunk.bytes.extend_from_slice(b"*1\r\n*2\r\n$1\r\ne\r\n*1\r\n*3\r\n");
         assert!(parse(&mut chunk, &mut Parse::Start).unwrap_err().to_string().contains("3 parts"));
+    }
+
+    #[test]
+    fn a_carriage_return_without_a_line_feed_is_an_error_not_a_wait() {
+        for bad in [&b"*1\rx"[..], b"*1\r\n*2\r\n$1\r\ne\r\n*1\r\n*2\r\r\n"] {
+            let (_, verdict) = feed([bad]);
+            let err = verdict.unwrap_err();
+            assert!(err.contains("carriage return without a line feed at byte"), "{err}");
+        }
+    }
+
+    #[test]
+    fn huge_claimed_lengths_wait_for_their_bytes_without_allocating() {
+        let huge = "999999999999999999";
+        let entries_start = "*1\r\n*2\r\n$1\r\ne\r\n";
+        let replies = [
+            format!("*1\r\n*2\r\n${huge}\r\nevents"),
+            format!("{entries_start}*{huge}\r\n"),
+            format!("{entries_start}*{huge}\r\n*2\r\n${huge}\r\n1-0"),
+            format!(
+                "{entries_start}*{huge}\r\n*2\r\n$3\r\n1-0\r\n*{huge}\r\n$1\r\na\r\n$1\r\nb\r\n"
+            ),
+            format!("{entries_start}*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\na\r\n${huge}\r\nb"),
+        ];
+        for reply in &replies {
+            let (chunk, verdict) = feed([reply.as_bytes()]);
+            assert_eq!(verdict, Ok(Step::NeedMore), "{reply:?}");
+            assert!(chunk.is_empty(), "{reply:?}");
+            assert!(chunk.fields.capacity() <= 4 && chunk.entries.capacity() == 0, "{reply:?}");
+        }
     }
 }
