@@ -107,11 +107,23 @@ pub(super) enum Step {
     Parsed,
 }
 
+/// The longest line of a reply: a header (`*12`, `$5`) is a few bytes, an error message a few
+/// hundred.
+const MAX_LINE_BYTES: usize = 1 << 16;
+
 /// The line from `at` to its CRLF, and where the next one starts; `None` if it has not all arrived.
-/// A CR followed by anything but LF is an error: no byte still to come could end that line.
+/// A CR followed by anything but LF is an error, and so is a line longer than [`MAX_LINE_BYTES`]:
+/// no byte still to come could make either a line of a reply.
 fn line(bytes: &[u8], at: usize) -> Result<Option<(&[u8], usize)>> {
     let Some(rest) = bytes.get(at..) else { return Ok(None) };
-    let Some(cr) = memchr::memchr(b'\r', rest) else { return Ok(None) };
+    let window = &rest[..rest.len().min(MAX_LINE_BYTES)];
+    let Some(cr) = memchr::memchr(b'\r', window) else {
+        ensure!(
+            rest.len() < MAX_LINE_BYTES,
+            "the reply has a line of over {MAX_LINE_BYTES} bytes at byte {at}"
+        );
+        return Ok(None);
+    };
     match rest.get(cr + 1) {
         None => Ok(None),
         Some(b'\n') => Ok(Some((&rest[..cr], at + cr + 2))),
@@ -494,5 +506,16 @@ mod tests {
             assert!(chunk.is_empty(), "{reply:?}");
             assert!(chunk.fields.capacity() <= 4 && chunk.entries.capacity() == 0, "{reply:?}");
         }
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_an_error_not_a_wait() {
+        let mut chunk = Chunk::default();
+        chunk.bytes.extend_from_slice(b"*1");
+        chunk.bytes.resize(MAX_LINE_BYTES - 1, b'1');
+        assert_eq!(parse(&mut chunk, &mut Parse::Start).unwrap(), Step::NeedMore);
+        chunk.bytes.push(b'1');
+        let err = parse(&mut chunk, &mut Parse::Start).unwrap_err().to_string();
+        assert!(err.contains("a line of over 65536 bytes at byte 0"), "{err}");
     }
 }
