@@ -43,7 +43,7 @@ fn events(file: &AccountsFile, count: u64) -> Vec<Event<'_>> {
             balances[from] -= amount;
             balances[to] += amount;
             Event {
-                id: TransferId { run: 1, worker: 1, seq },
+                id: TransferId { run: 1, producer: 1, seq },
                 outcome: Outcome::Completed,
                 from: &file.accounts[from].iban,
                 to: &file.accounts[to].iban,
@@ -95,7 +95,7 @@ fn verify_snapshot(bencher: Bencher, accounts: usize) {
             events: Some(EVENTS),
             error: None,
         }],
-        producers: vec![ProducerRecord { run: 1, worker: 1, applied: EVENTS, completed: EVENTS }],
+        producers: vec![ProducerRecord { run: 1, producer: 1, applied: EVENTS, completed: EVENTS }],
     };
     let keys = Keys::new("bench").unwrap();
     bencher.bench(|| {

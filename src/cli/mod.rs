@@ -150,8 +150,7 @@ async fn consume_command(args: ConsumeArgs) -> Result<ExitCode> {
         )?,
         restart,
     };
-    let bar = (!quiet && !json).then(Bar::events);
-    let consumed = consume::consume(&config, bar.as_ref().map(|b| b as &dyn Progress)).await?;
+    let consumed = consume::consume(&config, &Bar::events(!quiet && !json)).await?;
     if json {
         print_json(&consumed)?;
     } else {

@@ -1,5 +1,5 @@
-//! Progress bars on standard error, drawn by indicatif from what the commands report through
-//! [`Progress`]; the library never draws anything itself.
+//! Progress bars and notes on standard error, drawn by indicatif from what the commands report
+//! through [`Progress`]; the library never draws or prints anything itself.
 
 use std::time::Duration;
 
@@ -9,8 +9,12 @@ use interbank::commands::Progress;
 /// How often a spinner with no known end is redrawn.
 const SPINNER_TICK_MS: u64 = 100;
 
-/// A bar (or a spinner) shown while a command runs.
-pub struct Bar(ProgressBar);
+/// A bar (or a spinner) shown while a command runs, if it is shown, and the command's notes.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    /// The command, before each note: `consume: resuming from checkpoint...`.
+    command: &'static str,
+}
 
 impl Bar {
     /// The broker's bar: transfers decided out of those planned, the live rate and the time left.
@@ -19,17 +23,21 @@ impl Bar {
         bar.set_style(style(
             "{spinner} broker [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} transfers {per_sec} eta {eta}",
         ));
-        Bar(bar)
+        Bar { bar: Some(bar), command: "broker" }
     }
 
-    /// consume's spinner: events replayed so far and the rate (the stream has no known end).
-    pub fn events() -> Bar {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(style(
-            "{spinner} consume [{elapsed_precise}] {human_pos} events replayed {per_sec}",
-        ));
-        bar.enable_steady_tick(Duration::from_millis(SPINNER_TICK_MS));
-        Bar(bar)
+    /// consume's spinner, when `shown`: events replayed so far and the rate (the stream has no
+    /// known end). Notes are printed either way.
+    pub fn events(shown: bool) -> Bar {
+        let bar = shown.then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(style(
+                "{spinner} consume [{elapsed_precise}] {human_pos} events replayed {per_sec}",
+            ));
+            bar.enable_steady_tick(Duration::from_millis(SPINNER_TICK_MS));
+            bar
+        });
+        Bar { bar, command: "consume" }
     }
 }
 
@@ -39,10 +47,22 @@ fn style(template: &str) -> ProgressStyle {
 
 impl Progress for Bar {
     fn update(&self, done: u64) {
-        self.0.set_position(done);
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
     }
 
     fn finish(&self) {
-        self.0.finish_and_clear();
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, text: &str) {
+        let note = || eprintln!("{}: {text}", self.command);
+        match &self.bar {
+            Some(bar) => bar.suspend(note),
+            None => note(),
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 
+use crate::commands::Silent;
 use crate::commands::broker::{self, BrokerConfig, BrokerSummary};
 use crate::commands::consume::{self, ConsumeConfig};
 use crate::ledger::runs::Strategy;
@@ -158,7 +159,7 @@ pub async fn run(
             checkpoint_interval_ms: 0,
             restart: true,
         },
-        None,
+        &Silent,
     )
     .await?
     .report;

@@ -22,9 +22,10 @@ use crate::ledger::verify::{Report, verify};
 use crate::store::checkpoint::{self, Resume};
 use crate::store::connection::Connection;
 use crate::store::keys::Keys;
+use crate::store::meta::{self, Meta};
 use crate::store::stream_reader::StreamReader;
 use crate::store::xread_reply::Chunk;
-use crate::store::{meta, runs, snapshot};
+use crate::store::{runs, snapshot};
 
 /// Entries asked for per `XREAD`, and how long one read may wait for new entries.
 const READ_COUNT: usize = 10_000;
@@ -59,7 +60,7 @@ pub struct Consumed {
 }
 
 /// Follows the stream to the end of the runs, then verifies.
-pub async fn consume(config: &ConsumeConfig, progress: Option<&dyn Progress>) -> Result<Consumed> {
+pub async fn consume(config: &ConsumeConfig, progress: &dyn Progress) -> Result<Consumed> {
     let keys = &config.keys;
     ensure!(
         crate::store::keys::is_plain_name(&config.name),
@@ -68,6 +69,49 @@ pub async fn consume(config: &ConsumeConfig, progress: Option<&dyn Progress>) ->
     );
     let mut conn = Connection::open(&config.target).await?;
     let meta = meta::read(&mut conn, keys).await?;
+    let mut ledger = ledger_for(config, &meta)?;
+    let checkpointing = config.checkpoint_interval_ms > 0;
+    let last_id = if checkpointing && !config.restart {
+        resume(&mut conn, config, &meta, &mut ledger, progress).await?
+    } else {
+        START_ID.to_string()
+    };
+    let saver = Saver {
+        name: &config.name,
+        sha256: &meta.sha256,
+        interval: checkpointing.then(|| Duration::from_millis(config.checkpoint_interval_ms)),
+        last_saved: Instant::now(),
+        warned: false,
+        progress,
+    };
+    // The reader asks for the next chunk before this one is applied, so Redis builds it meanwhile.
+    let reader =
+        StreamReader::connect(&config.target, &keys.events(), READ_COUNT, BLOCK_MS).await?;
+    let mut follower = Follower {
+        conn,
+        keys,
+        reader,
+        chunk: Chunk::default(),
+        ledger,
+        runs: HashMap::new(),
+        last_id,
+        saver,
+    };
+    let events_before = follower.ledger.events;
+    let read_started = Instant::now();
+    follower.follow(Duration::from_millis(config.idle_timeout_ms), progress).await?;
+    let read_s = read_started.elapsed().as_secs_f64();
+    progress.finish();
+    follower.verify(read_s, events_before).await
+}
+
+/// The stream id before every entry.
+const START_ID: &str = "0-0";
+
+/// The replay's starting point: the accounts file `init` loaded (checked against `P:meta` by its
+/// SHA-256 and its banks).
+fn ledger_for(config: &ConsumeConfig, meta: &Meta) -> Result<Ledger> {
+    let keys = &config.keys;
     let file = accounts::load(&config.accounts_path, config.banks_path.as_deref())?;
     ensure!(
         file.sha256 == meta.sha256,
@@ -82,84 +126,99 @@ pub async fn consume(config: &ConsumeConfig, progress: Option<&dyn Progress>) ->
         keys.banks(),
         meta.banks
     );
-    let mut ledger = Ledger::new(&file);
-    drop(file);
-    let checkpointing = config.checkpoint_interval_ms > 0;
-    let resume = if checkpointing && !config.restart {
-        checkpoint::load(&mut conn, keys, &config.name, &meta.sha256, &mut ledger).await?
-    } else {
-        Resume::Start
-    };
-    let mut last_id = match resume {
-        Resume::Start => "0-0".to_string(),
+    Ok(Ledger::new(&file))
+}
+
+/// Restores this consumer's checkpoint into `ledger`, if it has one; returns the stream id to
+/// read after.
+async fn resume(
+    conn: &mut Connection,
+    config: &ConsumeConfig,
+    meta: &Meta,
+    ledger: &mut Ledger,
+    progress: &dyn Progress,
+) -> Result<String> {
+    let keys = &config.keys;
+    Ok(match checkpoint::load(conn, keys, &config.name, &meta.sha256, ledger).await? {
+        Resume::Start => START_ID.to_string(),
         Resume::After(id) => {
-            eprintln!(
-                "consume: resuming from checkpoint {} after stream entry {id} ({} events replayed)",
+            progress.note(&format!(
+                "resuming from checkpoint {} after stream entry {id} ({} events replayed)",
                 keys.consumer(&config.name),
                 ledger.events
-            );
+            ));
             id
         }
-    };
-    let mut saver = Saver {
-        name: &config.name,
-        sha256: &meta.sha256,
-        interval: Duration::from_millis(config.checkpoint_interval_ms),
-        last_saved: Instant::now(),
-        warned: false,
-    };
-    let mut runs: HashMap<u64, RunRecord> = HashMap::new();
-    let mut last_event_at = Instant::now();
-    let idle = Duration::from_millis(config.idle_timeout_ms);
-    // The reader asks for the next chunk before this one is applied, so Redis builds it meanwhile.
-    let mut reader =
-        StreamReader::connect(&config.target, &keys.events(), READ_COUNT, BLOCK_MS).await?;
-    let mut chunk = Chunk::default();
-    let events_before = ledger.events;
-    let read_started = Instant::now();
-    loop {
-        reader.read(&last_id, true, &mut chunk).await?;
-        if chunk.is_empty() {
-            let all = runs::read_all(&mut conn, keys).await?;
-            let over = !all.is_empty() && all.iter().all(|r| r.status != RunStatus::Running);
-            refresh(&mut runs, all);
-            if over || last_event_at.elapsed() >= idle {
-                // Everything a finished run wrote precedes its end record: drain to the end.
-                loop {
-                    reader.read(&last_id, false, &mut chunk).await?;
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    apply_entries(&mut conn, keys, &mut ledger, &mut runs, &chunk, &mut last_id)
-                        .await?;
-                }
-                break;
-            }
-            continue;
-        }
-        last_event_at = Instant::now();
-        apply_entries(&mut conn, keys, &mut ledger, &mut runs, &chunk, &mut last_id).await?;
-        if let Some(progress) = progress {
-            progress.update(ledger.events);
-        }
-        if checkpointing && saver.last_saved.elapsed() >= saver.interval {
-            saver.save(&mut conn, keys, &last_id, &ledger).await;
-        }
-    }
-    let read_s = read_started.elapsed().as_secs_f64();
-    if let Some(progress) = progress {
-        progress.finish();
-    }
-    if checkpointing {
-        saver.save(&mut conn, keys, &last_id, &ledger).await;
-    }
-    let all = runs::read_all(&mut conn, keys).await?;
-    let snapshot = snapshot::read(&mut conn, keys, &ledger, all).await?;
-    Ok(Consumed {
-        report: verify(keys, &ledger, &snapshot),
-        events_read: ledger.events - events_before,
-        read_s,
     })
+}
+
+/// The replay under way: the stream read so far, the runs known, and the checkpoints stored.
+struct Follower<'a> {
+    conn: Connection,
+    keys: &'a Keys,
+    reader: StreamReader,
+    chunk: Chunk,
+    ledger: Ledger,
+    runs: HashMap<u64, RunRecord>,
+    /// The id of the last entry replayed.
+    last_id: String,
+    saver: Saver<'a>,
+}
+
+impl Follower<'_> {
+    /// Replays the stream as it grows, until every recorded run is over (or nothing new came for
+    /// `idle`), then to its end: a run records its end only after its last event.
+    async fn follow(&mut self, idle: Duration, progress: &dyn Progress) -> Result<()> {
+        let mut last_event_at = Instant::now();
+        loop {
+            self.reader.read(&self.last_id, true, &mut self.chunk).await?;
+            if !self.chunk.is_empty() {
+                last_event_at = Instant::now();
+                self.apply_chunk().await?;
+                progress.update(self.ledger.events);
+                if self.saver.due() {
+                    self.saver.save(&mut self.conn, self.keys, &self.last_id, &self.ledger).await;
+                }
+                continue;
+            }
+            let all = runs::read_all(&mut self.conn, self.keys).await?;
+            let over = !all.is_empty() && all.iter().all(|r| r.status != RunStatus::Running);
+            refresh(&mut self.runs, all);
+            if over || last_event_at.elapsed() >= idle {
+                return self.drain().await;
+            }
+        }
+    }
+
+    /// Replays what is left in the stream, without waiting for more.
+    async fn drain(&mut self) -> Result<()> {
+        loop {
+            self.reader.read(&self.last_id, false, &mut self.chunk).await?;
+            if self.chunk.is_empty() {
+                return Ok(());
+            }
+            self.apply_chunk().await?;
+        }
+    }
+
+    async fn apply_chunk(&mut self) -> Result<()> {
+        let Follower { conn, keys, ledger, runs, chunk, last_id, .. } = self;
+        apply_entries(conn, keys, ledger, runs, chunk, last_id).await
+    }
+
+    /// Stores the last checkpoint, reads what Redis holds and checks it against the replay.
+    async fn verify(mut self, read_s: f64, events_before: u64) -> Result<Consumed> {
+        if self.saver.interval.is_some() {
+            self.saver.save(&mut self.conn, self.keys, &self.last_id, &self.ledger).await;
+        }
+        let all = runs::read_all(&mut self.conn, self.keys).await?;
+        let snapshot = snapshot::read(&mut self.conn, self.keys, &self.ledger, all).await?;
+        Ok(Consumed {
+            report: verify(self.keys, &self.ledger, &snapshot),
+            events_read: self.ledger.events - events_before,
+            read_s,
+        })
+    }
 }
 
 /// Stores checkpoints; a failure (say, Redis out of memory) is reported once and does not stop
@@ -167,12 +226,20 @@ pub async fn consume(config: &ConsumeConfig, progress: Option<&dyn Progress>) ->
 struct Saver<'a> {
     name: &'a str,
     sha256: &'a str,
-    interval: Duration,
+    /// Time between checkpoints; `None` stores none.
+    interval: Option<Duration>,
     last_saved: Instant,
     warned: bool,
+    /// Where a failure to store one is told.
+    progress: &'a dyn Progress,
 }
 
 impl Saver<'_> {
+    /// Whether a checkpoint is due.
+    fn due(&self) -> bool {
+        self.interval.is_some_and(|interval| self.last_saved.elapsed() >= interval)
+    }
+
     async fn save(&mut self, conn: &mut Connection, keys: &Keys, last_id: &str, ledger: &Ledger) {
         self.last_saved = Instant::now();
         if let Err(err) =
@@ -180,7 +247,7 @@ impl Saver<'_> {
             && !self.warned
         {
             self.warned = true;
-            eprintln!("consume: warning: {err:#}; going on without a checkpoint");
+            self.progress.note(&format!("warning: {err:#}; going on without a checkpoint"));
         }
     }
 }

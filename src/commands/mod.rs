@@ -12,15 +12,22 @@ pub mod init;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How far a long command has come, for whoever shows it: the CLI draws a progress bar from it;
-/// `bench` and the tests pass none. Called from the command's own tasks, never from a worker's
-/// hot path.
+/// How far a long command has come, and what its user should hear of on the way, for whoever
+/// shows it: the CLI draws a progress bar and prints the notes; [`Silent`] shows nothing. Called
+/// from the command's own tasks, never from a worker's hot path.
 pub trait Progress: Send + Sync {
     /// Items done so far (transfers decided, events replayed).
-    fn update(&self, done: u64);
+    fn update(&self, _done: u64) {}
     /// The command no longer reports: clear the display.
-    fn finish(&self);
+    fn finish(&self) {}
+    /// Something to tell now, not only in the result: a checkpoint resumed, a warning.
+    fn note(&self, _text: &str) {}
 }
+
+/// Progress that nobody watches (`bench`'s own runs, tests).
+pub struct Silent;
+
+impl Progress for Silent {}
 
 /// Milliseconds since the Unix epoch (0 on a clock set before 1970), as run records store time.
 pub fn now_ms() -> u64 {

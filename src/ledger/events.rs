@@ -71,11 +71,13 @@ impl Outcome {
     }
 }
 
-/// A transfer id: which broker run, which worker of it, and the worker's sequence number.
+/// A transfer id: which broker run, which producer of it, and the producer's sequence number.
+/// A producer numbers its transfers 1, 2, 3...: it is a worker, or with `--group-commit` the
+/// committer that sent the worker's transfer (`w` in the text stands for either).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TransferId {
     pub run: u64,
-    pub worker: u32,
+    pub producer: u32,
     pub seq: u64,
 }
 
@@ -83,9 +85,12 @@ impl TransferId {
     pub fn parse(text: &str) -> Option<TransferId> {
         let rest = text.strip_prefix('r')?;
         let (run, rest) = rest.split_once("-w")?;
-        let (worker, seq) = rest.split_once('-')?;
-        let id =
-            TransferId { run: canonical(run)?, worker: canonical(worker)?, seq: canonical(seq)? };
+        let (producer, seq) = rest.split_once('-')?;
+        let id = TransferId {
+            run: canonical(run)?,
+            producer: canonical(producer)?,
+            seq: canonical(seq)?,
+        };
         (id.seq >= 1).then_some(id)
     }
 }
@@ -102,13 +107,13 @@ fn canonical<T: std::str::FromStr>(text: &str) -> Option<T> {
 
 impl fmt::Display for TransferId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", producer_id(self.run, self.worker), self.seq)
+        write!(f, "{}-{}", producer_id(self.run, self.producer), self.seq)
     }
 }
 
-/// The producer id of one worker of one run, `r<run>-w<worker>`: the idempotency scope.
-pub fn producer_id(run: u64, worker: u32) -> String {
-    format!("r{run}-w{worker}")
+/// The id of one producer of one run, `r<run>-w<producer>`: the idempotency scope.
+pub fn producer_id(run: u64, producer: u32) -> String {
+    format!("r{run}-w{producer}")
 }
 
 /// One parsed stream entry; its texts borrow from the entry, so parsing allocates nothing.
@@ -222,7 +227,7 @@ mod tests {
 
     fn sample() -> Event<'static> {
         Event {
-            id: TransferId { run: 2, worker: 7, seq: 42 },
+            id: TransferId { run: 2, producer: 7, seq: 42 },
             outcome: Outcome::Completed,
             from: "ES1",
             to: "ES2",
@@ -270,7 +275,7 @@ mod tests {
 
     #[test]
     fn ids_and_codes_parse_strictly() {
-        assert_eq!(TransferId::parse("r1-w2-3"), Some(TransferId { run: 1, worker: 2, seq: 3 }));
+        assert_eq!(TransferId::parse("r1-w2-3"), Some(TransferId { run: 1, producer: 2, seq: 3 }));
         let bad_ids = [
             "r1-w2-0",
             "r01-w2-3",
@@ -319,9 +324,9 @@ mod tests {
     }
 
     fn transfer_id() -> impl Strategy<Value = TransferId> {
-        (any::<u64>(), any::<u32>(), 1..=u64::MAX).prop_map(|(run, worker, seq)| TransferId {
+        (any::<u64>(), any::<u32>(), 1..=u64::MAX).prop_map(|(run, producer, seq)| TransferId {
             run,
-            worker,
+            producer,
             seq,
         })
     }

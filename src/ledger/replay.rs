@@ -69,7 +69,7 @@ pub struct RunTally {
     pub cancelled: u64,
 }
 
-/// What the replay knows of one producer (one worker of one run).
+/// What the replay knows of one producer (one worker, or committer, of one run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerTally {
     pub last_seq: u64,
@@ -222,7 +222,7 @@ impl Ledger {
             );
             return;
         };
-        let producer = self.producers.entry((event.id.run, event.id.worker)).or_default();
+        let producer = self.producers.entry((event.id.run, event.id.producer)).or_default();
         let expected = producer.last_seq + 1;
         if event.id.seq < expected {
             self.report(AnomalyKind::Duplicate, entry, format!("{} was already seen", event.id));
@@ -239,7 +239,7 @@ impl Ledger {
             return;
         };
         let completed = event.outcome == Outcome::Completed;
-        let producer = self.producers.entry((event.id.run, event.id.worker)).or_default();
+        let producer = self.producers.entry((event.id.run, event.id.producer)).or_default();
         producer.events += 1;
         producer.completed += u64::from(completed);
         let tally = self.runs.entry(event.id.run).or_default();
@@ -407,7 +407,7 @@ pub(crate) mod tests {
     ) -> Event<'a> {
         let bank = |iban: &'a str| &iban[..1];
         Event {
-            id: TransferId { run: 1, worker: 1, seq },
+            id: TransferId { run: 1, producer: 1, seq },
             outcome: Outcome::Completed,
             from,
             to,

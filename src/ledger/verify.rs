@@ -44,7 +44,8 @@ impl Value {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
     pub run: u64,
-    pub worker: u32,
+    /// The producer's number in its run: a worker, or a committer with `--group-commit`.
+    pub producer: u32,
     pub applied: u64,
     pub completed: u64,
 }
@@ -400,9 +401,9 @@ fn events_match_runs(
     }
     for producer in &snapshot.producers {
         let seen =
-            ledger.producers.get(&(producer.run, producer.worker)).copied().unwrap_or_default();
+            ledger.producers.get(&(producer.run, producer.producer)).copied().unwrap_or_default();
         let key =
-            || keys.producer(&crate::ledger::events::producer_id(producer.run, producer.worker));
+            || keys.producer(&crate::ledger::events::producer_id(producer.run, producer.producer));
         if seen.events != producer.applied || seen.last_seq != producer.applied {
             failures.add(|| {
                 format!(
@@ -465,7 +466,7 @@ mod tests {
             producers: if strategy == Strategy::Atomic {
                 vec![ProducerRecord {
                     run: 1,
-                    worker: 1,
+                    producer: 1,
                     applied: ledger.events,
                     completed: ledger.completed,
                 }]

@@ -71,10 +71,10 @@ pub async fn read(
     let mut producers = Vec::new();
     for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
         let applied = runs::applied_per_producer(conn, keys, run.id, run.producers).await?;
-        for (worker, applied) in (1..=run.producers).zip(applied) {
-            let key = keys.producer(&events::producer_id(run.id, worker));
+        for (producer, applied) in (1..=run.producers).zip(applied) {
+            let key = keys.producer(&events::producer_id(run.id, producer));
             let completed = count_completed(conn, &key, applied).await?;
-            producers.push(ProducerRecord { run: run.id, worker, applied, completed });
+            producers.push(ProducerRecord { run: run.id, producer, applied, completed });
         }
     }
     Ok(Snapshot { accounts, banks, interbank, runs, producers })

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use tokio::task::JoinHandle;
 
 pub use directory::Directory;
 pub use stats::WorkerStats;
@@ -195,90 +196,17 @@ pub async fn run(
 ) -> Result<BrokerSummary> {
     config.validate()?;
     let mut control = Connection::open(&config.target).await?;
-    let meta = meta::read(&mut control, &config.keys).await?;
-    let directory = Directory::load(&mut control, &config.keys, &meta).await?;
-    let connection_count = if config.strategy == Strategy::Watch {
-        usize::try_from(config.workers).expect("at most MAX_WORKERS")
-    } else {
-        config.connections
-    };
-    let mut connections = Vec::with_capacity(connection_count);
-    for _ in 0..connection_count {
-        connections.push(Connection::open(&config.target).await?);
-    }
-    let script = TransferScript::default();
-    if config.strategy == Strategy::Atomic {
-        script.load(&mut control).await?;
-    }
-    let started_ms = now_ms();
-    let run_id = runs::start(
-        &mut control,
-        &config.keys,
-        config.strategy,
-        config.workers,
-        config.producers(),
-        config.planned(),
-        started_ms,
-    )
-    .await?;
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        directory,
-        script,
-        run: run_id,
-        stop: AtomicBool::new(false),
-        done: AtomicU64::new(0),
-    });
+    let (shared, connections) = prepare(&mut control, &config).await?;
     let ticker = progress.map(|progress| progress_task(&shared, progress));
     let interrupted = Arc::new(AtomicBool::new(false));
-    let on_signal = {
-        let shared = Arc::clone(&shared);
-        let interrupted = Arc::clone(&interrupted);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                interrupted.store(true, Ordering::Relaxed);
-                shared.stop.store(true, Ordering::Relaxed);
-            }
-        })
-    };
+    let on_signal = stop_on_ctrl_c(&shared, &interrupted);
 
     let started = Instant::now();
-    let mut handles = Vec::with_capacity(config.workers as usize + connections.len());
-    if config.group_commit {
-        let committers = config.producers() as usize;
-        // Each committer serves every `committers`-th worker: at most `share` of them.
-        let share = (config.workers as usize).div_ceil(committers);
-        let mut queues = Vec::with_capacity(committers);
-        for (number, conn) in (1..).zip(connections.iter().take(committers)) {
-            let shared = Arc::clone(&shared);
-            let conn = conn.clone();
-            let (sender, receiver) = group_commit::queue(share);
-            queues.push(sender);
-            handles.push(tokio::spawn(async move {
-                group_commit::committer(&shared, number, conn, receiver).await
-            }));
-        }
-        for worker in 1..=config.workers {
-            let shared = Arc::clone(&shared);
-            let queue = queues[(worker as usize - 1) % committers].clone();
-            handles.push(tokio::spawn(async move {
-                group_commit::worker(&shared, worker, queue).await
-            }));
-        }
+    let handles = if config.group_commit {
+        spawn_group_commit(&shared, &connections)
     } else {
-        for worker in 1..=config.workers {
-            let shared = Arc::clone(&shared);
-            let conn = connections[(worker as usize - 1) % connections.len()].clone();
-            handles.push(tokio::spawn(async move {
-                match shared.config.strategy {
-                    Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
-                    Strategy::Watch | Strategy::Naive => {
-                        unsafe_strategies::worker(&shared, worker, conn).await
-                    }
-                }
-            }));
-        }
-    }
+        spawn_workers(&shared, &connections)
+    };
     let mut total = WorkerStats::default();
     for handle in handles {
         total.merge(&handle.await?);
@@ -298,19 +226,123 @@ pub async fn run(
     } else {
         RunStatus::Ended
     };
-    let recorded = record_end(&mut control, &config, run_id, &total, status).await;
-    let events = match recorded {
+    let events = match record_end(&mut control, &config, shared.run, &total, status).await {
         Ok(events) => events,
         Err(err) => {
             // The transfers are what they are; only the record of the run's end is missing, and
             // `consume` then counts the run from its producer keys after its idle timeout.
-            let note = format!("the end of run {run_id} could not be recorded: {err:#}");
+            let note = format!("the end of run {} could not be recorded: {err:#}", shared.run);
             let error = total.error.take().map_or(note.clone(), |e| format!("{e}; {note}"));
             total.error = Some(config.target.scrub(&error));
             total.events
         }
     };
-    Ok(summarize(&config, run_id, &total, events, elapsed, status))
+    Ok(summarize(&config, shared.run, &total, events, elapsed, status))
+}
+
+/// Everything a run needs before its first transfer: the data set checked, the accounts read,
+/// the connections open, the script loaded, and the run recorded (which numbers it).
+async fn prepare(
+    control: &mut Connection,
+    config: &BrokerConfig,
+) -> Result<(Arc<Shared>, Vec<Connection>)> {
+    let meta = meta::read(control, &config.keys).await?;
+    let directory = Directory::load(control, &config.keys, &meta).await?;
+    let connection_count = if config.strategy == Strategy::Watch {
+        usize::try_from(config.workers).expect("at most MAX_WORKERS")
+    } else {
+        config.connections
+    };
+    let mut connections = Vec::with_capacity(connection_count);
+    for _ in 0..connection_count {
+        connections.push(Connection::open(&config.target).await?);
+    }
+    let script = TransferScript::default();
+    if config.strategy == Strategy::Atomic {
+        script.load(control).await?;
+    }
+    let run = runs::start(
+        control,
+        &config.keys,
+        config.strategy,
+        config.workers,
+        config.producers(),
+        config.planned(),
+        now_ms(),
+    )
+    .await?;
+    let shared = Shared {
+        config: config.clone(),
+        directory,
+        script,
+        run,
+        stop: AtomicBool::new(false),
+        done: AtomicU64::new(0),
+    };
+    Ok((Arc::new(shared), connections))
+}
+
+/// On Ctrl-C, asks every worker to stop after its current call and notes the run as interrupted.
+fn stop_on_ctrl_c(shared: &Arc<Shared>, interrupted: &Arc<AtomicBool>) -> JoinHandle<()> {
+    let shared = Arc::clone(shared);
+    let interrupted = Arc::clone(interrupted);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupted.store(true, Ordering::Relaxed);
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+    })
+}
+
+/// One task per worker, each on one of the shared connections in turn (`watch`: its own).
+fn spawn_workers(shared: &Arc<Shared>, connections: &[Connection]) -> Vec<JoinHandle<WorkerStats>> {
+    let workers = shared.config.workers;
+    (1..=workers)
+        .zip(connections.iter().cycle())
+        .map(|(worker, conn)| {
+            let shared = Arc::clone(shared);
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                match shared.config.strategy {
+                    Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
+                    Strategy::Watch | Strategy::Naive => {
+                        unsafe_strategies::worker(&shared, worker, conn).await
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// `--group-commit`: one committer per connection (the run's producers), then the workers, each
+/// handing its transfers to committer `(worker - 1) % committers + 1`.
+fn spawn_group_commit(
+    shared: &Arc<Shared>,
+    connections: &[Connection],
+) -> Vec<JoinHandle<WorkerStats>> {
+    let config = &shared.config;
+    let committers = usize::try_from(config.producers()).expect("at most MAX_CONNECTIONS");
+    let workers = usize::try_from(config.workers).expect("at most MAX_WORKERS");
+    // Each committer serves every `committers`-th worker: at most `share` of them.
+    let share = workers.div_ceil(committers);
+    let mut handles = Vec::with_capacity(committers + workers);
+    let mut queues = Vec::with_capacity(committers);
+    for (number, conn) in (1..).zip(connections.iter().take(committers)) {
+        let shared = Arc::clone(shared);
+        let conn = conn.clone();
+        let (sender, receiver) = group_commit::queue(share);
+        queues.push(sender);
+        handles.push(tokio::spawn(async move {
+            group_commit::committer(&shared, number, conn, receiver).await
+        }));
+    }
+    for (worker, queue) in (1..=config.workers).zip(queues.iter().cycle()) {
+        let shared = Arc::clone(shared);
+        let queue = queue.clone();
+        handles
+            .push(tokio::spawn(async move { group_commit::worker(&shared, worker, queue).await }));
+    }
+    handles
 }
 
 /// Counts what the run wrote and records its end; returns the number of events.
@@ -387,7 +419,7 @@ fn summarize(
 fn progress_task(
     shared: &Arc<Shared>,
     progress: Arc<dyn Progress>,
-) -> (Arc<dyn Progress>, tokio::task::JoinHandle<()>) {
+) -> (Arc<dyn Progress>, JoinHandle<()>) {
     let ticker = {
         let progress = Arc::clone(&progress);
         let shared = Arc::clone(shared);

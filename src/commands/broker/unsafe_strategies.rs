@@ -37,7 +37,7 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -
             to_bank: &dir.banks[usize::from(dir.accounts[to].1)],
             amount_cents: rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents),
         };
-        let id = TransferId { run: shared.run, worker, seq };
+        let id = TransferId { run: shared.run, producer: worker, seq };
         let started = Instant::now();
         let mut tally = Tally::default();
         let result = match cfg.strategy {
