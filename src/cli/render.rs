@@ -114,7 +114,7 @@ pub fn report(report: &Report) -> String {
 /// The report for a person, with the reading speed after the verdict's details.
 pub fn consumed(consumed: &Consumed) -> String {
     format!(
-        "{}  read {} events from the stream in {:.2} s ({:.0} events/consumed)\n",
+        "{}  read {} events from the stream in {:.2} s ({:.0} events/s)\n",
         report(&consumed.report),
         consumed.events_read,
         consumed.read_s,
@@ -170,7 +170,7 @@ pub fn bench_report(bench: &BenchReport) -> String {
     if bench.verified {
         text.push_str(&format!(
             "verified: every consume check holds over the {} events of the three runs \
-             (replayed and checked in {:.2} s: {:.0} events/bench)\n",
+             (replayed and checked in {:.2} s: {:.0} events/s)\n",
             bench.events_verified,
             bench.verify_s,
             bench.events_verified as f64 / bench.verify_s.max(1e-9)
@@ -182,4 +182,35 @@ pub fn bench_report(bench: &BenchReport) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(events: u64) -> Report {
+        Report {
+            verified: true,
+            events,
+            completed: events,
+            cancelled: 0,
+            cancelled_by_reason: Vec::new(),
+            moved_cents: 500,
+            accounts: 2,
+            banks: 1,
+            total_cents: 1000,
+            runs: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_verified_consume_reads_as_before() {
+        let consumed = Consumed { report: verified(2), events_read: 2, read_s: 0.5 };
+        assert_eq!(
+            self::consumed(&consumed),
+            "consume: VERIFIED: 2 events (2 completed, 0 cancelled), 500 cents moved, 2 accounts, \
+             1 banks, 1000 cents in all\n  read 2 events from the stream in 0.50 s (4 events/s)\n"
+        );
+    }
 }
