@@ -61,7 +61,7 @@ fn help_never_shows_the_url_from_the_environment() {
 }
 
 /// The ACL rules the README documents: this tool's keys and the commands it needs, nothing else.
-const ACL_RULES: &str = "on resetkeys ~banks_transfers:* resetchannels -@all +ping +scan +unlink +get +mget +set \
+const ACL_RULES: &str = "on resetkeys ~banks_transfers:* resetchannels -@all +ping +info +scan +unlink +get +mget +set \
     +mset +incr +incrby +hset +hget +hgetall +hincrby +rpush +lrange +strlen +getrange +append +xadd +xdel \
     +xlen +xread +del +evalsha +eval +script|load +watch +unwatch +multi +exec";
 

@@ -68,6 +68,12 @@ pub async fn consume(config: &ConsumeConfig, progress: &dyn Progress) -> Result<
         config.name
     );
     let mut conn = Connection::open(&config.target).await?;
+    ensure!(
+        !conn.is_cluster(),
+        "{} is a Redis Cluster node: `interbank init` loads a cluster, but consume does not run \
+         on one yet (it reads one stream for every bank)",
+        config.target
+    );
     let meta = meta::read(&mut conn, keys).await?;
     let mut ledger = ledger_for(config, &meta)?;
     let checkpointing = config.checkpoint_interval_ms > 0;

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, ensure};
 use redis::aio::ConnectionLike;
 
 use crate::ledger::accounts::AccountsFile;
+use crate::store::connection::{Connection, Server};
 use crate::store::keys::Keys;
 use crate::store::meta::Meta;
 use crate::store::retry::query_retrying;
@@ -24,34 +25,64 @@ const LRANGE_CHUNK: usize = 100_000;
 /// The most `SCAN` steps: far more than a keyspace of 2^32 keys needs at `SCAN_COUNT` a step.
 const MAX_SCAN_STEPS: u64 = 1 << 32;
 
-/// Removes every key under the prefix (`SCAN MATCH prefix:*` + `UNLINK`; never `FLUSHALL` or
-/// `FLUSHDB`); returns how many were removed.
-pub async fn remove_our_keys(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<u64> {
+/// Removes every key under the prefix (`SCAN MATCH prefix:*` on every master, then `UNLINK`;
+/// never `FLUSHALL` or `FLUSHDB`); returns how many were removed.
+pub async fn remove_our_keys(conn: &mut Connection, keys: &Keys) -> Result<u64> {
+    let mut removed = 0;
+    for server in conn.masters().await? {
+        removed += remove_on(conn, &server, keys).await?;
+    }
+    Ok(removed)
+}
+
+/// Removes our keys from one server: those of one hash tag together (one slot, as a cluster
+/// requires of a multi-key command), the others one by one.
+async fn remove_on(conn: &mut Connection, server: &Server, keys: &Keys) -> Result<u64> {
     let mut cursor: u64 = 0;
     let mut removed = 0;
     for _ in 0..MAX_SCAN_STEPS {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(keys.all_keys_pattern())
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(conn)
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor).arg("MATCH").arg(keys.all_keys_pattern()).arg("COUNT").arg(SCAN_COUNT);
+        let (next, batch): (u64, Vec<String>) = conn
+            .query_on(server, &scan)
             .await
-            .context("scanning for this tool's keys")?;
-        if !batch.is_empty() {
-            removed += redis::cmd("UNLINK")
-                .arg(&batch)
-                .query_async::<u64>(conn)
+            .with_context(|| format!("scanning {server} for this tool's keys"))?;
+        for same_slot in group_by_hash_tag(batch) {
+            let unlink = redis::cmd("UNLINK").arg(&same_slot).clone();
+            removed += conn
+                .query_on::<u64>(server, &unlink)
                 .await
-                .context("removing old keys")?;
+                .with_context(|| format!("removing old keys from {server}"))?;
         }
         cursor = next;
         if cursor == 0 {
             return Ok(removed);
         }
     }
-    anyhow::bail!("SCAN of {} did not end after {MAX_SCAN_STEPS} steps", keys.all_keys_pattern())
+    anyhow::bail!("SCAN of {server} did not end after {MAX_SCAN_STEPS} steps")
+}
+
+/// Keys sharing a hash tag (`{B}`: they share a slot) together, every other key alone.
+fn group_by_hash_tag(keys: Vec<String>) -> Vec<Vec<String>> {
+    let mut tagged: HashMap<String, Vec<String>> = HashMap::new();
+    let mut groups = Vec::new();
+    for key in keys {
+        match hash_tag(&key) {
+            Some(tag) => tagged.entry(tag.to_string()).or_default().push(key),
+            None => groups.push(vec![key]),
+        }
+    }
+    groups.extend(tagged.into_values());
+    groups
+}
+
+/// A key's hash tag as Redis Cluster reads it: the text between the first `{` and the next `}`,
+/// if not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
 }
 
 /// Writes the banks (their list, zero balances, zero interbank positions) and every account with
@@ -61,14 +92,20 @@ pub async fn load(conn: &mut impl ConnectionLike, keys: &Keys, file: &AccountsFi
     load_accounts(conn, keys, file).await
 }
 
+/// The bank list, then each bank's balance and interbank positions in one pipeline per bank.
 async fn load_banks(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     file: &AccountsFile,
 ) -> Result<()> {
-    let mut pipe = redis::pipe();
-    pipe.rpush(keys.banks(), &file.banks).ignore();
+    redis::cmd("RPUSH")
+        .arg(keys.banks())
+        .arg(&file.banks)
+        .query_async::<()>(conn)
+        .await
+        .with_context(|| format!("writing {}", keys.banks()))?;
     for bank in &file.banks {
+        let mut pipe = redis::pipe();
         pipe.set(keys.bank_balance(bank), 0).ignore();
         let others: Vec<(&str, i64)> = file
             .banks
@@ -79,10 +116,12 @@ async fn load_banks(
         if !others.is_empty() {
             pipe.cmd("HSET").arg(keys.interbank(bank)).arg(&others).ignore();
         }
+        pipe.query_async::<()>(conn).await.with_context(|| format!("writing bank {bank}"))?;
     }
-    pipe.query_async::<()>(conn).await.context("writing the banks")
+    Ok(())
 }
 
+/// Each bank's accounts and directory, in pipelines of that bank's keys only.
 async fn load_accounts(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
@@ -92,31 +131,27 @@ async fn load_accounts(
     for (i, account) in file.accounts.iter().enumerate() {
         by_bank.entry(account.bank).or_default().push(i);
     }
-    let mut pipe = redis::pipe();
-    let mut queued = 0;
     for (&bank, members) in &by_bank {
         let bank_name = &file.banks[bank];
-        for chunk in members.chunks(CHUNK_ITEMS) {
-            let pairs: Vec<(String, i64)> = chunk
-                .iter()
-                .map(|&i| {
-                    let account = &file.accounts[i];
-                    (keys.account(bank_name, &account.iban), account.balance_cents)
-                })
-                .collect();
-            let ibans: Vec<&str> = chunk.iter().map(|&i| file.accounts[i].iban.as_str()).collect();
-            pipe.mset(&pairs).ignore();
-            pipe.rpush(keys.directory(bank_name), ibans).ignore();
-            queued += 2;
-            if queued >= PIPELINE_COMMANDS {
-                pipe.query_async::<()>(conn).await.context("loading accounts")?;
-                pipe = redis::pipe();
-                queued = 0;
+        for commands in members.chunks(CHUNK_ITEMS * PIPELINE_COMMANDS / 2) {
+            let mut pipe = redis::pipe();
+            for chunk in commands.chunks(CHUNK_ITEMS) {
+                let pairs: Vec<(String, i64)> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let account = &file.accounts[i];
+                        (keys.account(bank_name, &account.iban), account.balance_cents)
+                    })
+                    .collect();
+                let ibans: Vec<&str> =
+                    chunk.iter().map(|&i| file.accounts[i].iban.as_str()).collect();
+                pipe.mset(&pairs).ignore();
+                pipe.rpush(keys.directory(bank_name), ibans).ignore();
             }
+            pipe.query_async::<()>(conn)
+                .await
+                .with_context(|| format!("loading the accounts of bank {bank_name}"))?;
         }
-    }
-    if queued > 0 {
-        pipe.query_async::<()>(conn).await.context("loading accounts")?;
     }
     Ok(())
 }
@@ -176,4 +211,28 @@ pub async fn read_directory(
         meta.accounts
     );
     Ok(accounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_hash_tag_are_removed_together() {
+        assert_eq!(hash_tag("p:{Santander}:account:ES1"), Some("Santander"));
+        assert_eq!(hash_tag("p:{}:x{a}"), None);
+        assert_eq!(hash_tag("p:meta"), None);
+        let keys = ["p:{A}:balance", "p:meta", "p:{B}:balance", "p:{A}:interbank", "p:runs"];
+        let mut groups = group_by_hash_tag(keys.iter().map(|k| k.to_string()).collect());
+        groups.sort();
+        assert_eq!(
+            groups,
+            vec![
+                vec!["p:meta".to_string()],
+                vec!["p:runs".to_string()],
+                vec!["p:{A}:balance".to_string(), "p:{A}:interbank".to_string()],
+                vec!["p:{B}:balance".to_string()],
+            ]
+        );
+    }
 }

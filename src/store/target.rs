@@ -3,9 +3,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use redis::Client;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::{Client, TlsCertificates};
+
+use crate::store::connection::{CONNECT_TIMEOUT_MS, RESPONSE_TIMEOUT_MS};
 
 /// The seed's server.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -74,19 +78,33 @@ impl Target {
 
     /// A Redis client for this target. The error never shows the password.
     pub fn client(&self) -> Result<Client> {
+        let client = match self.tls_certificates()? {
+            None => Client::open(self.url.as_str()),
+            Some(certificates) => Client::build_with_tls(self.url.as_str(), certificates),
+        };
+        client.map_err(|e| self.bad_url(e))
+    }
+
+    /// A client for a Redis Cluster that this target's server belongs to: the server is the
+    /// first node asked for the others; the credentials and TLS files serve for every node.
+    pub fn cluster_client(&self) -> Result<ClusterClient> {
+        let info = self.client()?.get_connection_info().clone();
+        let mut builder = ClusterClientBuilder::new([info])
+            .connection_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .response_timeout(Duration::from_millis(RESPONSE_TIMEOUT_MS));
+        if let Some(certificates) = self.tls_certificates()? {
+            builder = builder.certs(certificates);
+        }
+        builder.build().map_err(|e| self.bad_url(e))
+    }
+
+    /// The TLS files' contents, when any is given.
+    fn tls_certificates(&self) -> Result<Option<TlsCertificates>> {
         // rustls needs one process-wide crypto provider; a second install is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let bad_url = |e: redis::RedisError| {
-            anyhow!(
-                "{} is not a usable Redis URL: {}. Expected redis://[user:password@]host:port[/db], \
-                 rediss:// for TLS or unix:///path",
-                self.redacted(),
-                self.scrub(&e.to_string())
-            )
-        };
         let TlsFiles { ca_cert, client_cert, client_key } = &self.tls;
         if ca_cert.is_none() && client_cert.is_none() && client_key.is_none() {
-            return Client::open(self.url.as_str()).map_err(bad_url);
+            return Ok(None);
         }
         let read = |path: &PathBuf, what: &str| {
             std::fs::read(path)
@@ -102,8 +120,16 @@ impl Target {
         };
         let root_cert =
             ca_cert.as_ref().map(|path| read(path, "TLS CA certificate")).transpose()?;
-        Client::build_with_tls(self.url.as_str(), redis::TlsCertificates { client_tls, root_cert })
-            .map_err(bad_url)
+        Ok(Some(TlsCertificates { client_tls, root_cert }))
+    }
+
+    fn bad_url(&self, err: redis::RedisError) -> anyhow::Error {
+        anyhow!(
+            "{} is not a usable Redis URL: {}. Expected redis://[user:password@]host:port[/db], \
+             rediss:// for TLS or unix:///path",
+            self.redacted(),
+            self.scrub(&err.to_string())
+        )
     }
 }
 

@@ -246,6 +246,12 @@ async fn prepare(
     control: &mut Connection,
     config: &BrokerConfig,
 ) -> Result<(Arc<Shared>, Vec<Connection>)> {
+    ensure!(
+        !control.is_cluster(),
+        "{} is a Redis Cluster node: `interbank init` loads a cluster, but the broker does not run \
+         on one yet (its transfer script touches keys of several slots)",
+        config.target
+    );
     let meta = meta::read(control, &config.keys).await?;
     let directory = Directory::load(control, &config.keys, &meta).await?;
     let connection_count = if config.strategy == Strategy::Watch {
