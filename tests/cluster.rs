@@ -48,19 +48,79 @@ fn init_loads_a_cluster_and_removes_only_its_own_keys_on_every_master() {
 }
 
 #[test]
-fn any_node_names_the_cluster_and_the_commands_not_ready_say_so() {
+fn on_a_one_node_cluster_every_call_touches_one_slot() {
+    // One node holds every slot and still refuses any command or script spanning slots.
     let cluster = RedisCluster::single();
     let url = cluster.url();
     let dir = workdir_with_accounts(&url, 50);
-    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
+    let loaded = ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv", "--json"]);
+    let total = serde_json::from_str::<serde_json::Value>(&loaded).unwrap()["total_cents"]
+        .as_i64()
+        .unwrap();
     assert_eq!(count(&cluster, "banks_transfers:*:account:*"), 50);
-    for command in [
-        &["broker", "--workers", "1", "--transfers", "1", "--quiet"][..],
-        &["consume", "--accounts", "data/accounts_50.csv", "--quiet"][..],
-    ] {
-        let out = run(&url, dir.path(), command);
-        let message = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{command:?}: {message}");
-        assert!(message.contains("is a Redis Cluster node"), "{command:?}: {message}");
+    let summary = broker(&url, dir.path(), &["--workers", "4", "--transfers", "200", "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!((summary["status"].as_str(), summary["failed"].as_u64()), (Some("ended"), Some(0)));
+    assert_eq!(summary["events"], 800, "{summary}");
+    assert_eq!(money(&cluster), total);
+    assert_eq!(in_flight(&cluster), Vec::<String>::new());
+
+    let out = run(&url, dir.path(), &["consume", "--accounts", "data/accounts_50.csv", "--quiet"]);
+    let message = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(message.contains("is a Redis Cluster node"), "{message}");
+}
+
+/// The sum of every account balance on every master.
+fn money(cluster: &RedisCluster) -> i64 {
+    cluster
+        .masters()
+        .iter()
+        .flat_map(|m| {
+            let keys = m.cli(&["--scan", "--pattern", "banks_transfers:*:account:*"]);
+            keys.lines()
+                .map(|key| m.cli(&["GET", key]).trim().parse::<i64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// The keys of money in flight left on every master: outboxes, and in-flight totals not at 0.
+fn in_flight(cluster: &RedisCluster) -> Vec<String> {
+    let mut left = Vec::new();
+    for master in cluster.masters() {
+        left.extend(
+            master
+                .cli(&["--scan", "--pattern", "banks_transfers:*:outbox"])
+                .lines()
+                .map(str::to_string),
+        );
+        for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:inflight"]).lines() {
+            let cents = master.cli(&["GET", key]);
+            if cents.trim() != "0" {
+                left.push(format!("{key} = {}", cents.trim()));
+            }
+        }
     }
+    left
+}
+
+#[test]
+fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everything() {
+    let cluster = RedisCluster::three_masters_with_replicas();
+    let url = cluster.url();
+    let dir = workdir_with_accounts(&url, 100);
+    let loaded = ok(&url, dir.path(), &["init", "--json"]);
+    let total = serde_json::from_str::<serde_json::Value>(&loaded).unwrap()["total_cents"]
+        .as_i64()
+        .unwrap();
+    let summary = broker(&url, dir.path(), &["--workers", "8", "--transfers", "250", "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["status"], "ended", "{summary}");
+    let decided = summary["completed"].as_u64().unwrap() + summary["cancelled"].as_u64().unwrap();
+    assert_eq!(decided + summary["in_flight"].as_u64().unwrap(), 2000, "{summary}");
+    assert!(summary["completed"].as_u64().unwrap() > 500, "{summary}");
+    assert_eq!(summary["events"], 2000, "{summary}");
+    assert_eq!(money(&cluster), total);
+    assert_eq!(in_flight(&cluster), Vec::<String>::new());
 }

@@ -7,7 +7,7 @@ use common::*;
 use interbank::ledger::events::{CancelReason, Outcome};
 use interbank::store::error::{BAD_CALL_CODE, CallError, StopCode};
 use interbank::store::keys::Keys;
-use interbank::store::script::{BatchReply, TransferRequest, TransferScript};
+use interbank::store::script::{BatchReply, Scope, TransferRequest, TransferScript};
 use interbank::store::target::Target;
 
 const BANKS: &str = "bank\nCaixaBank\nKutxa\n";
@@ -51,7 +51,10 @@ impl Setup {
         batch: &[TransferRequest<'_>],
     ) -> Result<BatchReply, CallError> {
         let script = TransferScript::default();
-        script.submit(&mut self.conn, &self.keys, &self.banks, "r1-w1", first_seq, batch).await
+        let scope = Scope::Global;
+        script
+            .submit(&mut self.conn, &self.keys, &self.banks, scope, "r1-w1", first_seq, batch)
+            .await
     }
 
     fn get(&self, key: &str) -> String {

@@ -76,6 +76,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Follow the event stream, rebuild every balance, and check Redis against it.
     Consume(ConsumeArgs),
+    /// Carry every cross-bank transfer still in flight to its end (Redis Cluster; after a broker
+    /// was killed mid-transfer).
+    Recover(RecoverArgs),
 }
 
 /// The flags of `interbank gen`.
@@ -206,6 +209,16 @@ pub struct ConsumeArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The flags of `interbank recover`.
+#[derive(Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

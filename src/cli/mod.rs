@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use args::{BenchArgs, BrokerArgs, Cli, Command, ConsumeArgs, GenArgs, InitArgs};
+use args::{BenchArgs, BrokerArgs, Cli, Command, ConsumeArgs, GenArgs, InitArgs, RecoverArgs};
 use interbank::commands::bench::{self, BenchConfig};
 use interbank::commands::broker::{self, BrokerConfig};
 use interbank::commands::consume::{self, ConsumeConfig};
-use interbank::commands::{Progress, generate, init};
+use interbank::commands::{Progress, generate, init, recover};
 use interbank::ledger::accounts;
 use progress::Bar;
 
@@ -35,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Broker(args) => broker_command(args).await,
         Command::Bench(args) => bench_command(args).await,
         Command::Consume(args) => consume_command(args).await,
+        Command::Recover(args) => recover_command(args).await,
     }
 }
 
@@ -157,6 +158,16 @@ async fn consume_command(args: ConsumeArgs) -> Result<ExitCode> {
         emit(&render::consumed(&consumed))?;
     }
     Ok(if consumed.report.verified { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn recover_command(RecoverArgs { redis, json }: RecoverArgs) -> Result<ExitCode> {
+    let recovered = recover::recover(&redis.target(), &redis.keys()?).await?;
+    if json {
+        print_json(&recovered)?;
+    } else {
+        emit(&render::recovered(&recovered))?;
+    }
+    Ok(if recovered.left_in_flight == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Seconds from a flag, checked against bounds, in milliseconds.

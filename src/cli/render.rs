@@ -6,6 +6,7 @@ use interbank::commands::broker::BrokerSummary;
 use interbank::commands::consume::Consumed;
 use interbank::commands::generate::Generated;
 use interbank::commands::init::InitReport;
+use interbank::commands::recover::Recovered;
 use interbank::ledger::verify::Report;
 
 /// What `gen` wrote.
@@ -69,8 +70,30 @@ pub fn broker_summary(summary: &BrokerSummary) -> String {
         summary.watch_conflicts,
         summary.events,
     );
+    if let Some(recovered) = &summary.recovered {
+        text.push_str(&format!(
+            "\n  cluster     {} cross-bank transfers left in flight; recovery passes carried {} to their end",
+            summary.in_flight,
+            recovered.settled + recovered.voided
+        ));
+    }
     if let Some(error) = &summary.error {
         text.push_str(&format!("\n  error       {error}"));
+    }
+    text
+}
+
+/// What a recovery pass did.
+pub fn recovered(recovered: &Recovered) -> String {
+    let mut text = format!(
+        "recover: {} transfers were in flight: {} credited and settled, {} refunded (voided), {} settled meanwhile\n",
+        recovered.found, recovered.settled, recovered.voided, recovered.already_settled
+    );
+    if recovered.left_in_flight > 0 {
+        text.push_str(&format!(
+            "recover: {} left in flight: no replica of their shard acknowledged the debits; run it again\n",
+            recovered.left_in_flight
+        ));
     }
     text
 }

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod consume;
 pub mod generate;
 pub mod init;
+pub mod recover;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -11,7 +11,7 @@ use redis::aio::ConnectionLike;
 
 use crate::ledger::accounts::AccountsFile;
 use crate::store::connection::{Connection, Server};
-use crate::store::keys::Keys;
+use crate::store::keys::{Keys, hash_tag};
 use crate::store::meta::Meta;
 use crate::store::retry::query_retrying;
 
@@ -74,15 +74,6 @@ fn group_by_hash_tag(keys: Vec<String>) -> Vec<Vec<String>> {
     }
     groups.extend(tagged.into_values());
     groups
-}
-
-/// A key's hash tag as Redis Cluster reads it: the text between the first `{` and the next `}`,
-/// if not empty.
-fn hash_tag(key: &str) -> Option<&str> {
-    let open = key.find('{')?;
-    let rest = &key[open + 1..];
-    let close = rest.find('}')?;
-    (close > 0).then(|| &rest[..close])
 }
 
 /// Writes the banks (their list, zero balances, zero interbank positions) and every account with
@@ -219,9 +210,6 @@ mod tests {
 
     #[test]
     fn keys_of_one_hash_tag_are_removed_together() {
-        assert_eq!(hash_tag("p:{Santander}:account:ES1"), Some("Santander"));
-        assert_eq!(hash_tag("p:{}:x{a}"), None);
-        assert_eq!(hash_tag("p:meta"), None);
         let keys = ["p:{A}:balance", "p:meta", "p:{B}:balance", "p:{A}:interbank", "p:runs"];
         let mut groups = group_by_hash_tag(keys.iter().map(|k| k.to_string()).collect());
         groups.sort();

@@ -21,6 +21,9 @@ pub enum CallError {
     /// Anything else Redis refused (a malformed call, a missing permission, a script error).
     #[error("{0}")]
     Refused(redis::RedisError),
+    /// A script stopped before it wrote anything (a key of the wrong type, a denied command).
+    #[error("{}", .0.message)]
+    Stopped(ScriptStop),
 }
 
 /// The error code the transfer script answers when a sequence is past what its producer applied.

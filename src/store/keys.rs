@@ -19,6 +19,8 @@
 //! | `P:run:N` | hash | broker run N: strategy, workers, times, counts, status |
 //! | `P:producer:ID` | string | one outcome letter per transfer applied for producer ID (idempotency) |
 //! | `P:consumer:NAME` | string | consumer NAME's checkpoint: last stream entry read and the replay up to it (JSON) |
+//! | `P:{B}:inbox` | hash | sharded layout: field `A\|id`, the answer bank B gave the credit of transfer id from bank A |
+//! | `P:{B}:recovery` | string | sharded layout: recovery passes that waited for a replica of B's shard |
 
 use crate::ledger::verify::KeyNames;
 
@@ -104,6 +106,61 @@ impl Keys {
     pub fn consumer(&self, name: &str) -> String {
         format!("{}:consumer:{name}", self.prefix)
     }
+
+    /// Sharded layout: bank B's own event stream.
+    pub fn events_of(&self, bank: &str) -> String {
+        format!("{}:{{{bank}}}:events", self.prefix)
+    }
+
+    /// Sharded layout: producer ID's outcome string for the transfers out of bank B.
+    pub fn producer_in(&self, bank: &str, producer_id: &str) -> String {
+        format!("{}:{{{bank}}}:producer:{producer_id}", self.prefix)
+    }
+
+    /// Sharded layout: bank B's transfers in flight to other banks, by transfer id.
+    pub fn outbox(&self, bank: &str) -> String {
+        format!("{}:{{{bank}}}:outbox", self.prefix)
+    }
+
+    /// Sharded layout: the cents in flight out of bank B (debited, not yet settled or voided).
+    pub fn in_flight(&self, bank: &str) -> String {
+        format!("{}:{{{bank}}}:inflight", self.prefix)
+    }
+
+    /// Sharded layout: the credits bank B answered, by source bank and transfer id.
+    pub fn inbox(&self, bank: &str) -> String {
+        format!("{}:{{{bank}}}:inbox", self.prefix)
+    }
+
+    /// Sharded layout: how many recovery passes marked bank B's shard (a write of the pass's
+    /// own, for a replica to acknowledge).
+    pub fn recovery_mark(&self, bank: &str) -> String {
+        format!("{}:{{{bank}}}:recovery", self.prefix)
+    }
+}
+
+/// How many hash slots a Redis Cluster has.
+pub const CLUSTER_SLOTS: u16 = 16_384;
+
+/// A key's hash tag as Redis Cluster reads it: the text between the first `{` and the next `}`,
+/// if not empty. Keys with the same tag share a slot.
+pub fn hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let rest = &key[open + 1..];
+    let close = rest.find('}')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// The Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag, or of the whole key, modulo
+/// 16,384, as the cluster specification defines it.
+pub fn cluster_slot(key: &str) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    let crc = hashed.bytes().fold(0_u16, |crc, byte| {
+        (0..8).fold(crc ^ (u16::from(byte) << 8), |crc, _| {
+            if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 }
+        })
+    });
+    crc % CLUSTER_SLOTS
 }
 
 /// The verification names the keys it finds wrong as this schema names them.
@@ -162,5 +219,17 @@ mod tests {
         for bad in ["", "a*", "a?", "a[b]", "a:b", "a b", &"x".repeat(65)] {
             assert!(Keys::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn slots_are_those_redis_computes() {
+        // Values from `CLUSTER KEYSLOT` on Redis 7.0.
+        assert_eq!(cluster_slot("foo"), 12182);
+        assert_eq!(cluster_slot("bar"), 5061);
+        assert_eq!(cluster_slot("p:{Santander}:balance"), cluster_slot("Santander"));
+        assert_eq!(cluster_slot("{}foo"), cluster_slot("{}foo"));
+        assert_eq!(hash_tag("p:{Santander}:account:ES1"), Some("Santander"));
+        assert_eq!(hash_tag("p:{}:x{a}"), None);
+        assert_eq!(hash_tag("p:meta"), None);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod connection;
+pub mod cross_bank;
 pub mod dataset;
 pub mod error;
 pub mod keys;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::store::error::CallError;
+
 /// How many times an idempotent request is sent again after transient errors before giving up:
 /// with [`backoff_ms`], about 25 s, enough for a Redis restart.
 pub const RETRY_LIMIT: u32 = 30;
@@ -14,14 +16,33 @@ pub fn backoff_ms(attempt: u32) -> u64 {
     BASE_MS.saturating_mul(1 << attempt.min(16)).min(CAP_MS)
 }
 
-/// Sends a request again after each transient error, at most [`RETRY_LIMIT`] times.
-async fn retrying<T>(
-    mut send: impl AsyncFnMut() -> redis::RedisResult<T>,
-) -> redis::RedisResult<T> {
+/// An error that may go away if the same request is sent again after a pause.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for redis::RedisError {
+    fn is_transient(&self) -> bool {
+        is_transient(self)
+    }
+}
+
+impl Transient for CallError {
+    fn is_transient(&self) -> bool {
+        matches!(self, CallError::Transient(_))
+    }
+}
+
+/// Sends a request that is safe to repeat, again after each transient error, at most
+/// [`RETRY_LIMIT`] times with [`backoff_ms`] between. (Its future is not `Send`, an async closure
+/// being what it is: a spawned task retries with a loop of its own.)
+pub async fn retrying<T, E: Transient>(
+    mut send: impl AsyncFnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut attempt = 0;
     loop {
         match send().await {
-            Err(err) if is_transient(&err) && attempt < RETRY_LIMIT => {
+            Err(err) if err.is_transient() && attempt < RETRY_LIMIT => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
             }

@@ -75,6 +75,31 @@ pub async fn applied_per_producer(
     pipe_retrying(conn, &pipe).await.context("reading the producer keys")
 }
 
+/// Sharded layout: the transfers applied for each of a run's producers, summed over the banks
+/// (each bank keeps its own outcome string per producer; one pipeline per bank, one slot each).
+pub async fn applied_per_producer_in_banks(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    run: u64,
+    producers: u32,
+    banks: &[String],
+) -> Result<Vec<u64>> {
+    let mut total = vec![0_u64; usize::try_from(producers).context("too many producers")?];
+    for bank in banks {
+        let mut pipe = redis::pipe();
+        for producer in 1..=producers {
+            pipe.strlen(keys.producer_in(bank, &crate::ledger::events::producer_id(run, producer)));
+        }
+        let applied: Vec<u64> = pipe_retrying(conn, &pipe)
+            .await
+            .with_context(|| format!("reading the producer keys of bank {bank}"))?;
+        for (sum, n) in total.iter_mut().zip(applied) {
+            *sum += n;
+        }
+    }
+    Ok(total)
+}
+
 /// Reads every run recorded under the prefix, oldest first.
 pub async fn read_all(
     conn: &mut impl redis::aio::ConnectionLike,

@@ -21,6 +21,31 @@ pub struct TransferRequest<'a> {
     pub amount_cents: i64,
 }
 
+/// Where a call records its events and outcomes: the one stream and producer key of the single
+/// layout, or, in the sharded layout (Redis Cluster), those of the one bank every transfer of the
+/// call belongs to (a cluster runs a script on one slot only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Global,
+    Bank(&'a str),
+}
+
+impl Scope<'_> {
+    fn events(self, keys: &Keys) -> String {
+        match self {
+            Scope::Global => keys.events(),
+            Scope::Bank(bank) => keys.events_of(bank),
+        }
+    }
+
+    fn producer(self, keys: &Keys, producer: &str) -> String {
+        match self {
+            Scope::Global => keys.producer(producer),
+            Scope::Bank(bank) => keys.producer_in(bank, producer),
+        }
+    }
+}
+
 /// What the script decided: one outcome per transfer, in order, and, if it stopped early, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchReply {
@@ -73,7 +98,7 @@ impl TransferScript {
         seq: u64,
         transfer: &TransferRequest<'_>,
     ) -> Vec<String> {
-        let (call_keys, args) = single_call(keys, banks, producer, seq, transfer);
+        let (call_keys, args) = single_call(keys, banks, Scope::Global, producer, seq, transfer);
         let mut line =
             vec!["EVALSHA".to_string(), self.sha1().to_string(), call_keys.len().to_string()];
         line.extend(call_keys);
@@ -83,11 +108,13 @@ impl TransferScript {
 
     /// Submits transfers `first_seq..` of `producer`. Sending the same call again after an error
     /// is safe: transfers already applied are answered from their first outcome.
+    #[allow(clippy::too_many_arguments)]
     pub async fn submit(
         &self,
         conn: &mut impl redis::aio::ConnectionLike,
         keys: &Keys,
         banks: &[String],
+        scope: Scope<'_>,
         producer: &str,
         first_seq: u64,
         transfers: &[TransferRequest<'_>],
@@ -96,7 +123,7 @@ impl TransferScript {
         assert!(first_seq >= 1);
         let mut call = self.script.prepare_invoke();
         if let [t] = transfers {
-            let (call_keys, args) = single_call(keys, banks, producer, first_seq, t);
+            let (call_keys, args) = single_call(keys, banks, scope, producer, first_seq, t);
             for key in call_keys {
                 call.key(key);
             }
@@ -113,7 +140,7 @@ impl TransferScript {
                     used.len()
                 }
             };
-            call.key(keys.events()).key(keys.producer(producer));
+            call.key(scope.events(keys)).key(scope.producer(keys, producer));
             let local_ids: Vec<(usize, usize)> =
                 transfers.iter().map(|t| (local(t.from_bank), local(t.to_bank))).collect();
             for &bank in &used {
@@ -142,14 +169,15 @@ impl TransferScript {
 fn single_call(
     keys: &Keys,
     banks: &[String],
+    scope: Scope<'_>,
     producer: &str,
     seq: u64,
     t: &TransferRequest<'_>,
 ) -> ([String; 8], [String; 7]) {
     let (from_bank, to_bank) = (&banks[t.from_bank], &banks[t.to_bank]);
     let call_keys = [
-        keys.events(),
-        keys.producer(producer),
+        scope.events(keys),
+        scope.producer(keys, producer),
         keys.bank_balance(from_bank),
         keys.interbank(from_bank),
         keys.bank_balance(to_bank),

@@ -18,7 +18,7 @@ use crate::ledger::events::producer_id;
 use crate::store::connection::Connection;
 use crate::store::error::{CallError, ScriptStop, StopCode};
 use crate::store::retry::{RETRY_LIMIT, backoff_ms};
-use crate::store::script::{BatchReply, TransferRequest};
+use crate::store::script::{BatchReply, Scope, TransferRequest};
 use crate::store::target::Target;
 
 pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -> WorkerStats {
@@ -47,7 +47,8 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -
             })
             .collect();
         let started = Instant::now();
-        let reply = call(shared, &mut conn, &producer, seq, &requests, &mut stats).await;
+        let reply =
+            call(shared, &mut conn, Scope::Global, &producer, seq, &requests, &mut stats).await;
         stats.record_latency(started.elapsed());
         for outcome in &reply.outcomes {
             stats.count(*outcome);
@@ -77,6 +78,7 @@ pub(super) struct Called {
 pub(super) async fn call(
     shared: &Shared,
     conn: &mut Connection,
+    scope: Scope<'_>,
     producer: &str,
     seq: u64,
     requests: &[TransferRequest<'_>],
@@ -88,7 +90,7 @@ pub(super) async fn call(
         stats.calls += 1;
         match shared
             .script
-            .submit(conn, &cfg.keys, &shared.directory.banks, producer, seq, requests)
+            .submit(conn, &cfg.keys, &shared.directory.banks, scope, producer, seq, requests)
             .await
         {
             Ok(BatchReply { outcomes, stop }) => {
@@ -149,5 +151,6 @@ fn describe_failure(
              applied, and `consume` will tell: its id is recorded only if it was"
         ),
         CallError::Refused(_) => format!("transfer {id} was refused by Redis: {text}"),
+        CallError::Stopped(stop) => describe_stop(stop, producer, seq),
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Shared, WorkerStats, worker_rng};
 use crate::ledger::events::{Outcome, producer_id};
 use crate::store::connection::Connection;
-use crate::store::script::{MAX_BATCH, TransferRequest};
+use crate::store::script::{MAX_BATCH, Scope, TransferRequest};
 
 /// A transfer handed to a committer: two accounts of the directory, the amount, and where its
 /// outcome goes (dropped unanswered if it was not applied).
@@ -103,8 +103,16 @@ pub(super) async fn committer(
                 amount_cents: h.amount_cents,
             })
             .collect();
-        let reply =
-            super::atomic::call(shared, &mut conn, &producer, seq, &requests, &mut stats).await;
+        let reply = super::atomic::call(
+            shared,
+            &mut conn,
+            Scope::Global,
+            &producer,
+            seq,
+            &requests,
+            &mut stats,
+        )
+        .await;
         assert!(reply.outcomes.len() <= handed.len(), "more outcomes than transfers sent");
         seq += reply.outcomes.len() as u64;
         let applied = reply.outcomes.len();

@@ -8,6 +8,7 @@
 mod atomic;
 mod directory;
 mod group_commit;
+mod sharded;
 mod stats;
 mod unsafe_strategies;
 
@@ -23,10 +24,12 @@ use tokio::task::JoinHandle;
 pub use directory::Directory;
 pub use stats::WorkerStats;
 
+use crate::commands::recover::{Recovered, recover_banks};
 use crate::commands::{Progress, now_ms};
 use crate::ledger::money::MAX_TOTAL_CENTS;
 use crate::ledger::runs::{RunStatus, Strategy};
 use crate::store::connection::Connection;
+use crate::store::cross_bank::{self, CrossBankScript};
 use crate::store::keys::Keys;
 use crate::store::meta;
 use crate::store::runs;
@@ -144,6 +147,10 @@ pub struct BrokerSummary {
     pub completed: u64,
     pub cancelled: u64,
     pub failed: u64,
+    /// Cross-bank transfers left in flight for the recovery pass (Redis Cluster only).
+    pub in_flight: u64,
+    /// What the recovery passes before and after the run carried to their end (Redis Cluster).
+    pub recovered: Option<Recovered>,
     pub retries: u64,
     pub watch_conflicts: u64,
     pub redis_calls: u64,
@@ -163,6 +170,12 @@ struct Shared {
     config: BrokerConfig,
     directory: Directory,
     script: TransferScript,
+    /// Sharded layout (Redis Cluster): each bank's keys in its own slot, cross-bank transfers
+    /// in three steps.
+    sharded: bool,
+    cross_bank: CrossBankScript,
+    /// Sharded layout: per bank, whether its shard had a replica to wait for at the start.
+    replicated: Vec<bool>,
     run: u64,
     stop: AtomicBool,
     done: AtomicU64,
@@ -201,6 +214,10 @@ pub async fn run(
     let interrupted = Arc::new(AtomicBool::new(false));
     let on_signal = stop_on_ctrl_c(&shared, &interrupted);
 
+    let mut recovered = Recovered::default();
+    if shared.sharded {
+        recovered.add(&recover_banks(&mut control, &config.keys, &shared.directory.banks).await?);
+    }
     let started = Instant::now();
     let handles = if config.group_commit {
         spawn_group_commit(&shared, &connections)
@@ -219,6 +236,18 @@ pub async fn run(
         progress.finish();
     }
 
+    if shared.sharded {
+        match recover_banks(&mut control, &config.keys, &shared.directory.banks).await {
+            Ok(after) => recovered.add(&after),
+            Err(err) => {
+                let note = format!(
+                    "the recovery pass after the run failed ({err:#}): run `interbank recover`"
+                );
+                total.error =
+                    Some(total.error.take().map_or(note.clone(), |e| format!("{e}; {note}")));
+            }
+        }
+    }
     let status = if total.error.is_some() {
         RunStatus::Failed
     } else if interrupted.load(Ordering::Relaxed) {
@@ -226,7 +255,8 @@ pub async fn run(
     } else {
         RunStatus::Ended
     };
-    let events = match record_end(&mut control, &config, shared.run, &total, status).await {
+    let banks = shared.sharded.then_some(shared.directory.banks.as_slice());
+    let events = match record_end(&mut control, &config, banks, shared.run, &total, status).await {
         Ok(events) => events,
         Err(err) => {
             // The transfers are what they are; only the record of the run's end is missing, and
@@ -237,7 +267,9 @@ pub async fn run(
             total.events
         }
     };
-    Ok(summarize(&config, shared.run, &total, events, elapsed, status))
+    let mut summary = summarize(&config, shared.run, &total, events, elapsed, status);
+    summary.recovered = shared.sharded.then_some(recovered);
+    Ok(summary)
 }
 
 /// Everything a run needs before its first transfer: the data set checked, the accounts read,
@@ -246,10 +278,12 @@ async fn prepare(
     control: &mut Connection,
     config: &BrokerConfig,
 ) -> Result<(Arc<Shared>, Vec<Connection>)> {
+    let sharded = control.is_cluster();
     ensure!(
-        !control.is_cluster(),
-        "{} is a Redis Cluster node: `interbank init` loads a cluster, but the broker does not run \
-         on one yet (its transfer script touches keys of several slots)",
+        !sharded
+            || (config.strategy == Strategy::Atomic && config.batch == 1 && !config.group_commit),
+        "{} is a Redis Cluster node: there the broker runs --strategy atomic with --batch 1 and \
+         without --group-commit",
         config.target
     );
     let meta = meta::read(control, &config.keys).await?;
@@ -264,8 +298,12 @@ async fn prepare(
         connections.push(Connection::open(&config.target).await?);
     }
     let script = TransferScript::default();
-    if config.strategy == Strategy::Atomic {
+    if config.strategy == Strategy::Atomic && !sharded {
         script.load(control).await?;
+    }
+    let mut replicated = Vec::with_capacity(meta.banks.len());
+    for bank in meta.banks.iter().filter(|_| sharded) {
+        replicated.push(cross_bank::shard_has_replicas(control, &config.keys, bank).await?);
     }
     let run = runs::start(
         control,
@@ -281,6 +319,9 @@ async fn prepare(
         config: config.clone(),
         directory,
         script,
+        sharded,
+        cross_bank: CrossBankScript::default(),
+        replicated,
         run,
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),
@@ -310,6 +351,9 @@ fn spawn_workers(shared: &Arc<Shared>, connections: &[Connection]) -> Vec<JoinHa
             let conn = conn.clone();
             tokio::spawn(async move {
                 match shared.config.strategy {
+                    Strategy::Atomic if shared.sharded => {
+                        sharded::worker(&shared, worker, conn).await
+                    }
                     Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
                     Strategy::Watch | Strategy::Naive => {
                         unsafe_strategies::worker(&shared, worker, conn).await
@@ -355,15 +399,19 @@ fn spawn_group_commit(
 async fn record_end(
     control: &mut Connection,
     config: &BrokerConfig,
+    banks: Option<&[String]>,
     run_id: u64,
     total: &WorkerStats,
     status: RunStatus,
 ) -> Result<u64> {
-    let events = if config.strategy == Strategy::Atomic {
-        runs::applied_per_producer(control, &config.keys, run_id, config.producers())
+    let (keys, producers) = (&config.keys, config.producers());
+    let events = if let Some(banks) = banks {
+        runs::applied_per_producer_in_banks(control, keys, run_id, producers, banks)
             .await?
             .iter()
             .sum()
+    } else if config.strategy == Strategy::Atomic {
+        runs::applied_per_producer(control, keys, run_id, producers).await?.iter().sum()
     } else {
         total.events
     };
@@ -406,6 +454,8 @@ fn summarize(
         completed: total.completed,
         cancelled: total.cancelled,
         failed: total.failed,
+        in_flight: total.in_flight,
+        recovered: None,
         retries: total.retries,
         watch_conflicts: total.conflicts,
         redis_calls: total.calls,

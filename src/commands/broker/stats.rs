@@ -13,6 +13,9 @@ pub struct WorkerStats {
     pub cancelled: u64,
     /// Transfers whose outcome is unknown or that were not applied because of an error.
     pub failed: u64,
+    /// Cross-bank transfers debited and left in flight for the recovery pass (Redis Cluster:
+    /// no replica acknowledged the debit in time).
+    pub in_flight: u64,
     /// Requests sent again after a transient error.
     pub retries: u64,
     /// `watch` only: transactions aborted by a concurrent change and started over.
@@ -31,6 +34,7 @@ impl Default for WorkerStats {
             completed: 0,
             cancelled: 0,
             failed: 0,
+            in_flight: 0,
             retries: 0,
             conflicts: 0,
             calls: 0,
@@ -60,6 +64,7 @@ impl WorkerStats {
         self.completed += other.completed;
         self.cancelled += other.cancelled;
         self.failed += other.failed;
+        self.in_flight += other.in_flight;
         self.retries += other.retries;
         self.conflicts += other.conflicts;
         self.calls += other.calls;

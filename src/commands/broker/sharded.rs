@@ -1,0 +1,184 @@
+//! The `atomic` strategy on a Redis Cluster, where each bank's keys live in one slot and a
+//! script may touch one slot only.
+//!
+//! A transfer inside one bank is one call of the transfer script on that bank's keys, as on a
+//! single server, with the bank's own stream and producer key. A transfer between two banks is
+//! three calls (see `store/lua/cross_bank.lua`): the debit on the source's shard, then, once a
+//! replica of that shard has the debit (when it has replicas), the credit on the destination's
+//! shard, then the settlement on the source's. A worker numbers its transfers per source bank
+//! (1, 2, 3... in each), since its record of applied transfers lives in the source bank's slot.
+//! Every call is sent again after a transient error with the same numbers and id, and every step
+//! answers a repeat with its first answer, so nothing is applied twice. A transfer the worker
+//! could not carry to its end stays in the source's outbox, in flight, for the recovery pass.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::{Shared, WorkerStats, worker_rng};
+use crate::ledger::events::{Outcome, producer_id};
+use crate::store::connection::Connection;
+use crate::store::cross_bank::{self, Credit, Debit, InFlight};
+use crate::store::error::CallError;
+use crate::store::retry::{RETRY_LIMIT, backoff_ms};
+use crate::store::script::{Scope, TransferRequest};
+
+/// Sends one step (an expression giving the step's future), again after each transient error, up
+/// to [`RETRY_LIMIT`] times after a backoff; counts the calls and retries in `$stats`. Gives the
+/// step's answer, or its error with the retries it took. A macro, not a function over an async
+/// closure: a worker is a spawned task, and such a closure's future cannot be shown `Send`.
+macro_rules! step {
+    ($stats:expr, $send:expr) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            $stats.calls += 1;
+            match $send.await {
+                Err(CallError::Transient(_)) if attempt < RETRY_LIMIT => {
+                    attempt += 1;
+                    $stats.retries += 1;
+                    tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
+                }
+                Err(err) => break Err((err, attempt)),
+                Ok(answer) => break Ok(answer),
+            }
+        }
+    }};
+}
+
+/// How a transfer ended for its worker.
+enum Ended {
+    Decided(Outcome),
+    /// Debited, and left in flight: no replica acknowledged the debit in time.
+    InFlight,
+}
+
+pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -> WorkerStats {
+    let cfg = &shared.config;
+    let dir = &shared.directory;
+    let producer = producer_id(shared.run, worker);
+    let mut rng = worker_rng(cfg.seed, worker);
+    let mut stats = WorkerStats::default();
+    let mut next_seq = vec![1_u64; dir.banks.len()];
+    for _ in 0..cfg.transfers_per_worker {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let (from, to) = dir.pick_pair(&mut rng);
+        let amount_cents = rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents);
+        let request = TransferRequest {
+            from_bank: usize::from(dir.accounts[from].1),
+            to_bank: usize::from(dir.accounts[to].1),
+            from: &dir.accounts[from].0,
+            to: &dir.accounts[to].0,
+            amount_cents,
+        };
+        let seq = next_seq[request.from_bank];
+        let started = Instant::now();
+        let ended = if request.from_bank == request.to_bank {
+            same_bank(shared, &mut conn, &producer, seq, &request, &mut stats).await
+        } else {
+            cross_bank(shared, &mut conn, &producer, seq, &request, &mut stats).await
+        };
+        match ended {
+            Ok(Ended::Decided(outcome)) => shared.decided(&mut stats, outcome, started),
+            Ok(Ended::InFlight) => {
+                stats.in_flight += 1;
+                shared.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                stats.failed += 1;
+                stats.error = Some(error);
+                shared.stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+        next_seq[request.from_bank] += 1;
+    }
+    stats
+}
+
+/// One call of the transfer script on the bank's own keys.
+async fn same_bank(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    seq: u64,
+    request: &TransferRequest<'_>,
+    stats: &mut WorkerStats,
+) -> Result<Ended, String> {
+    let bank = Scope::Bank(&shared.directory.banks[request.from_bank]);
+    let called = super::atomic::call(
+        shared,
+        conn,
+        bank,
+        producer,
+        seq,
+        std::slice::from_ref(request),
+        stats,
+    )
+    .await;
+    match (called.outcomes.first(), called.error) {
+        (_, Some(error)) => Err(error),
+        (Some(outcome), None) => Ok(Ended::Decided(*outcome)),
+        (None, None) => unreachable!("a call that stopped nowhere answered every transfer"),
+    }
+}
+
+/// Debit, wait for a replica, credit, settle.
+async fn cross_bank(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    seq: u64,
+    request: &TransferRequest<'_>,
+    stats: &mut WorkerStats,
+) -> Result<Ended, String> {
+    let (script, keys) = (&shared.cross_bank, &shared.config.keys);
+    let transfer = InFlight {
+        from_bank: shared.directory.banks[request.from_bank].clone(),
+        to_bank: shared.directory.banks[request.to_bank].clone(),
+        id: format!("{producer}-{seq}"),
+        from: request.from.to_string(),
+        to: request.to.to_string(),
+        amount_cents: request.amount_cents,
+    };
+    let id = format!("{}:{}", transfer.from_bank, transfer.id);
+    let describe = |step: &'static str| {
+        let id = id.clone();
+        move |(err, retries): (CallError, u32)| describe_failure(step, &id, &err, retries)
+    };
+    let debit = step!(stats, script.debit(conn, keys, producer, seq, &transfer))
+        .map_err(describe("debit"))?;
+    if let Debit::Cancelled(reason) = debit {
+        return Ok(Ended::Decided(Outcome::Cancelled(reason)));
+    }
+    if shared.replicated[request.from_bank] {
+        let bank = &transfer.from_bank;
+        let acknowledged = step!(stats, cross_bank::wait_for_replica(conn, keys, bank))
+            .map_err(describe("wait for a replica"))?;
+        if !acknowledged {
+            return Ok(Ended::InFlight);
+        }
+    }
+    let credit = step!(stats, script.credit(conn, keys, &transfer)).map_err(describe("credit"))?;
+    step!(stats, script.settle(conn, keys, &transfer, credit)).map_err(describe("settlement"))?;
+    Ok(Ended::Decided(match credit {
+        Credit::Credited => Outcome::Completed,
+        Credit::Rejected(reason) => Outcome::Cancelled(reason),
+    }))
+}
+
+/// Why a step of a cross-bank transfer failed for good, and where that leaves the money.
+fn describe_failure(step: &str, id: &str, err: &CallError, retries: u32) -> String {
+    let after = if retries > 0 { format!(" after {retries} retries") } else { String::new() };
+    let state = if step == "debit" {
+        "it may or may not have been debited; if it was, it is in its bank's outbox"
+    } else {
+        "it was debited and is in flight in its bank's outbox"
+    };
+    format!(
+        "the {step} of transfer {id} failed{after}: {err}; {state}, and `interbank recover` \
+         carries it to its end"
+    )
+}

@@ -1,0 +1,324 @@
+//! A transfer between banks on different shards of a Redis Cluster, as three calls of
+//! `lua/cross_bank.lua` (debit on the source's shard, credit on the destination's, settle on the
+//! source's), the outbox that keeps every transfer in flight visible until it is settled, and the
+//! wait for a replica between the debit and the credit. Each call touches the keys of one bank
+//! (one slot) and can be sent again safely: see the script for what each step does.
+
+use redis::Script;
+use redis::aio::ConnectionLike;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+
+use crate::ledger::events::CancelReason;
+use crate::store::connection::Connection;
+use crate::store::error::{CallError, ScriptStop, StopCode};
+use crate::store::keys::{Keys, cluster_slot};
+
+/// How long the broker waits for a replica to acknowledge a debit before it leaves the
+/// transfer in flight for the recovery pass.
+pub const REPLICA_WAIT_MS: u64 = 1_000;
+
+/// What the source's shard decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Debit {
+    /// Debited: the transfer is in flight until it is settled.
+    Debited,
+    /// Refused at the source; nothing moved.
+    Cancelled(CancelReason),
+}
+
+/// What the destination's shard decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credit {
+    Credited,
+    /// Nothing moved at the destination; the settlement refunds the source.
+    Rejected(CancelReason),
+}
+
+impl Credit {
+    fn letter(self) -> &'static str {
+        match self {
+            Credit::Credited => "C",
+            Credit::Rejected(CancelReason::Overflow) => "O",
+            Credit::Rejected(_) => "U",
+        }
+    }
+}
+
+/// How a settlement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Out of flight: the credit is final.
+    Settled,
+    /// Refunded to the source after a rejection.
+    Voided,
+    /// Settled before (by another call, or the recovery pass).
+    AlreadySettled,
+}
+
+/// A transfer in flight, as the source's outbox holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub from_bank: String,
+    pub to_bank: String,
+    /// The transfer id, unique among the source bank's transfers (`r<run>-w<producer>-<seq>`).
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub amount_cents: i64,
+}
+
+/// The loaded cross-bank script.
+#[derive(Debug, Clone)]
+pub struct CrossBankScript {
+    script: Script,
+}
+
+impl Default for CrossBankScript {
+    fn default() -> Self {
+        CrossBankScript { script: Script::new(Self::source()) }
+    }
+}
+
+impl CrossBankScript {
+    pub fn source() -> &'static str {
+        include_str!("lua/cross_bank.lua")
+    }
+
+    /// Debits the source of transfer `seq` of `producer` in the source bank's shard.
+    pub async fn debit(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &Keys,
+        producer: &str,
+        seq: u64,
+        t: &InFlight,
+    ) -> Result<Debit, CallError> {
+        let a = &t.from_bank;
+        let mut call = self.script.prepare_invoke();
+        call.key(keys.events_of(a))
+            .key(keys.producer_in(a, producer))
+            .key(keys.bank_balance(a))
+            .key(keys.interbank(a))
+            .key(keys.outbox(a))
+            .key(keys.in_flight(a))
+            .key(keys.account(a, &t.from));
+        call.arg("debit").arg(producer).arg(seq).arg(a).arg(&t.to_bank);
+        call.arg(&t.from).arg(&t.to).arg(t.amount_cents);
+        let letter = letter_or_stop(call.invoke_async(conn).await?)?;
+        match letter.as_str() {
+            "D" => Ok(Debit::Debited),
+            "F" => Ok(Debit::Cancelled(CancelReason::InsufficientFunds)),
+            "U" => Ok(Debit::Cancelled(CancelReason::UnknownAccount)),
+            "A" => Ok(Debit::Cancelled(CancelReason::BadAmount)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Credits the destination of a transfer in flight, in the destination bank's shard.
+    pub async fn credit(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &Keys,
+        t: &InFlight,
+    ) -> Result<Credit, CallError> {
+        let b = &t.to_bank;
+        let mut call = self.script.prepare_invoke();
+        call.key(keys.events_of(b))
+            .key(keys.inbox(b))
+            .key(keys.bank_balance(b))
+            .key(keys.interbank(b))
+            .key(keys.account(b, &t.to));
+        call.arg("credit").arg(&t.from_bank).arg(b).arg(&t.id);
+        call.arg(&t.from).arg(&t.to).arg(t.amount_cents);
+        let letter = letter_or_stop(call.invoke_async(conn).await?)?;
+        match letter.as_str() {
+            "C" => Ok(Credit::Credited),
+            "U" => Ok(Credit::Rejected(CancelReason::UnknownAccount)),
+            "O" => Ok(Credit::Rejected(CancelReason::Overflow)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Settles a transfer in flight in the source bank's shard, after its credit's answer.
+    pub async fn settle(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &Keys,
+        t: &InFlight,
+        credit: Credit,
+    ) -> Result<Settlement, CallError> {
+        let a = &t.from_bank;
+        let mut call = self.script.prepare_invoke();
+        call.key(keys.events_of(a))
+            .key(keys.outbox(a))
+            .key(keys.in_flight(a))
+            .key(keys.account(a, &t.from))
+            .key(keys.bank_balance(a))
+            .key(keys.interbank(a));
+        call.arg("settle").arg(a).arg(&t.to_bank).arg(&t.id).arg(credit.letter());
+        let letter = letter_or_stop(call.invoke_async(conn).await?)?;
+        match letter.as_str() {
+            "S" => Ok(Settlement::Settled),
+            "V" => Ok(Settlement::Voided),
+            "N" => Ok(Settlement::AlreadySettled),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// The step's letter, or why it stopped.
+fn letter_or_stop(reply: redis::Value) -> Result<String, CallError> {
+    match reply {
+        redis::Value::Array(parts) => {
+            let [code, message] = <[redis::Value; 2]>::try_from(parts)
+                .map_err(|parts| unexpected(&format!("{} values", parts.len())))?;
+            let code: String = redis::from_redis_value(code).map_err(redis::RedisError::from)?;
+            let message = redis::from_redis_value(message).map_err(redis::RedisError::from)?;
+            let code = StopCode::parse(&code).ok_or_else(|| unexpected(&code))?;
+            Err(CallError::Stopped(ScriptStop { code, message }))
+        }
+        single => Ok(redis::from_redis_value(single).map_err(redis::RedisError::from)?),
+    }
+}
+
+fn unexpected(what: &str) -> CallError {
+    CallError::Refused(redis::RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "cross-bank script reply",
+        what.to_string(),
+    )))
+}
+
+/// Every transfer in flight out of `bank`: its outbox, read whole (one entry per transfer in
+/// flight: a few per worker at most, and what crashed runs left).
+pub async fn in_flight(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    bank: &str,
+) -> anyhow::Result<Vec<InFlight>> {
+    use anyhow::Context;
+    let key = keys.outbox(bank);
+    let entries: Vec<(String, String)> =
+        crate::store::retry::query_retrying(conn, redis::cmd("HGETALL").arg(&key))
+            .await
+            .with_context(|| format!("reading {key}"))?;
+    entries
+        .into_iter()
+        .map(|(id, value)| parse_entry(bank, id, &value).with_context(|| format!("{key} field")))
+        .collect()
+}
+
+/// An outbox entry: field = transfer id, value = `B,source IBAN,destination IBAN,amount`.
+fn parse_entry(bank: &str, id: String, value: &str) -> anyhow::Result<InFlight> {
+    let parts: Vec<&str> = value.split(',').collect();
+    let [to_bank, from, to, amount] = parts[..] else {
+        anyhow::bail!("{id} holds {value:?}, not `bank,source,destination,amount`");
+    };
+    let amount_cents = amount
+        .parse::<i64>()
+        .ok()
+        .filter(|a| *a >= 1)
+        .ok_or_else(|| anyhow::anyhow!("{id} holds the amount {amount:?}"))?;
+    Ok(InFlight {
+        from_bank: bank.to_string(),
+        to_bank: to_bank.to_string(),
+        id,
+        from: from.to_string(),
+        to: to.to_string(),
+        amount_cents,
+    })
+}
+
+/// Whether `bank`'s shard has a connected replica now (asked once per run, and again after a
+/// failure: a failover can change it).
+pub async fn shard_has_replicas(
+    conn: &mut Connection,
+    keys: &Keys,
+    bank: &str,
+) -> Result<bool, CallError> {
+    let mut info = redis::cmd("INFO");
+    info.arg("replication");
+    let info: String = on_shard(conn, keys, bank, info).await?;
+    Ok(has_replicas(&info))
+}
+
+/// Waits until a replica of `bank`'s shard has every write made so far on this connection, up
+/// to [`REPLICA_WAIT_MS`]; true when one did. Only for a shard that has a replica: `WAIT` on a
+/// shard without one would wait the whole time.
+pub async fn wait_for_replica(
+    conn: &mut Connection,
+    keys: &Keys,
+    bank: &str,
+) -> Result<bool, CallError> {
+    let mut wait = redis::cmd("WAIT");
+    wait.arg(1).arg(REPLICA_WAIT_MS);
+    let acknowledged: i64 = on_shard(conn, keys, bank, wait).await?;
+    Ok(acknowledged >= 1)
+}
+
+/// Whether a replica of `bank`'s shard has every write made there so far, by any client (the
+/// debits a dead broker made, say): this client writes a mark of its own (`P:{B}:recovery`, a
+/// count of passes) and waits for a replica to acknowledge it, which a replica can only do after
+/// everything written before it. True at once for a shard without replicas.
+pub async fn replicas_have_all(
+    conn: &mut Connection,
+    keys: &Keys,
+    bank: &str,
+) -> Result<bool, CallError> {
+    if !shard_has_replicas(conn, keys, bank).await? {
+        return Ok(true);
+    }
+    redis::cmd("INCR").arg(keys.recovery_mark(bank)).query_async::<i64>(conn).await?;
+    wait_for_replica(conn, keys, bank).await
+}
+
+/// Sends a command that names no key to the master of `bank`'s shard.
+async fn on_shard<T: redis::FromRedisValue>(
+    conn: &mut Connection,
+    keys: &Keys,
+    bank: &str,
+    cmd: redis::Cmd,
+) -> Result<T, CallError> {
+    let value = match conn {
+        Connection::Single(single) => cmd.query_async(single).await?,
+        Connection::Cluster { conn, .. } => {
+            conn.route_command(cmd, shard_of(&keys.bank_balance(bank))).await?
+        }
+    };
+    Ok(redis::from_redis_value(value).map_err(redis::RedisError::from)?)
+}
+
+/// The routing to the master of `key`'s slot.
+fn shard_of(key: &str) -> RoutingInfo {
+    let route = Route::new(cluster_slot(key), SlotAddr::Master);
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))
+}
+
+/// Whether `INFO replication` shows a connected replica.
+fn has_replicas(info: &str) -> bool {
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n >= 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_entries_are_read_or_named() {
+        let t = parse_entry("A", "r1-w2-3".into(), "B,ES1,ES2,150").unwrap();
+        assert_eq!((t.to_bank.as_str(), t.from.as_str(), t.amount_cents), ("B", "ES1", 150));
+        for bad in ["B,ES1,ES2", "B,ES1,ES2,0", "B,ES1,ES2,x", "B,ES1,ES2,1,9"] {
+            assert!(parse_entry("A", "r1-w2-3".into(), bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn replicas_are_read_from_info() {
+        assert!(has_replicas("# Replication\r\nrole:master\r\nconnected_slaves:1\r\n"));
+        assert!(!has_replicas("role:master\r\nconnected_slaves:0\r\n"));
+        assert!(!has_replicas("role:master\r\n"));
+    }
+}

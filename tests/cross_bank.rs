@@ -1,0 +1,165 @@
+//! The three steps of a cross-bank transfer and the recovery pass, each called on its own on a
+//! one-node Redis Cluster (which refuses any call whose keys span slots): every step is applied
+//! once however often it is sent, a rejection refunds the source, and money in flight is always
+//! in the source's outbox and in-flight total.
+
+mod common;
+
+use common::cluster::RedisCluster;
+use interbank::commands::recover::recover_banks;
+use interbank::ledger::events::CancelReason;
+use interbank::store::connection::Connection;
+use interbank::store::cross_bank::{self, Credit, CrossBankScript, Debit, InFlight, Settlement};
+use interbank::store::error::{BAD_CALL_CODE, CallError};
+use interbank::store::keys::Keys;
+use interbank::store::target::Target;
+
+const A: &str = "ES9121000418450200051332";
+const B: &str = "ES0804244907769990166862";
+const UNKNOWN: &str = "ES6000491500051234567892";
+
+struct Setup {
+    cluster: RedisCluster,
+    conn: Connection,
+    keys: Keys,
+    script: CrossBankScript,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let cluster = RedisCluster::single();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("banks.csv"), "bank\nCaixaBank\nKutxa\n").unwrap();
+    let accounts = format!("iban,bank,name,ammount\n{A},CaixaBank,Ana,1000\n{B},Kutxa,Bo,500\n");
+    std::fs::write(dir.path().join("accounts.csv"), accounts).unwrap();
+    let file = interbank::ledger::accounts::load(&dir.path().join("accounts.csv"), None).unwrap();
+    let target = Target::new(&cluster.url());
+    let keys = Keys::new("t").unwrap();
+    interbank::commands::init::init(&target, &keys, &file).await.unwrap();
+    let conn = Connection::open(&target).await.unwrap();
+    assert!(conn.is_cluster());
+    Setup { cluster, conn, keys, script: CrossBankScript::default(), _dir: dir }
+}
+
+fn transfer(id: &str, to: &str, amount_cents: i64) -> InFlight {
+    InFlight {
+        from_bank: "CaixaBank".into(),
+        to_bank: "Kutxa".into(),
+        id: id.into(),
+        from: A.into(),
+        to: to.into(),
+        amount_cents,
+    }
+}
+
+impl Setup {
+    fn get(&self, key: &str) -> String {
+        self.cluster.nodes[0].cli(&["GET", key]).trim().to_string()
+    }
+
+    fn balances(&self) -> (String, String) {
+        (self.get(&self.keys.account("CaixaBank", A)), self.get(&self.keys.account("Kutxa", B)))
+    }
+
+    fn outbox(&self) -> String {
+        self.cluster.nodes[0].cli(&["HGETALL", &self.keys.outbox("CaixaBank")]).trim().to_string()
+    }
+
+    fn events(&self, bank: &str) -> String {
+        self.cluster.nodes[0].cli(&["XLEN", &self.keys.events_of(bank)]).trim().to_string()
+    }
+}
+
+#[tokio::test]
+async fn each_step_is_applied_once_however_often_it_is_sent() {
+    let mut s = setup().await;
+    let t = transfer("r1-w1-1", B, 300);
+    for _ in 0..2 {
+        let debit = s.script.debit(&mut s.conn, &s.keys, "r1-w1", 1, &t).await.unwrap();
+        assert_eq!(debit, Debit::Debited);
+    }
+    assert_eq!(s.balances(), ("700".into(), "500".into()));
+    assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "300");
+    assert_eq!(s.outbox(), format!("r1-w1-1\nKutxa,{A},{B},300"));
+    assert_eq!(
+        cross_bank::in_flight(&mut s.conn, &s.keys, "CaixaBank").await.unwrap(),
+        vec![t.clone()]
+    );
+
+    for _ in 0..2 {
+        assert_eq!(s.script.credit(&mut s.conn, &s.keys, &t).await.unwrap(), Credit::Credited);
+    }
+    assert_eq!(s.balances(), ("700".into(), "800".into()));
+    let settled = s.script.settle(&mut s.conn, &s.keys, &t, Credit::Credited).await.unwrap();
+    assert_eq!(settled, Settlement::Settled);
+    let again = s.script.settle(&mut s.conn, &s.keys, &t, Credit::Credited).await.unwrap();
+    assert_eq!(again, Settlement::AlreadySettled);
+    assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "0");
+    assert_eq!(s.outbox(), "");
+    assert_eq!(s.get(&s.keys.bank_balance("CaixaBank")), "-300");
+    assert_eq!(s.get(&s.keys.bank_balance("Kutxa")), "300");
+    // debited and settled on the source's stream, credited on the destination's.
+    assert_eq!((s.events("CaixaBank"), s.events("Kutxa")), ("2".into(), "1".into()));
+}
+
+#[tokio::test]
+async fn a_rejected_credit_is_refunded_and_a_poor_source_moves_nothing() {
+    let mut s = setup().await;
+    let t = transfer("r1-w1-1", UNKNOWN, 400);
+    assert_eq!(s.script.debit(&mut s.conn, &s.keys, "r1-w1", 1, &t).await.unwrap(), Debit::Debited);
+    let credit = s.script.credit(&mut s.conn, &s.keys, &t).await.unwrap();
+    assert_eq!(credit, Credit::Rejected(CancelReason::UnknownAccount));
+    let settled = s.script.settle(&mut s.conn, &s.keys, &t, credit).await.unwrap();
+    assert_eq!(settled, Settlement::Voided);
+    assert_eq!(s.balances(), ("1000".into(), "500".into()));
+    assert_eq!(s.get(&s.keys.bank_balance("CaixaBank")), "0");
+    assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "0");
+
+    let poor = transfer("r1-w1-2", B, 5000);
+    let debit = s.script.debit(&mut s.conn, &s.keys, "r1-w1", 2, &poor).await.unwrap();
+    assert_eq!(debit, Debit::Cancelled(CancelReason::InsufficientFunds));
+    assert_eq!(s.outbox(), "");
+    let gap = s.script.debit(&mut s.conn, &s.keys, "r1-w1", 9, &poor).await.unwrap_err();
+    assert!(matches!(gap, CallError::SequenceGap(_)), "{gap:?}");
+}
+
+#[tokio::test]
+async fn the_recovery_pass_carries_what_a_dead_broker_left_in_flight() {
+    let mut s = setup().await;
+    let credited = transfer("r1-w1-1", B, 100);
+    let debited = transfer("r1-w2-1", B, 200);
+    let to_reject = transfer("r1-w3-1", UNKNOWN, 300);
+    for (producer, t) in [("r1-w1", &credited), ("r1-w2", &debited), ("r1-w3", &to_reject)] {
+        assert_eq!(
+            s.script.debit(&mut s.conn, &s.keys, producer, 1, t).await.unwrap(),
+            Debit::Debited
+        );
+    }
+    // The first was credited before its broker died; the others only debited.
+    s.script.credit(&mut s.conn, &s.keys, &credited).await.unwrap();
+    assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "600");
+
+    let banks = vec!["CaixaBank".to_string(), "Kutxa".to_string()];
+    let recovered = recover_banks(&mut s.conn, &s.keys, &banks).await.unwrap();
+    assert_eq!((recovered.found, recovered.settled, recovered.voided), (3, 2, 1));
+    assert_eq!(s.balances(), ("700".into(), "800".into()));
+    assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "0");
+    let again = recover_banks(&mut s.conn, &s.keys, &banks).await.unwrap();
+    assert_eq!(again.found, 0);
+}
+
+#[tokio::test]
+async fn malformed_calls_are_refused_before_anything_is_written() {
+    let mut s = setup().await;
+    let before = s.cluster.dump();
+    let script = redis::Script::new(CrossBankScript::source());
+    let mut call = script.prepare_invoke();
+    call.key(s.keys.events_of("CaixaBank")).arg("debit").arg("r1-w1").arg("1");
+    let err = call.invoke_async::<String>(&mut s.conn).await.unwrap_err();
+    assert_eq!(err.code(), Some(BAD_CALL_CODE), "{err}");
+    let mut call = script.prepare_invoke();
+    call.key(s.keys.events_of("CaixaBank")).arg("transfer");
+    let err = call.invoke_async::<String>(&mut s.conn).await.unwrap_err();
+    assert_eq!(err.code(), Some(BAD_CALL_CODE), "{err}");
+    assert_eq!(s.cluster.dump(), before);
+}
