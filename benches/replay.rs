@@ -1,9 +1,10 @@
 //! The pure replay and verification code, without Redis: how many events per second `consume`'s
-//! ledger applies, and how long the checks take, on a generated data set. `cargo bench`.
+//! ledger applies, in both layouts, and how long the checks take, on a generated data set.
+//! `cargo bench`.
 
 use divan::Bencher;
 use interbank::ledger::accounts::{Account, AccountsFile};
-use interbank::ledger::events::{Event, Outcome, TransferId};
+use interbank::ledger::events::{Entry, Event, Layout, Outcome, Phase, Step, TransferId};
 use interbank::ledger::replay::Ledger;
 use interbank::ledger::runs::{RunRecord, RunStatus, Strategy};
 use interbank::ledger::verify::{ProducerRecord, Snapshot, Value, verify};
@@ -56,6 +57,68 @@ fn events(file: &AccountsFile, count: u64) -> Vec<Event<'_>> {
         .collect()
 }
 
+/// The sharded layout's entries for as many transfers of one atomic producer, each with the bank
+/// whose stream holds it: a transfer inside a bank is one event, one between banks a debit, a
+/// credit and a settlement, in that order.
+fn sharded_entries(file: &AccountsFile, transfers: u64) -> Vec<(u16, Entry<'_>)> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut balances: Vec<i64> = file.accounts.iter().map(|a| a.balance_cents).collect();
+    let mut next_seq = [1_u64; BANKS];
+    let mut entries = Vec::new();
+    for _ in 0..transfers {
+        let from = rng.random_range(0..balances.len());
+        let to = (from + 1 + rng.random_range(0..balances.len() - 1)) % balances.len();
+        let amount_cents = rng.random_range(100..=5000);
+        balances[from] -= amount_cents;
+        balances[to] += amount_cents;
+        let (a, b) = (file.accounts[from].bank, file.accounts[to].bank);
+        let id = TransferId { run: 1, producer: 1, seq: next_seq[a] };
+        next_seq[a] += 1;
+        let (from_iban, to_iban) = (&file.accounts[from].iban, &file.accounts[to].iban);
+        let (from_bank, to_bank) = (&file.banks[a], &file.banks[b]);
+        let stream = |bank: usize| u16::try_from(bank).expect("13 banks");
+        if a == b {
+            let event = Event {
+                id,
+                outcome: Outcome::Completed,
+                from: from_iban,
+                to: to_iban,
+                from_bank,
+                to_bank,
+                amount_cents,
+                from_balance_cents: Some(balances[from]),
+            };
+            entries.push((stream(a), Entry::Transfer(event)));
+            continue;
+        }
+        let step = |phase| {
+            let step =
+                Step { id, phase, from: from_iban, to: to_iban, from_bank, to_bank, amount_cents };
+            Entry::Step(step)
+        };
+        entries.push((stream(a), step(Phase::Debited { from_balance_cents: balances[from] })));
+        entries.push((stream(b), step(Phase::Credited { to_balance_cents: balances[to] })));
+        entries.push((stream(a), step(Phase::Settled)));
+    }
+    entries
+}
+
+#[divan::bench(args = [100, 10_000, 1_000_000])]
+fn replay_100k_sharded_transfers(bencher: Bencher, accounts: usize) {
+    let file = file(accounts);
+    let entries = sharded_entries(&file, EVENTS);
+    bencher
+        .counter(divan::counter::ItemsCount::new(entries.len()))
+        .with_inputs(|| Ledger::with_layout(&file, Layout::Sharded))
+        .bench_values(|mut ledger| {
+            for (bank, entry) in &entries {
+                ledger.apply_on(*bank, "0-0", entry, Some(Strategy::Atomic));
+            }
+            assert!(ledger.in_flight.is_empty());
+            ledger
+        });
+}
+
 #[divan::bench(args = [100, 10_000, 1_000_000])]
 fn replay_100k_events(bencher: Bencher, accounts: usize) {
     let file = file(accounts);
@@ -95,7 +158,15 @@ fn verify_snapshot(bencher: Bencher, accounts: usize) {
             events: Some(EVENTS),
             error: None,
         }],
-        producers: vec![ProducerRecord { run: 1, producer: 1, applied: EVENTS, completed: EVENTS }],
+        producers: vec![ProducerRecord {
+            run: 1,
+            producer: 1,
+            bank: None,
+            applied: EVENTS,
+            completed: EVENTS,
+        }],
+        in_flight: vec![],
+        outbox: vec![],
     };
     let keys = Keys::new("bench").unwrap();
     bencher.bench(|| {

@@ -62,47 +62,12 @@ fn on_a_one_node_cluster_every_call_touches_one_slot() {
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!((summary["status"].as_str(), summary["failed"].as_u64()), (Some("ended"), Some(0)));
     assert_eq!(summary["events"], 800, "{summary}");
-    assert_eq!(money(&cluster), total);
-    assert_eq!(in_flight(&cluster), Vec::<String>::new());
+    assert_eq!(cluster.money(), total);
+    assert_eq!(cluster.in_flight(), Vec::<String>::new());
 
-    let out = run(&url, dir.path(), &["consume", "--accounts", "data/accounts_50.csv", "--quiet"]);
-    let message = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{message}");
-    assert!(message.contains("is a Redis Cluster node"), "{message}");
-}
-
-/// The sum of every account balance on every master.
-fn money(cluster: &RedisCluster) -> i64 {
-    cluster
-        .masters()
-        .iter()
-        .flat_map(|m| {
-            let keys = m.cli(&["--scan", "--pattern", "banks_transfers:*:account:*"]);
-            keys.lines()
-                .map(|key| m.cli(&["GET", key]).trim().parse::<i64>().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
-/// The keys of money in flight left on every master: outboxes, and in-flight totals not at 0.
-fn in_flight(cluster: &RedisCluster) -> Vec<String> {
-    let mut left = Vec::new();
-    for master in cluster.masters() {
-        left.extend(
-            master
-                .cli(&["--scan", "--pattern", "banks_transfers:*:outbox"])
-                .lines()
-                .map(str::to_string),
-        );
-        for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:inflight"]).lines() {
-            let cents = master.cli(&["GET", key]);
-            if cents.trim() != "0" {
-                left.push(format!("{key} = {}", cents.trim()));
-            }
-        }
-    }
-    left
+    let report = verified(&url, dir.path(), "data/accounts_50.csv");
+    assert!(report.starts_with("consume: VERIFIED: "), "{report}");
+    assert!(report.contains("run 1 atomic ended: 800 events seen, 800 expected"), "{report}");
 }
 
 #[test]
@@ -121,6 +86,8 @@ fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everythin
     assert_eq!(decided + summary["in_flight"].as_u64().unwrap(), 2000, "{summary}");
     assert!(summary["completed"].as_u64().unwrap() > 500, "{summary}");
     assert_eq!(summary["events"], 2000, "{summary}");
-    assert_eq!(money(&cluster), total);
-    assert_eq!(in_flight(&cluster), Vec::<String>::new());
+    assert_eq!(cluster.money(), total);
+    assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    let report = verified(&url, dir.path(), "data/accounts_100.csv");
+    assert!(report.contains("ok   money is conserved"), "{report}");
 }

@@ -10,28 +10,10 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 
 /// The longest any scenario waits for a broker to finish or for the stream to grow.
 const WAIT_LIMIT: Duration = Duration::from_secs(120);
-
-fn fault_rng(scenario: &str) -> (u64, ChaCha8Rng) {
-    let seed =
-        std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("{scenario}: FAULT_SEED={seed}");
-    (seed, ChaCha8Rng::seed_from_u64(seed))
-}
-
-fn spawn_broker(url: &str, dir: &std::path::Path, flags: &[&str]) -> Child {
-    interbank(url, dir)
-        .args(["broker", "--quiet", "--json"])
-        .args(flags)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 fn stream_length(redis: &RedisServer) -> u64 {
     redis.cli(&["XLEN", "banks_transfers:events"]).trim().parse().unwrap_or(0)

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::commands::Progress;
 use crate::ledger::accounts;
-use crate::ledger::events;
+use crate::ledger::events::{self, Layout};
 use crate::ledger::replay::{AnomalyKind, Ledger};
 use crate::ledger::runs::{RunRecord, RunStatus, Strategy};
 use crate::ledger::verify::{Report, verify};
@@ -23,7 +23,7 @@ use crate::store::checkpoint::{self, Resume};
 use crate::store::connection::Connection;
 use crate::store::keys::Keys;
 use crate::store::meta::{self, Meta};
-use crate::store::stream_reader::StreamReader;
+use crate::store::stream_reader::{StreamReader, read_once};
 use crate::store::xread_reply::Chunk;
 use crate::store::{runs, snapshot};
 
@@ -68,20 +68,25 @@ pub async fn consume(config: &ConsumeConfig, progress: &dyn Progress) -> Result<
         config.name
     );
     let mut conn = Connection::open(&config.target).await?;
-    ensure!(
-        !conn.is_cluster(),
-        "{} is a Redis Cluster node: `interbank init` loads a cluster, but consume does not run \
-         on one yet (it reads one stream for every bank)",
-        config.target
-    );
     let meta = meta::read(&mut conn, keys).await?;
     let mut ledger = ledger_for(config, &meta)?;
+    let streams = match meta.layout {
+        Layout::Single => 1,
+        Layout::Sharded => meta.banks.len(),
+    };
     let checkpointing = config.checkpoint_interval_ms > 0;
-    let last_id = if checkpointing && !config.restart {
+    let resumed = if checkpointing && !config.restart {
         resume(&mut conn, config, &meta, &mut ledger, progress).await?
     } else {
-        START_ID.to_string()
+        None
     };
+    let last_ids = resumed.unwrap_or_else(|| vec![START_ID.to_string(); streams]);
+    ensure!(
+        last_ids.len() == streams,
+        "{} holds positions in {} streams, this data set has {streams}: pass --restart",
+        keys.consumer(&config.name),
+        last_ids.len()
+    );
     let saver = Saver {
         name: &config.name,
         sha256: &meta.sha256,
@@ -90,17 +95,23 @@ pub async fn consume(config: &ConsumeConfig, progress: &dyn Progress) -> Result<
         warned: false,
         progress,
     };
-    // The reader asks for the next chunk before this one is applied, so Redis builds it meanwhile.
-    let reader =
-        StreamReader::connect(&config.target, &keys.events(), READ_COUNT, BLOCK_MS).await?;
+    // One stream: the reader asks for the next chunk before this one is applied, so Redis
+    // builds it meanwhile. One stream per bank (a cluster): each read on its bank's shard.
+    let reader = match meta.layout {
+        Layout::Single => {
+            Some(StreamReader::connect(&config.target, &keys.events(), READ_COUNT, BLOCK_MS).await?)
+        }
+        Layout::Sharded => None,
+    };
     let mut follower = Follower {
         conn,
         keys,
         reader,
+        banks: meta.banks.clone(),
         chunk: Chunk::default(),
         ledger,
         runs: HashMap::new(),
-        last_id,
+        last_ids,
         saver,
     };
     let events_before = follower.ledger.events;
@@ -132,58 +143,59 @@ fn ledger_for(config: &ConsumeConfig, meta: &Meta) -> Result<Ledger> {
         keys.banks(),
         meta.banks
     );
-    Ok(Ledger::new(&file))
+    Ok(Ledger::with_layout(&file, meta.layout))
 }
 
-/// Restores this consumer's checkpoint into `ledger`, if it has one; returns the stream id to
-/// read after.
+/// Restores this consumer's checkpoint into `ledger`, if it has one; returns the stream ids to
+/// read after (one per stream).
 async fn resume(
     conn: &mut Connection,
     config: &ConsumeConfig,
     meta: &Meta,
     ledger: &mut Ledger,
     progress: &dyn Progress,
-) -> Result<String> {
+) -> Result<Option<Vec<String>>> {
     let keys = &config.keys;
     Ok(match checkpoint::load(conn, keys, &config.name, &meta.sha256, ledger).await? {
-        Resume::Start => START_ID.to_string(),
-        Resume::After(id) => {
+        Resume::Start => None,
+        Resume::After(ids) => {
             progress.note(&format!(
-                "resuming from checkpoint {} after stream entry {id} ({} events replayed)",
+                "resuming from checkpoint {} after stream entry {} ({} events replayed)",
                 keys.consumer(&config.name),
+                ids.join(", "),
                 ledger.events
             ));
-            id
+            Some(ids)
         }
     })
 }
 
-/// The replay under way: the stream read so far, the runs known, and the checkpoints stored.
+/// The replay under way: the streams read so far, the runs known, and the checkpoints stored.
 struct Follower<'a> {
     conn: Connection,
     keys: &'a Keys,
-    reader: StreamReader,
+    /// The one stream's reader (single layout); `None` when each bank has its stream.
+    reader: Option<StreamReader>,
+    banks: Vec<String>,
     chunk: Chunk,
     ledger: Ledger,
     runs: HashMap<u64, RunRecord>,
-    /// The id of the last entry replayed.
-    last_id: String,
+    /// The id of the last entry replayed, per stream.
+    last_ids: Vec<String>,
     saver: Saver<'a>,
 }
 
 impl Follower<'_> {
-    /// Replays the stream as it grows, until every recorded run is over (or nothing new came for
-    /// `idle`), then to its end: a run records its end only after its last event.
+    /// Replays the streams as they grow, until every recorded run is over (or nothing new came
+    /// for `idle`), then to their end: a run records its end only after its last event.
     async fn follow(&mut self, idle: Duration, progress: &dyn Progress) -> Result<()> {
         let mut last_event_at = Instant::now();
         loop {
-            self.reader.read(&self.last_id, true, &mut self.chunk).await?;
-            if !self.chunk.is_empty() {
+            if self.read_round(true).await? {
                 last_event_at = Instant::now();
-                self.apply_chunk().await?;
                 progress.update(self.ledger.events);
                 if self.saver.due() {
-                    self.saver.save(&mut self.conn, self.keys, &self.last_id, &self.ledger).await;
+                    self.saver.save(&mut self.conn, self.keys, &self.last_ids, &self.ledger).await;
                 }
                 continue;
             }
@@ -191,31 +203,44 @@ impl Follower<'_> {
             let over = !all.is_empty() && all.iter().all(|r| r.status != RunStatus::Running);
             refresh(&mut self.runs, all);
             if over || last_event_at.elapsed() >= idle {
-                return self.drain().await;
-            }
-        }
-    }
-
-    /// Replays what is left in the stream, without waiting for more.
-    async fn drain(&mut self) -> Result<()> {
-        loop {
-            self.reader.read(&self.last_id, false, &mut self.chunk).await?;
-            if self.chunk.is_empty() {
+                // Replays what is left, without waiting: the runs wrote no more.
+                while self.read_round(false).await? {}
                 return Ok(());
             }
-            self.apply_chunk().await?;
         }
     }
 
-    async fn apply_chunk(&mut self) -> Result<()> {
-        let Follower { conn, keys, ledger, runs, chunk, last_id, .. } = self;
-        apply_entries(conn, keys, ledger, runs, chunk, last_id).await
+    /// Reads and replays the next chunk of each stream; whether there was anything. With `wait`,
+    /// an empty round waits up to [`BLOCK_MS`] (on the one stream's reader, or by a pause).
+    async fn read_round(&mut self, wait: bool) -> Result<bool> {
+        if let Some(reader) = &mut self.reader {
+            reader.read(&self.last_ids[0], wait, &mut self.chunk).await?;
+            if self.chunk.is_empty() {
+                return Ok(false);
+            }
+            let Follower { conn, keys, ledger, runs, chunk, last_ids, .. } = self;
+            apply_entries(conn, keys, ledger, runs, chunk, &mut last_ids[0]).await?;
+            return Ok(true);
+        }
+        let mut any = false;
+        for bank in 0..self.banks.len() {
+            let stream = self.keys.events_of(&self.banks[bank]);
+            read_once(&mut self.conn, &stream, &self.last_ids[bank], READ_COUNT, &mut self.chunk)
+                .await?;
+            any |= !self.chunk.is_empty();
+            let Follower { conn, keys, ledger, runs, chunk, last_ids, .. } = self;
+            apply_bank_entries(conn, keys, ledger, runs, chunk, bank, &mut last_ids[bank]).await?;
+        }
+        if !any && wait {
+            tokio::time::sleep(Duration::from_millis(BLOCK_MS)).await;
+        }
+        Ok(any)
     }
 
     /// Stores the last checkpoint, reads what Redis holds and checks it against the replay.
     async fn verify(mut self, read_s: f64, events_before: u64) -> Result<Consumed> {
         if self.saver.interval.is_some() {
-            self.saver.save(&mut self.conn, self.keys, &self.last_id, &self.ledger).await;
+            self.saver.save(&mut self.conn, self.keys, &self.last_ids, &self.ledger).await;
         }
         let all = runs::read_all(&mut self.conn, self.keys).await?;
         let snapshot = snapshot::read(&mut self.conn, self.keys, &self.ledger, all).await?;
@@ -246,10 +271,16 @@ impl Saver<'_> {
         self.interval.is_some_and(|interval| self.last_saved.elapsed() >= interval)
     }
 
-    async fn save(&mut self, conn: &mut Connection, keys: &Keys, last_id: &str, ledger: &Ledger) {
+    async fn save(
+        &mut self,
+        conn: &mut Connection,
+        keys: &Keys,
+        last_ids: &[String],
+        ledger: &Ledger,
+    ) {
         self.last_saved = Instant::now();
         if let Err(err) =
-            checkpoint::save(conn, keys, self.name, self.sha256, last_id, ledger).await
+            checkpoint::save(conn, keys, self.name, self.sha256, last_ids, ledger).await
             && !self.warned
         {
             self.warned = true;
@@ -283,6 +314,37 @@ async fn apply_entries(
                 ledger.apply(id, &event, strategy);
             }
             Err(why) => ledger.report(AnomalyKind::Malformed, id, why),
+        }
+    }
+    if let Some(id) = chunk.last_id() {
+        id.clone_into(last_id);
+    }
+    Ok(())
+}
+
+/// Replays a chunk of bank `bank`'s own stream (sharded layout): each entry changes only that
+/// bank's keys.
+async fn apply_bank_entries(
+    conn: &mut Connection,
+    keys: &Keys,
+    ledger: &mut Ledger,
+    runs: &mut HashMap<u64, RunRecord>,
+    chunk: &Chunk,
+    bank: usize,
+    last_id: &mut String,
+) -> Result<()> {
+    let stream = u16::try_from(bank).expect("at most MAX_BANKS banks");
+    for (id, fields) in chunk.iter() {
+        match events::parse_entry(fields) {
+            Ok(entry) => {
+                let run = entry.id().run;
+                if !runs.contains_key(&run) {
+                    refresh(runs, runs::read_all(conn, keys).await?);
+                }
+                let strategy: Option<Strategy> = runs.get(&run).map(|r| r.strategy);
+                ledger.apply_on(stream, id, &entry, strategy);
+            }
+            Err(why) => ledger.report_on(AnomalyKind::Malformed, stream, id, why),
         }
     }
     if let Some(id) = chunk.last_id() {

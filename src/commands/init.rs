@@ -11,6 +11,7 @@ use anyhow::Result;
 
 use crate::commands::now_ms;
 use crate::ledger::accounts::AccountsFile;
+use crate::ledger::events::Layout;
 use crate::store::connection::Connection;
 use crate::store::keys::Keys;
 use crate::store::target::Target;
@@ -33,7 +34,8 @@ pub async fn init(target: &Target, keys: &Keys, file: &AccountsFile) -> Result<I
     let started = Instant::now();
     let mut conn = Connection::open(target).await?;
     let removed_keys = dataset::remove_our_keys(&mut conn, keys).await?;
-    meta::write_loading(&mut conn, keys, file).await?;
+    let layout = if conn.is_cluster() { Layout::Sharded } else { Layout::Single };
+    meta::write_loading(&mut conn, keys, file, layout).await?;
     dataset::load(&mut conn, keys, file).await?;
     meta::write_ready(&mut conn, keys, now_ms()).await?;
     Ok(InitReport {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::store::connection::Connection;
-use crate::store::cross_bank::{self, CrossBankScript, Settlement};
+use crate::store::cross_bank::{self, CrossBankScript, Durability, InFlight, Settlement};
 use crate::store::keys::Keys;
 use crate::store::meta;
 use crate::store::retry::retrying;
@@ -27,6 +27,9 @@ pub struct Recovered {
     pub voided: u64,
     /// Settled by someone else meanwhile.
     pub already_settled: u64,
+    /// Gone from the outbox before this pass could make sure of its debit: settled meanwhile by
+    /// a broker, or lost with its debit in a failover (which moved no money).
+    pub vanished: u64,
     /// Left in flight: the source's shard has replicas and none acknowledged the debit in time.
     pub left_in_flight: u64,
 }
@@ -38,6 +41,7 @@ impl Recovered {
         self.settled += other.settled;
         self.voided += other.voided;
         self.already_settled += other.already_settled;
+        self.vanished += other.vanished;
         self.left_in_flight += other.left_in_flight;
     }
 }
@@ -55,35 +59,70 @@ pub async fn recover_banks(
     keys: &Keys,
     banks: &[String],
 ) -> Result<Recovered> {
-    let script = CrossBankScript::default();
     let mut recovered = Recovered::default();
     for bank in banks {
         let pending = cross_bank::in_flight(conn, keys, bank).await?;
-        if pending.is_empty() {
-            continue;
-        }
         recovered.found += u64::try_from(pending.len()).expect("an outbox fits in memory");
-        let replicated = retrying(async || cross_bank::replicas_have_all(conn, keys, bank).await)
-            .await
-            .with_context(|| format!("waiting for a replica of bank {bank}'s shard"))?;
-        if !replicated {
-            recovered.left_in_flight += u64::try_from(pending.len()).expect("as above");
-            continue;
-        }
         for transfer in &pending {
-            let what = || format!("recovering transfer {}:{}", transfer.from_bank, transfer.id);
-            let credit = retrying(async || script.credit(conn, keys, transfer).await)
-                .await
-                .with_context(what)?;
-            match retrying(async || script.settle(conn, keys, transfer, credit).await)
-                .await
-                .with_context(what)?
-            {
-                Settlement::Settled => recovered.settled += 1,
-                Settlement::Voided => recovered.voided += 1,
-                Settlement::AlreadySettled => recovered.already_settled += 1,
-            }
+            recover_one(conn, keys, transfer, &mut recovered).await.with_context(|| {
+                format!("recovering transfer {}:{}", transfer.from_bank, transfer.id)
+            })?;
         }
     }
     Ok(recovered)
+}
+
+/// Credits and settles one transfer in flight, each step only once the one before it is on a
+/// replica of its shard (or on the shard's only server).
+async fn recover_one(
+    conn: &mut Connection,
+    keys: &Keys,
+    transfer: &InFlight,
+    recovered: &mut Recovered,
+) -> Result<()> {
+    let script = CrossBankScript::default();
+    let (a, b) = (&transfer.from_bank, &transfer.to_bank);
+    let outbox = keys.outbox(a);
+    match durable(conn, keys, a, &outbox, &transfer.id).await? {
+        Durability::Replicated => {}
+        Durability::NotYetReplicated => {
+            recovered.left_in_flight += 1;
+            return Ok(());
+        }
+        Durability::Missing => {
+            recovered.vanished += 1;
+            return Ok(());
+        }
+    }
+    let credit = retrying(async || script.credit(conn, keys, transfer).await).await?;
+    let inbox = keys.inbox(b);
+    if durable(conn, keys, b, &inbox, &cross_bank::inbox_field(transfer)).await?
+        != Durability::Replicated
+    {
+        recovered.left_in_flight += 1;
+        return Ok(());
+    }
+    match retrying(async || script.settle(conn, keys, transfer, credit).await).await? {
+        Settlement::Settled => recovered.settled += 1,
+        Settlement::Voided => recovered.voided += 1,
+        Settlement::AlreadySettled => recovered.already_settled += 1,
+    }
+    Ok(())
+}
+
+/// [`cross_bank::durability`], with the shard's only server counting as a replica: a shard
+/// without replicas keeps what its master has.
+async fn durable(
+    conn: &mut Connection,
+    keys: &Keys,
+    bank: &str,
+    record: &str,
+    field: &str,
+) -> Result<Durability> {
+    if !retrying(async || cross_bank::shard_has_replicas(conn, keys, bank).await).await? {
+        let exists =
+            retrying(async || cross_bank::record_exists(conn, record, field).await).await?;
+        return Ok(if exists { Durability::Replicated } else { Durability::Missing });
+    }
+    Ok(retrying(async || cross_bank::durability(conn, keys, bank, record, field).await).await?)
 }

@@ -1,18 +1,60 @@
-//! The event stream's entries: one per transfer, completed or cancelled, and their exact fields.
+//! The event streams' entries and their exact fields, in the two layouts a data set can have.
+//!
+//! Why two ([`Layout`]): on one server every event goes to one stream `P:events` and a transfer is
+//! one atomic step, `completed` or `cancelled`. On Redis Cluster a script may only touch the keys
+//! of one slot, and each bank's keys share one, so each bank B has its own stream `P:{B}:events`
+//! holding only events that change B's keys. A transfer inside a bank is still one step there; a
+//! transfer from bank A to bank B takes three, each on one bank's stream: `debited` on A's,
+//! `credited` or `rejected` on B's, then `settled` or `voided` (the refund after a rejection) on
+//! A's ([`Step`], [`Phase`]). Transfer ids are then unique per source bank.
 //!
 //! | field | value |
 //! |---|---|
 //! | `id` | transfer id `r<run>-w<worker>-<seq>`: run number, worker (producer) number, sequence from 1 |
-//! | `status` | `completed` or `cancelled` |
+//! | `status` | `completed` or `cancelled`; sharded layout, between banks: `debited`, `credited`, `rejected`, `settled`, `voided` |
 //! | `from`, `to` | source and destination IBAN |
 //! | `from_bank`, `to_bank` | their banks |
 //! | `amount` | cents, an integer >= 1 |
-//! | `from_balance` | the source balance after the debit (completed) or as seen (cancelled); absent when the source is unknown |
-//! | `reason` | cancelled only: `insufficient_funds`, `unknown_account`, `same_account`, `bad_amount`, `overflow` |
+//! | `from_balance` | the source balance after the debit (completed, debited) or the refund (voided), or as seen (cancelled); absent when the source is unknown |
+//! | `to_balance` | credited only: the destination balance after the credit |
+//! | `reason` | cancelled: `insufficient_funds`, `unknown_account`, `same_account`, `bad_amount`, `overflow`; rejected and voided: `unknown_account` or `overflow` |
+//!
+//! Fields are written in the table's order, `reason` last ([`fields`], [`step_fields`]); the
+//! parser takes them in any order but refuses unknown and repeated ones. A source bank's outbox
+//! (`P:{A}:outbox`) holds each transfer it debited and has not settled or voided: field the
+//! transfer id, value `<to_bank>,<from>,<to>,<amount>` ([`parse_outbound`]).
 //!
 //! Parsing is a pure function, so `consume` can report a malformed entry instead of crashing.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a data set's events are, chosen by `init` and recorded in `P:meta`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// One server: one stream `P:events`; every transfer is one `completed` or `cancelled` event.
+    #[default]
+    Single,
+    /// Redis Cluster: one stream per bank, `P:{B}:events`; a transfer between banks is three
+    /// steps on two streams.
+    Sharded,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Single => "single",
+            Layout::Sharded => "sharded",
+        }
+    }
+
+    /// The layout a name stands for (as `as_str` writes it).
+    pub fn parse(text: &str) -> Option<Layout> {
+        [Layout::Single, Layout::Sharded].into_iter().find(|l| l.as_str() == text)
+    }
+}
 
 /// Why a transfer was cancelled; the letter is what the script stores per transfer.
 #[derive(
@@ -74,7 +116,7 @@ impl Outcome {
 /// A transfer id: which broker run, which producer of it, and the producer's sequence number.
 /// A producer numbers its transfers 1, 2, 3...: it is a worker, or with `--group-commit` the
 /// committer that sent the worker's transfer (`w` in the text stands for either).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TransferId {
     pub run: u64,
     pub producer: u32,
@@ -129,57 +171,163 @@ pub struct Event<'a> {
     pub from_balance_cents: Option<i64>,
 }
 
-/// The names of an entry's fields; [`parse`] keeps each value in the slot of its name.
-const NAMES: [&str; 9] =
-    ["id", "status", "from", "to", "from_bank", "to_bank", "amount", "from_balance", "reason"];
+/// One step of a transfer between banks (sharded layout), with what only that step records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// On the source bank's stream: the source account was debited; its balance after.
+    Debited { from_balance_cents: i64 },
+    /// On the destination bank's stream: the destination account was credited; its balance after.
+    Credited { to_balance_cents: i64 },
+    /// On the destination bank's stream: refused there (`unknown_account` or `overflow`).
+    Rejected(CancelReason),
+    /// On the source bank's stream, after a credit: the transfer is no longer in flight.
+    Settled,
+    /// On the source bank's stream, after a rejection: the source was refunded; its balance after.
+    Voided { reason: CancelReason, from_balance_cents: i64 },
+}
 
-/// Builds an event from a stream entry's fields; the error names what is wrong.
+impl Phase {
+    /// The `status` field of the step.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Debited { .. } => "debited",
+            Phase::Credited { .. } => "credited",
+            Phase::Rejected(_) => "rejected",
+            Phase::Settled => "settled",
+            Phase::Voided { .. } => "voided",
+        }
+    }
+}
+
+/// One parsed step of a transfer between banks; its texts borrow from the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step<'a> {
+    pub id: TransferId,
+    pub phase: Phase,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub from_bank: &'a str,
+    pub to_bank: &'a str,
+    pub amount_cents: i64,
+}
+
+/// Any stream entry of this tool: a transfer decided in one event, or a step between banks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Transfer(Event<'a>),
+    Step(Step<'a>),
+}
+
+impl Entry<'_> {
+    pub fn id(&self) -> TransferId {
+        match self {
+            Entry::Transfer(event) => event.id,
+            Entry::Step(step) => step.id,
+        }
+    }
+}
+
+/// The names of an entry's fields; [`parse_entry`] keeps each value in the slot of its name.
+const NAMES: [&str; 10] = [
+    "id",
+    "status",
+    "from",
+    "to",
+    "from_bank",
+    "to_bank",
+    "amount",
+    "from_balance",
+    "reason",
+    "to_balance",
+];
+const FROM_BALANCE: usize = 7;
+const REASON: usize = 8;
+const TO_BALANCE: usize = 9;
+
+/// An entry's field values, each in the slot of its name in [`NAMES`].
+struct Found<'a>([Option<&'a str>; NAMES.len()]);
+
+impl<'a> Found<'a> {
+    fn collect(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<Self, String> {
+        const MAX_FIELDS: usize = 16;
+        let mut found = [None; NAMES.len()];
+        for (count, (name, value)) in fields.into_iter().enumerate() {
+            if count == MAX_FIELDS {
+                return Err(format!("more than {MAX_FIELDS} fields"));
+            }
+            let slot = NAMES
+                .iter()
+                .position(|n| n.as_bytes() == name)
+                .ok_or_else(|| format!("unknown field {:?}", String::from_utf8_lossy(name)))?;
+            let name = NAMES[slot];
+            let value =
+                std::str::from_utf8(value).map_err(|_| format!("field {name} is not UTF-8"))?;
+            if found[slot].replace(value).is_some() {
+                return Err(format!("field {name} appears twice"));
+            }
+        }
+        Ok(Found(found))
+    }
+
+    fn get(&self, slot: usize) -> Result<&'a str, String> {
+        self.0[slot].ok_or_else(|| format!("field {} is missing", NAMES[slot]))
+    }
+
+    fn int(&self, slot: usize) -> Result<i64, String> {
+        let text = self.get(slot)?;
+        text.parse().map_err(|_| format!("{} {text:?} is not an integer", NAMES[slot]))
+    }
+}
+
+/// Builds an event of the single layout (`completed` or `cancelled`) from a stream entry's
+/// fields; the error names what is wrong.
 pub fn parse<'a>(
     fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<Event<'a>, String> {
-    const MAX_FIELDS: usize = 16;
-    let mut found: [Option<&str>; 9] = [None; 9];
-    for (count, (name, value)) in fields.into_iter().enumerate() {
-        if count == MAX_FIELDS {
-            return Err(format!("more than {MAX_FIELDS} fields"));
-        }
-        let slot = NAMES
-            .iter()
-            .position(|n| n.as_bytes() == name)
-            .ok_or_else(|| format!("unknown field {:?}", String::from_utf8_lossy(name)))?;
-        let name = NAMES[slot];
-        let value = std::str::from_utf8(value).map_err(|_| format!("field {name} is not UTF-8"))?;
-        if found[slot].replace(value).is_some() {
-            return Err(format!("field {name} appears twice"));
-        }
+    match parse_entry(fields)? {
+        Entry::Transfer(event) => Ok(event),
+        Entry::Step(step) => Err(format!(
+            "status {:?} is a step between banks, which only the sharded layout has",
+            step.phase.as_str()
+        )),
     }
-    let get = |i: usize| found[i].ok_or_else(|| format!("field {} is missing", NAMES[i]));
-    let id = TransferId::parse(get(0)?).ok_or_else(|| {
-        format!("id {:?} is not r<run>-w<worker>-<seq>", found[0].unwrap_or_default())
+}
+
+/// Builds any entry of either layout from a stream entry's fields; the error names what is wrong.
+pub fn parse_entry<'a>(
+    fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<Entry<'a>, String> {
+    let found = Found::collect(fields)?;
+    let id = TransferId::parse(found.get(0)?).ok_or_else(|| {
+        format!("id {:?} is not r<run>-w<worker>-<seq>", found.0[0].unwrap_or_default())
     })?;
-    let outcome = match (get(1)?, found[8]) {
+    match found.get(1)? {
+        "completed" | "cancelled" => transfer(&found, id).map(Entry::Transfer),
+        status => step(&found, id, status).map(Entry::Step),
+    }
+}
+
+fn transfer<'a>(found: &Found<'a>, id: TransferId) -> Result<Event<'a>, String> {
+    let status = found.get(1)?;
+    let outcome = match (status, found.0[REASON]) {
         ("completed", None) => Outcome::Completed,
         ("cancelled", Some(reason)) => Outcome::Cancelled(
             CancelReason::parse(reason)
                 .ok_or_else(|| format!("unknown cancel reason {reason:?}"))?,
         ),
         ("completed", Some(_)) => return Err("a completed transfer has a reason".to_string()),
-        ("cancelled", None) => return Err("a cancelled transfer has no reason".to_string()),
-        (other, _) => {
-            return Err(format!("status {other:?} is neither completed nor cancelled"));
-        }
+        _ => return Err("a cancelled transfer has no reason".to_string()),
     };
-    let amount_cents: i64 = get(6)?
-        .parse()
-        .map_err(|_| format!("amount {:?} is not an integer", found[6].unwrap_or_default()))?;
+    if found.0[TO_BALANCE].is_some() {
+        return Err(format!("a {status} transfer has a to_balance"));
+    }
+    let amount_cents = found.int(6)?;
     if amount_cents < 1 && outcome == Outcome::Completed {
         return Err(format!("completed transfer of {amount_cents} cents"));
     }
-    let from_balance_cents = match found[7] {
+    let from_balance_cents = match found.0[FROM_BALANCE] {
         None => None,
-        Some(text) => {
-            Some(text.parse().map_err(|_| format!("from_balance {text:?} is not an integer"))?)
-        }
+        Some(_) => Some(found.int(FROM_BALANCE)?),
     };
     if outcome == Outcome::Completed && from_balance_cents.is_none() {
         return Err("field from_balance is missing".to_string());
@@ -187,29 +335,101 @@ pub fn parse<'a>(
     Ok(Event {
         id,
         outcome,
-        from: get(2)?,
-        to: get(3)?,
-        from_bank: get(4)?,
-        to_bank: get(5)?,
+        from: found.get(2)?,
+        to: found.get(3)?,
+        from_bank: found.get(4)?,
+        to_bank: found.get(5)?,
         amount_cents,
         from_balance_cents,
     })
 }
 
+fn step<'a>(found: &Found<'a>, id: TransferId, status: &str) -> Result<Step<'a>, String> {
+    let step = Step {
+        id,
+        phase: phase(found, status)?,
+        from: found.get(2)?,
+        to: found.get(3)?,
+        from_bank: found.get(4)?,
+        to_bank: found.get(5)?,
+        amount_cents: found.int(6)?,
+    };
+    if step.amount_cents < 1 {
+        return Err(format!("{status} step of {} cents", step.amount_cents));
+    }
+    if step.from_bank == step.to_bank {
+        return Err(format!(
+            "{status} step inside bank {:?}: steps are for transfers between banks",
+            step.from_bank
+        ));
+    }
+    Ok(step)
+}
+
+/// The step a status names, with the optional fields it must have (and no others).
+fn phase(found: &Found<'_>, status: &str) -> Result<Phase, String> {
+    let carries = |from_balance: bool, reason: bool, to_balance: bool| {
+        let wanted = [(FROM_BALANCE, from_balance), (REASON, reason), (TO_BALANCE, to_balance)];
+        match wanted.into_iter().find(|&(slot, want)| found.0[slot].is_some() != want) {
+            Some((slot, true)) => Err(format!("a {status} step has no {}", NAMES[slot])),
+            Some((slot, false)) => Err(format!("a {status} step has a {}", NAMES[slot])),
+            None => Ok(()),
+        }
+    };
+    match status {
+        "debited" => carries(true, false, false)
+            .and_then(|()| Ok(Phase::Debited { from_balance_cents: found.int(FROM_BALANCE)? })),
+        "credited" => carries(false, false, true)
+            .and_then(|()| Ok(Phase::Credited { to_balance_cents: found.int(TO_BALANCE)? })),
+        "rejected" => {
+            carries(false, true, false).and_then(|()| rejection(found).map(Phase::Rejected))
+        }
+        "settled" => carries(false, false, false).map(|()| Phase::Settled),
+        "voided" => carries(true, true, false).and_then(|()| {
+            Ok(Phase::Voided {
+                reason: rejection(found)?,
+                from_balance_cents: found.int(FROM_BALANCE)?,
+            })
+        }),
+        other => Err(format!(
+            "status {other:?} is neither completed nor cancelled nor a step between banks \
+             (debited, credited, rejected, settled, voided)"
+        )),
+    }
+}
+
+/// Why the destination's bank refused a credit: only an unknown account or an overflow.
+fn rejection(found: &Found<'_>) -> Result<CancelReason, String> {
+    let text = found.get(REASON)?;
+    match CancelReason::parse(text) {
+        Some(reason @ (CancelReason::UnknownAccount | CancelReason::Overflow)) => Ok(reason),
+        _ => Err(format!("a rejection's reason is unknown_account or overflow, not {text:?}")),
+    }
+}
+
+/// The fields every entry starts with, in stream order.
+fn head(
+    id: TransferId,
+    status: &str,
+    [from, to, from_bank, to_bank]: [&str; 4],
+    amount_cents: i64,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", id.to_string()),
+        ("status", status.to_string()),
+        ("from", from.to_string()),
+        ("to", to.to_string()),
+        ("from_bank", from_bank.to_string()),
+        ("to_bank", to_bank.to_string()),
+        ("amount", amount_cents.to_string()),
+    ]
+}
+
 /// The fields of an event, in stream order, for the strategies that write events from Rust.
 pub fn fields(event: &Event<'_>) -> Vec<(&'static str, String)> {
-    let mut fields = vec![
-        ("id", event.id.to_string()),
-        (
-            "status",
-            if event.outcome == Outcome::Completed { "completed" } else { "cancelled" }.to_string(),
-        ),
-        ("from", event.from.to_string()),
-        ("to", event.to.to_string()),
-        ("from_bank", event.from_bank.to_string()),
-        ("to_bank", event.to_bank.to_string()),
-        ("amount", event.amount_cents.to_string()),
-    ];
+    let status = if event.outcome == Outcome::Completed { "completed" } else { "cancelled" };
+    let texts = [event.from, event.to, event.from_bank, event.to_bank];
+    let mut fields = head(event.id, status, texts, event.amount_cents);
     if let Some(balance) = event.from_balance_cents {
         fields.push(("from_balance", balance.to_string()));
     }
@@ -217,6 +437,51 @@ pub fn fields(event: &Event<'_>) -> Vec<(&'static str, String)> {
         fields.push(("reason", reason.as_str().to_string()));
     }
     fields
+}
+
+/// The fields of a step between banks, in the order the cross-bank script writes them.
+pub fn step_fields(step: &Step<'_>) -> Vec<(&'static str, String)> {
+    let texts = [step.from, step.to, step.from_bank, step.to_bank];
+    let mut fields = head(step.id, step.phase.as_str(), texts, step.amount_cents);
+    match step.phase {
+        Phase::Debited { from_balance_cents } => {
+            fields.push(("from_balance", from_balance_cents.to_string()));
+        }
+        Phase::Credited { to_balance_cents } => {
+            fields.push(("to_balance", to_balance_cents.to_string()));
+        }
+        Phase::Rejected(reason) => fields.push(("reason", reason.as_str().to_string())),
+        Phase::Settled => {}
+        Phase::Voided { reason, from_balance_cents } => {
+            fields.push(("from_balance", from_balance_cents.to_string()));
+            fields.push(("reason", reason.as_str().to_string()));
+        }
+    }
+    fields
+}
+
+/// One transfer in a source bank's outbox, as its value says: `<to_bank>,<from>,<to>,<amount>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outbound<'a> {
+    pub to_bank: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount_cents: i64,
+}
+
+/// Reads an outbox value. IBANs and amounts hold no comma; a bank name may, so it is what is
+/// left before the last three commas.
+pub fn parse_outbound(value: &str) -> Result<Outbound<'_>, String> {
+    let mut parts = value.rsplitn(4, ',');
+    let (Some(amount), Some(to), Some(from), Some(to_bank)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("{value:?} is not <to_bank>,<from>,<to>,<amount>"));
+    };
+    let amount_cents = canonical(amount).filter(|&a: &i64| a >= 1).ok_or_else(|| {
+        format!("{value:?} has the amount {amount:?}, not a whole number of cents")
+    })?;
+    Ok(Outbound { to_bank, from, to, amount_cents })
 }
 
 #[cfg(test)]
@@ -295,6 +560,123 @@ mod tests {
             assert_eq!(Outcome::from_code(code).unwrap().code(), code);
         }
         assert_eq!(Outcome::from_code(b'Z'), None);
+    }
+
+    fn step(phase: Phase) -> Step<'static> {
+        Step {
+            id: TransferId { run: 1, producer: 3, seq: 17 },
+            phase,
+            from: "ES1",
+            to: "ES2",
+            from_bank: "ING",
+            to_bank: "Deutsche Bank",
+            amount_cents: 300,
+        }
+    }
+
+    fn parse_pairs<'a>(pairs: &'a [(&str, String)]) -> Result<Entry<'a>, String> {
+        parse_entry(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    #[test]
+    fn steps_are_written_in_the_scripts_field_order_and_read_back() {
+        let head = ["id", "status", "from", "to", "from_bank", "to_bank", "amount"];
+        let unknown = CancelReason::UnknownAccount;
+        let cases = [
+            (Phase::Debited { from_balance_cents: 700 }, &["from_balance"][..]),
+            (Phase::Credited { to_balance_cents: 300 }, &["to_balance"]),
+            (Phase::Rejected(CancelReason::Overflow), &["reason"]),
+            (Phase::Settled, &[]),
+            (
+                Phase::Voided { reason: unknown, from_balance_cents: 1000 },
+                &["from_balance", "reason"],
+            ),
+        ];
+        for (phase, tail) in cases {
+            let written = step_fields(&step(phase));
+            let names: Vec<&str> = written.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, [&head[..], tail].concat(), "{phase:?}");
+            assert_eq!(written[1].1, phase.as_str());
+            assert_eq!(parse_pairs(&written), Ok(Entry::Step(step(phase))));
+            let err = parse(written.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap_err();
+            assert!(err.contains("only the sharded layout has"), "{err}");
+        }
+        assert_eq!(Layout::parse("sharded"), Some(Layout::Sharded));
+        assert_eq!(Layout::parse(Layout::Single.as_str()), Some(Layout::Single));
+        assert_eq!(Layout::parse("cluster"), None);
+    }
+
+    #[test]
+    fn malformed_steps_say_what_is_wrong() {
+        let debited = step_fields(&step(Phase::Debited { from_balance_cents: 700 }));
+        let with = |name: &'static str, value: &str| {
+            let mut fields = debited.clone();
+            match fields.iter_mut().find(|(n, _)| *n == name) {
+                Some(field) => field.1 = value.to_string(),
+                None => fields.push((name, value.to_string())),
+            }
+            fields
+        };
+        let without = |name: &str| debited.iter().filter(|(n, _)| *n != name).cloned().collect();
+        let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+            (without("from_balance"), "a debited step has no from_balance"),
+            (with("to_balance", "5"), "a debited step has a to_balance"),
+            (with("status", "credited"), "a credited step has a from_balance"),
+            (with("to_bank", "ING"), "debited step inside bank \"ING\""),
+            (with("amount", "0"), "debited step of 0 cents"),
+            (with("status", "settled"), "a settled step has a from_balance"),
+            (
+                with("status", "completed")
+                    .into_iter()
+                    .chain([("to_balance", "1".into())])
+                    .collect(),
+                "a completed transfer has a to_balance",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = parse_pairs(&fields).unwrap_err();
+            assert!(err.contains(expected), "{fields:?}: {err}");
+        }
+        let mut rejected = step_fields(&step(Phase::Rejected(CancelReason::Overflow)));
+        rejected[7].1 = "insufficient_funds".into();
+        let err = parse_pairs(&rejected).unwrap_err();
+        assert!(
+            err.contains(
+                "a rejection's reason is unknown_account or overflow, not \"insufficient_funds\""
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn outbox_values_read_back_even_with_a_comma_in_the_bank_name() {
+        let read = parse_outbound("Deutsche, Bank,ES1,ES2,300").unwrap();
+        assert_eq!(
+            read,
+            Outbound { to_bank: "Deutsche, Bank", from: "ES1", to: "ES2", amount_cents: 300 }
+        );
+        for bad in
+            ["ING,ES1,300", "ING,ES1,ES2,0", "ING,ES1,ES2,03", "ING,ES1,ES2,-5", "ING,ES1,ES2,"]
+        {
+            let err = parse_outbound(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+    }
+
+    /// Valid steps: an amount of at least a cent, between two different banks.
+    fn steps() -> impl Strategy<Value = (TransferId, Phase, [String; 4], i64)> {
+        let reason =
+            prop::sample::select(vec![CancelReason::UnknownAccount, CancelReason::Overflow]);
+        let phase = prop_oneof![
+            any::<i64>().prop_map(|b| Phase::Debited { from_balance_cents: b }),
+            any::<i64>().prop_map(|b| Phase::Credited { to_balance_cents: b }),
+            reason.clone().prop_map(Phase::Rejected),
+            Just(Phase::Settled),
+            (reason, any::<i64>())
+                .prop_map(|(reason, b)| Phase::Voided { reason, from_balance_cents: b }),
+        ];
+        let texts = [any::<String>(), any::<String>(), "[A-Z]{1,8}", "[a-z]{1,8}"];
+        (transfer_id(), phase, texts, 1..=i64::MAX)
     }
 
     /// The owned parts of an event; [`Parts::event`] borrows its texts.
@@ -402,6 +784,22 @@ mod tests {
         #[test]
         fn valid_events_round_trip_through_their_fields(parts in parts()) {
             assert_round_trips(&parts.event());
+        }
+
+        #[test]
+        fn valid_steps_round_trip_and_perturbed_ones_give_a_step_or_an_error(
+            (id, phase, [from, to, from_bank, to_bank], amount_cents) in steps(),
+            replaced in (any::<prop::sample::Index>(), value()),
+        ) {
+            let step = Step { id, phase, from: &from, to: &to, from_bank: &from_bank, to_bank: &to_bank, amount_cents };
+            let mut written = step_fields(&step);
+            prop_assert_eq!(parse_pairs(&written), Ok(Entry::Step(step)));
+            let slot = replaced.0.index(written.len());
+            written[slot].1 = String::from_utf8_lossy(&replaced.1).into_owned();
+            if let Ok(Entry::Step(back)) = parse_pairs(&written) {
+                let again = step_fields(&back);
+                prop_assert_eq!(parse_pairs(&again), Ok(Entry::Step(back)));
+            }
         }
 
         #[test]

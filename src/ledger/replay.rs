@@ -4,14 +4,24 @@
 //! Memory is O(accounts + banks² + producers), never O(events): exactly-once is checked per
 //! producer by sequence number (each worker's transfers reach the stream in order 1, 2, 3...),
 //! not by remembering every id.
+//!
+//! The same ledger replays both [`Layout`]s, because a data set on Redis Cluster must verify by
+//! the same rules as one on a single server. The single layout's one stream is fed through
+//! [`Ledger::apply`]; the sharded layout's per-bank streams through [`Ledger::apply_on`], whose
+//! transfers between banks take three steps on two streams read independently ([`sharded`]):
+//! sequences are then scoped by source bank, and the ledger also keeps each transfer between banks
+//! until its last step, so memory adds O(transfers in flight), still never O(events).
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::accounts::AccountsFile;
-use crate::ledger::events::{CancelReason, Event, Outcome};
+use crate::ledger::events::{CancelReason, Event, Layout, Outcome, TransferId};
 use crate::ledger::runs::Strategy;
+
+pub(crate) mod sharded;
+pub use sharded::{Crossing, Flight, FlightKey, Seen, Terms, Waiting};
 
 /// How many anomalies of each kind are kept with their details; the rest are only counted.
 pub const MAX_KEPT_PER_KIND: usize = 10;
@@ -37,6 +47,23 @@ pub enum AnomalyKind {
     OrderMismatch,
     /// A replayed balance overflowed `i64`.
     Overflow,
+    /// (sharded) An entry on the stream of a bank whose keys it does not change.
+    WrongStream,
+    /// (sharded) A transfer between banks credited twice, or rejected twice.
+    AnsweredTwice,
+    /// (sharded) A transfer between banks both credited and rejected.
+    CreditedAndRejected,
+    /// (sharded) Settled without a credit, or voided without a rejection.
+    ClosedWrongly,
+    /// (sharded) Settled or voided twice (a second closing step, or one for a transfer its
+    /// source decided and no longer has in flight).
+    ClosedTwice,
+    /// (sharded) Settled or voided though its source's stream never debited it.
+    ClosedUndebited,
+    /// (sharded) A credit or rejection whose debit never appeared (a credit creates money).
+    MissingDebit,
+    /// (sharded) Steps of one transfer that disagree on its amount, accounts, banks or reason.
+    StepMismatch,
 }
 
 impl AnomalyKind {
@@ -50,6 +77,16 @@ impl AnomalyKind {
             AnomalyKind::Overdraft => "debits that left an account negative (race)",
             AnomalyKind::OrderMismatch => "events whose recorded balance differs from the replay",
             AnomalyKind::Overflow => "replayed balances that overflowed",
+            AnomalyKind::WrongStream => "events on the stream of a bank they do not change",
+            AnomalyKind::AnsweredTwice => "transfers between banks credited or rejected twice",
+            AnomalyKind::CreditedAndRejected => "transfers between banks credited and rejected",
+            AnomalyKind::ClosedWrongly => {
+                "transfers settled without a credit or voided without a rejection"
+            }
+            AnomalyKind::ClosedTwice => "transfers settled or voided twice",
+            AnomalyKind::ClosedUndebited => "transfers settled or voided but never debited",
+            AnomalyKind::MissingDebit => "credits or rejections whose debit never appeared",
+            AnomalyKind::StepMismatch => "steps of one transfer that disagree with each other",
         }
     }
 }
@@ -59,20 +96,44 @@ impl AnomalyKind {
 pub struct Anomaly {
     pub entry: String,
     pub detail: String,
+    /// The bank whose stream holds the entry (sharded layout); `None`: the single stream.
+    #[serde(default)]
+    pub stream: Option<u16>,
+}
+
+/// Anomalies by kind: how many, and the first [`MAX_KEPT_PER_KIND`] with their details.
+pub type Anomalies = BTreeMap<AnomalyKind, (u64, Vec<Anomaly>)>;
+
+/// Where a stream entry is: its stream (`None`: the single layout's) and its id.
+#[derive(Debug, Clone, Copy)]
+struct At<'a> {
+    stream: Option<u16>,
+    entry: &'a str,
+}
+
+/// One producer's sequence of decided transfers: per run and producer, and in the sharded
+/// layout per source bank too (each bank keeps its own producer keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub bank: Option<u16>,
+    pub run: u64,
+    pub producer: u32,
 }
 
 /// Counts of one run's events, as the replay saw them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunTally {
+    /// Events that decide a transfer: completed, cancelled and (sharded) debited.
     pub events: u64,
     pub completed: u64,
     pub cancelled: u64,
 }
 
-/// What the replay knows of one producer (one worker, or committer, of one run).
+/// What the replay knows of one producer scope (one worker, or committer, of one run).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerTally {
     pub last_seq: u64,
+    /// Events that decided one of its transfers: completed, cancelled and (sharded) debited.
     pub events: u64,
     pub completed: u64,
 }
@@ -88,13 +149,24 @@ pub struct LedgerState {
     pub cancelled: Vec<(CancelReason, u64)>,
     pub moved_cents: i128,
     pub runs: Vec<(u64, RunTally)>,
+    /// Producers of the single layout: run, producer.
     pub producers: Vec<(u64, u32, ProducerTally)>,
     pub anomalies: Vec<(AnomalyKind, u64, Vec<Anomaly>)>,
+    /// The fields below came with the sharded layout; a checkpoint written before them reads
+    /// as the single layout with none of them.
+    #[serde(default)]
+    pub layout: Layout,
+    /// Producers of the sharded layout: source bank, run, producer.
+    #[serde(default)]
+    pub bank_producers: Vec<(u16, u64, u32, ProducerTally)>,
+    #[serde(default)]
+    pub in_flight: Vec<(FlightKey, Crossing)>,
 }
 
 /// The balances rebuilt so far, and everything odd seen on the way.
 #[derive(Debug, Clone)]
 pub struct Ledger {
+    pub layout: Layout,
     pub banks: Vec<String>,
     bank_index: HashMap<String, usize>,
     pub ibans: Vec<Box<str>>,
@@ -110,16 +182,24 @@ pub struct Ledger {
     pub cancelled: BTreeMap<CancelReason, u64>,
     pub moved_cents: i128,
     pub runs: BTreeMap<u64, RunTally>,
-    pub producers: HashMap<(u64, u32), ProducerTally>,
-    pub anomalies: BTreeMap<AnomalyKind, (u64, Vec<Anomaly>)>,
+    pub producers: HashMap<Scope, ProducerTally>,
+    pub anomalies: Anomalies,
+    /// (sharded) Transfers between banks from their first step seen until their last.
+    pub in_flight: BTreeMap<FlightKey, Crossing>,
 }
 
 impl Ledger {
-    /// The state before any transfer: the accounts file's balances, banks at zero.
+    /// The state before any transfer, in the single layout.
     pub fn new(file: &AccountsFile) -> Ledger {
+        Ledger::with_layout(file, Layout::Single)
+    }
+
+    /// The state before any transfer: the accounts file's balances, banks at zero.
+    pub fn with_layout(file: &AccountsFile, layout: Layout) -> Ledger {
         let banks = file.banks.clone();
         let n = banks.len();
         Ledger {
+            layout,
             bank_index: banks.iter().enumerate().map(|(i, b)| (b.clone(), i)).collect(),
             banks,
             ibans: file.accounts.iter().map(|a| a.iban.clone().into_boxed_str()).collect(),
@@ -148,6 +228,7 @@ impl Ledger {
             runs: BTreeMap::new(),
             producers: HashMap::new(),
             anomalies: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
         }
     }
 
@@ -162,8 +243,20 @@ impl Ledger {
             cancelled: self.cancelled.iter().map(|(r, c)| (*r, *c)).collect(),
             moved_cents: self.moved_cents,
             runs: self.runs.iter().map(|(r, t)| (*r, *t)).collect(),
-            producers: self.producers.iter().map(|(&(run, worker), t)| (run, worker, *t)).collect(),
+            producers: self
+                .producers
+                .iter()
+                .filter(|(scope, _)| scope.bank.is_none())
+                .map(|(scope, t)| (scope.run, scope.producer, *t))
+                .collect(),
             anomalies: self.anomalies.iter().map(|(k, (c, kept))| (*k, *c, kept.clone())).collect(),
+            layout: self.layout,
+            bank_producers: self
+                .producers
+                .iter()
+                .filter_map(|(scope, t)| Some((scope.bank?, scope.run, scope.producer, *t)))
+                .collect(),
+            in_flight: self.in_flight.iter().map(|(k, c)| (*k, c.clone())).collect(),
         }
     }
 
@@ -181,6 +274,14 @@ impl Ledger {
                 self.bank_balances.len()
             ));
         }
+        if state.layout != self.layout {
+            return Err(format!(
+                "it replays the {} layout, the data set has the {} layout",
+                state.layout.as_str(),
+                self.layout.as_str()
+            ));
+        }
+        self.check_indices(&state)?;
         self.balances = state.balances;
         self.bank_balances = state.bank_balances;
         self.interbank = state.interbank;
@@ -189,10 +290,39 @@ impl Ledger {
         self.cancelled = state.cancelled.into_iter().collect();
         self.moved_cents = state.moved_cents;
         self.runs = state.runs.into_iter().collect();
-        self.producers =
-            state.producers.into_iter().map(|(run, worker, t)| ((run, worker), t)).collect();
+        let single = state.producers.into_iter().map(|(run, producer, t)| (None, run, producer, t));
+        let banked = state.bank_producers.into_iter().map(|(b, run, p, t)| (Some(b), run, p, t));
+        self.producers = single
+            .chain(banked)
+            .map(|(bank, run, producer, t)| (Scope { bank, run, producer }, t))
+            .collect();
         self.anomalies = state.anomalies.into_iter().map(|(k, c, kept)| (k, (c, kept))).collect();
+        self.in_flight = state.in_flight.into_iter().collect();
         Ok(())
+    }
+
+    /// Refuses a state that names a bank or an account these accounts do not have.
+    fn check_indices(&self, state: &LedgerState) -> Result<(), String> {
+        let banks = self.banks.len();
+        let accounts = self.balances.len();
+        let bank_ok = |b: u16| usize::from(b) < banks;
+        let account_ok =
+            |a: Option<u32>| a.is_none_or(|a| usize::try_from(a).is_ok_and(|a| a < accounts));
+        let streams = state.anomalies.iter().flat_map(|(_, _, kept)| kept).filter_map(|a| a.stream);
+        let crossings = state.in_flight.iter().all(|(key, c)| {
+            bank_ok(key.bank)
+                && bank_ok(c.terms.to_bank)
+                && account_ok(c.terms.from)
+                && account_ok(c.terms.to)
+                && c.waiting.as_ref().is_none_or(|w| bank_ok(w.stream))
+        });
+        if streams.chain(state.bank_producers.iter().map(|p| p.0)).all(bank_ok) && crossings {
+            Ok(())
+        } else {
+            Err(format!(
+                "it names a bank or account beyond the file's {banks} banks and {accounts} accounts"
+            ))
+        }
     }
 
     pub fn cancelled_total(&self) -> u64 {
@@ -203,50 +333,85 @@ impl Ledger {
         self.anomalies.get(&kind).map_or(0, |(count, _)| *count)
     }
 
-    /// Notes an anomaly at a stream entry.
+    /// Notes an anomaly at an entry of the single layout's stream.
     pub fn report(&mut self, kind: AnomalyKind, entry: &str, detail: String) {
-        let (count, kept) = self.anomalies.entry(kind).or_default();
-        *count += 1;
-        if kept.len() < MAX_KEPT_PER_KIND {
-            kept.push(Anomaly { entry: entry.to_string(), detail });
+        self.report_at(kind, At { stream: None, entry }, detail);
+    }
+
+    /// Notes an anomaly at an entry of bank `bank`'s stream (sharded layout).
+    pub fn report_on(&mut self, kind: AnomalyKind, bank: u16, entry: &str, detail: String) {
+        self.report_at(kind, At { stream: Some(bank), entry }, detail);
+    }
+
+    fn report_at(&mut self, kind: AnomalyKind, at: At<'_>, detail: String) {
+        let anomaly = Anomaly { entry: at.entry.to_string(), detail, stream: at.stream };
+        note(&mut self.anomalies, kind, anomaly);
+    }
+
+    /// Applies one event of the single layout's stream. `strategy` is that of the event's run,
+    /// `None` when the run is unknown.
+    pub fn apply(&mut self, entry: &str, event: &Event<'_>, strategy: Option<Strategy>) {
+        debug_assert_eq!(self.layout, Layout::Single, "apply_on reads the sharded streams");
+        let at = At { stream: None, entry };
+        if let Some(strategy) = self.known_run(at, event.id, strategy) {
+            self.apply_transfer(at, event, strategy);
         }
     }
 
-    /// Applies one event. `strategy` is that of the event's run, `None` when the run is unknown.
-    pub fn apply(&mut self, entry: &str, event: &Event<'_>, strategy: Option<Strategy>) {
-        let Some(strategy) = strategy else {
-            self.report(
-                AnomalyKind::UnknownRun,
-                entry,
-                format!("{} belongs to run {}, which has no record", event.id, event.id.run),
-            );
-            return;
-        };
-        let producer = self.producers.entry((event.id.run, event.id.producer)).or_default();
+    /// The strategy of the entry's run; reports the entry when its run has no record.
+    fn known_run(
+        &mut self,
+        at: At<'_>,
+        id: TransferId,
+        strategy: Option<Strategy>,
+    ) -> Option<Strategy> {
+        if strategy.is_none() {
+            let detail = format!("{id} belongs to run {}, which has no record", id.run);
+            self.report_at(AnomalyKind::UnknownRun, at, detail);
+        }
+        strategy
+    }
+
+    /// Takes `id` as the next sequence of its producer scope: false (and reported) when it was
+    /// seen before; a gap is reported and taken.
+    fn take_seq(&mut self, at: At<'_>, scope: Scope, id: TransferId) -> bool {
+        let producer = self.producers.entry(scope).or_default();
         let expected = producer.last_seq + 1;
-        if event.id.seq < expected {
-            self.report(AnomalyKind::Duplicate, entry, format!("{} was already seen", event.id));
+        if id.seq < expected {
+            self.report_at(AnomalyKind::Duplicate, at, format!("{id} was already seen"));
+            return false;
+        }
+        producer.last_seq = id.seq;
+        if id.seq > expected {
+            let detail = format!("{id}: sequence jumped from {} to {}", expected - 1, id.seq);
+            self.report_at(AnomalyKind::Gap, at, detail);
+        }
+        true
+    }
+
+    /// Counts an event that decided a transfer of `scope`.
+    fn count_decided(&mut self, scope: Scope, completed: bool, cancelled: bool) {
+        let producer = self.producers.entry(scope).or_default();
+        producer.events += 1;
+        producer.completed += u64::from(completed);
+        let tally = self.runs.entry(scope.run).or_default();
+        tally.events += 1;
+        tally.completed += u64::from(completed);
+        tally.cancelled += u64::from(cancelled);
+        self.events += 1;
+    }
+
+    /// A transfer decided in one event, on the single stream or (sharded) its bank's stream.
+    fn apply_transfer(&mut self, at: At<'_>, event: &Event<'_>, strategy: Strategy) {
+        let scope = Scope { bank: at.stream, run: event.id.run, producer: event.id.producer };
+        if !self.take_seq(at, scope, event.id) {
             return;
         }
-        let gap = event.id.seq > expected;
-        producer.last_seq = event.id.seq;
-        if gap {
-            let detail =
-                format!("{}: sequence jumped from {} to {}", event.id, expected - 1, event.id.seq);
-            self.report(AnomalyKind::Gap, entry, detail);
-        }
-        let Some((from, to)) = self.locate(entry, event) else {
+        let Some((from, to)) = self.locate(at, event) else {
             return;
         };
         let completed = event.outcome == Outcome::Completed;
-        let producer = self.producers.entry((event.id.run, event.id.producer)).or_default();
-        producer.events += 1;
-        producer.completed += u64::from(completed);
-        let tally = self.runs.entry(event.id.run).or_default();
-        tally.events += 1;
-        tally.completed += u64::from(completed);
-        tally.cancelled += u64::from(!completed);
-        self.events += 1;
+        self.count_decided(scope, completed, !completed);
         match (event.outcome, from, to) {
             (Outcome::Cancelled(reason), from, _) => {
                 *self.cancelled.entry(reason).or_default() += 1;
@@ -258,13 +423,13 @@ impl Ledger {
                         "{} saw {} at {recorded} cents, the replay has {}",
                         event.id, event.from, self.balances[from]
                     );
-                    self.report(AnomalyKind::OrderMismatch, entry, detail);
+                    self.report_at(AnomalyKind::OrderMismatch, at, detail);
                 }
             }
             (Outcome::Completed, Some(from), Some(to)) => {
                 self.completed += 1;
                 self.moved_cents += i128::from(event.amount_cents);
-                self.apply_completed(entry, event, strategy, from, to);
+                self.apply_completed(at, event, strategy, from, to);
             }
             (Outcome::Completed, _, _) => {
                 unreachable!("locate returns both accounts of a completed transfer")
@@ -274,7 +439,7 @@ impl Ledger {
 
     /// Finds the event's accounts, checking their banks. A completed transfer needs both; a
     /// cancelled one may name an unknown account (that is why it was cancelled).
-    fn locate(&mut self, entry: &str, event: &Event<'_>) -> Option<(Option<usize>, Option<usize>)> {
+    fn locate(&mut self, at: At<'_>, event: &Event<'_>) -> Option<(Option<usize>, Option<usize>)> {
         let mut found = [None, None];
         for (slot, (iban, bank)) in
             [(event.from, event.from_bank), (event.to, event.to_bank)].into_iter().enumerate()
@@ -292,13 +457,13 @@ impl Ledger {
                         event.id,
                         self.banks[usize::from(self.account_bank[a])]
                     );
-                    self.report(AnomalyKind::UnknownAccount, entry, detail);
+                    self.report_at(AnomalyKind::UnknownAccount, at, detail);
                     return None;
                 }
                 (None, _) => {
-                    self.report(
+                    self.report_at(
                         AnomalyKind::UnknownAccount,
-                        entry,
+                        at,
                         format!("{}: account {iban} was never loaded", event.id),
                     );
                     return None;
@@ -310,7 +475,7 @@ impl Ledger {
 
     fn apply_completed(
         &mut self,
-        entry: &str,
+        at: At<'_>,
         event: &Event<'_>,
         strategy: Strategy,
         from: usize,
@@ -324,14 +489,14 @@ impl Ledger {
                 "{}: the debit of {amount} left {} at {recorded} cents",
                 event.id, event.from
             );
-            self.report(AnomalyKind::Overdraft, entry, detail);
+            self.report_at(AnomalyKind::Overdraft, at, detail);
         }
         let (Some(debited), Some(credited)) =
             (self.balances[from].checked_sub(amount), self.balances[to].checked_add(amount))
         else {
-            self.report(
+            self.report_at(
                 AnomalyKind::Overflow,
-                entry,
+                at,
                 format!("{}: an account balance overflowed", event.id),
             );
             return;
@@ -343,7 +508,7 @@ impl Ledger {
                 "{}: recorded {} at {recorded} cents after the debit, the replay has {debited}",
                 event.id, event.from
             );
-            self.report(AnomalyKind::OrderMismatch, entry, detail);
+            self.report_at(AnomalyKind::OrderMismatch, at, detail);
         }
         let (fb, tb) = (usize::from(self.account_bank[from]), usize::from(self.account_bank[to]));
         if fb != tb {
@@ -355,13 +520,22 @@ impl Ledger {
             overflow |= !add_in_place(&mut self.interbank[ab], -amount);
             overflow |= !add_in_place(&mut self.interbank[ba], amount);
             if overflow {
-                self.report(
+                self.report_at(
                     AnomalyKind::Overflow,
-                    entry,
+                    at,
                     format!("{}: a bank or interbank balance overflowed", event.id),
                 );
             }
         }
+    }
+}
+
+/// Counts an anomaly of `kind`, keeping its details while fewer than [`MAX_KEPT_PER_KIND`] are.
+fn note(anomalies: &mut Anomalies, kind: AnomalyKind, anomaly: Anomaly) {
+    let (count, kept) = anomalies.entry(kind).or_default();
+    *count += 1;
+    if kept.len() < MAX_KEPT_PER_KIND {
+        kept.push(anomaly);
     }
 }
 
@@ -501,5 +675,25 @@ pub(crate) mod tests {
         ledger.apply("3-0", &cancelled, Some(Strategy::Atomic));
         assert_eq!(ledger.cancelled_total(), 1);
         assert_eq!(ledger.anomaly_count(AnomalyKind::UnknownAccount), 2);
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_the_sharded_layout_still_loads() {
+        let old = r#"{"balances":[700,500,300],"bank_balances":[-300,300],"interbank":[0,-300,300,0],
+            "events":1,"completed":1,"cancelled":[],"moved_cents":300,
+            "runs":[[1,{"events":1,"completed":1,"cancelled":0}]],
+            "producers":[[1,1,{"last_seq":1,"events":1,"completed":1}]],
+            "anomalies":[["gap",1,[{"entry":"1-0","detail":"r1-w1-1: sequence jumped"}]]]}"#;
+        let mut ledger = Ledger::new(&file());
+        ledger.restore(serde_json::from_str(old).unwrap()).unwrap();
+        let scope = Scope { bank: None, run: 1, producer: 1 };
+        assert_eq!(ledger.producers[&scope].last_seq, 1);
+        assert_eq!(ledger.anomalies[&AnomalyKind::Gap].1[0].stream, None);
+        ledger.apply("2-0", &event(2, "A1", "B1", 100, 600), Some(Strategy::Atomic));
+        assert_eq!(ledger.balances, vec![600, 500, 400]);
+        let state = serde_json::from_str::<LedgerState>(old).unwrap();
+        assert_eq!(state.layout, Layout::Single);
+        let err = Ledger::with_layout(&file(), Layout::Sharded).restore(state).unwrap_err();
+        assert!(err.contains("the single layout, the data set has the sharded layout"), "{err}");
     }
 }

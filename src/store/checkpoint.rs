@@ -20,16 +20,20 @@ const CHECKPOINT_VERSION: u32 = 1;
 struct Checkpoint {
     version: u32,
     sha256: String,
+    /// The last entry replayed of the one stream (single layout) or of the first bank's.
     last_id: String,
+    /// Sharded layout: the last entry replayed of each bank's stream, in the banks' order.
+    #[serde(default)]
+    last_ids: Vec<String>,
     state: LedgerState,
 }
 
 /// Where a consumer starts.
 pub enum Resume {
-    /// No usable checkpoint: from the start of the stream.
+    /// No usable checkpoint: from the start of the streams.
     Start,
-    /// From after this stream entry; the ledger holds the replay up to it.
-    After(String),
+    /// From after these stream entries (one per stream); the ledger holds the replay up to them.
+    After(Vec<String>),
 }
 
 /// Loads `name`'s checkpoint into `ledger` if there is one for this accounts file.
@@ -60,23 +64,28 @@ pub async fn load(
     ledger.restore(checkpoint.state).map_err(|why| {
         anyhow::anyhow!("{key} does not fit these accounts: {why}; pass --restart")
     })?;
-    Ok(Resume::After(checkpoint.last_id))
+    if checkpoint.last_ids.is_empty() {
+        return Ok(Resume::After(vec![checkpoint.last_id]));
+    }
+    Ok(Resume::After(checkpoint.last_ids))
 }
 
-/// Stores the replay up to `last_id` as `name`'s checkpoint.
+/// Stores the replay up to `last_ids` (one per stream) as `name`'s checkpoint.
 pub async fn save(
     conn: &mut impl redis::aio::ConnectionLike,
     keys: &Keys,
     name: &str,
     sha256: &str,
-    last_id: &str,
+    last_ids: &[String],
     ledger: &Ledger,
 ) -> Result<()> {
     let key = keys.consumer(name);
+    let (first, more) = last_ids.split_first().context("a checkpoint of no stream")?;
     let checkpoint = Checkpoint {
         version: CHECKPOINT_VERSION,
         sha256: sha256.to_string(),
-        last_id: last_id.to_string(),
+        last_id: first.clone(),
+        last_ids: if more.is_empty() { Vec::new() } else { last_ids.to_vec() },
         state: ledger.state(),
     };
     let bytes = serde_json::to_vec(&checkpoint).context("encoding the checkpoint")?;

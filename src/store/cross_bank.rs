@@ -13,8 +13,8 @@ use crate::store::connection::Connection;
 use crate::store::error::{CallError, ScriptStop, StopCode};
 use crate::store::keys::{Keys, cluster_slot};
 
-/// How long the broker waits for a replica to acknowledge a debit before it leaves the
-/// transfer in flight for the recovery pass.
+/// How long the broker waits for a replica to acknowledge a step before it leaves the transfer
+/// in flight for the recovery pass.
 pub const REPLICA_WAIT_MS: u64 = 1_000;
 
 /// What the source's shard decided.
@@ -53,6 +53,11 @@ pub enum Settlement {
     Voided,
     /// Settled before (by another call, or the recovery pass).
     AlreadySettled,
+}
+
+/// The field of a credit's answer in the destination's inbox.
+pub fn inbox_field(t: &InFlight) -> String {
+    format!("{}|{}", t.from_bank, t.id)
 }
 
 /// A transfer in flight, as the source's outbox holds it.
@@ -210,10 +215,15 @@ pub async fn in_flight(
 
 /// An outbox entry: field = transfer id, value = `B,source IBAN,destination IBAN,amount`.
 fn parse_entry(bank: &str, id: String, value: &str) -> anyhow::Result<InFlight> {
-    let parts: Vec<&str> = value.split(',').collect();
-    let [to_bank, from, to, amount] = parts[..] else {
+    // Read from the right: IBANs and amounts have no comma, a bank name may.
+    let parts: Vec<&str> = value.rsplitn(4, ',').collect();
+    let [amount, to, from, to_bank] = parts[..] else {
         anyhow::bail!("{id} holds {value:?}, not `bank,source,destination,amount`");
     };
+    anyhow::ensure!(
+        ![to_bank, from, to].contains(&""),
+        "{id} holds {value:?}, not `bank,source,destination,amount`"
+    );
     let amount_cents = amount
         .parse::<i64>()
         .ok()
@@ -229,8 +239,8 @@ fn parse_entry(bank: &str, id: String, value: &str) -> anyhow::Result<InFlight> 
     })
 }
 
-/// Whether `bank`'s shard has a connected replica now (asked once per run, and again after a
-/// failure: a failover can change it).
+/// Whether `bank`'s shard has a connected replica now (asked once per run, and again when no
+/// replica acknowledged: a failover can leave a promoted master without one).
 pub async fn shard_has_replicas(
     conn: &mut Connection,
     keys: &Keys,
@@ -238,54 +248,60 @@ pub async fn shard_has_replicas(
 ) -> Result<bool, CallError> {
     let mut info = redis::cmd("INFO");
     info.arg("replication");
-    let info: String = on_shard(conn, keys, bank, info).await?;
+    let info: String = match conn {
+        Connection::Single(single) => info.query_async(single).await?,
+        Connection::Cluster { conn, .. } => {
+            let value = conn.route_command(info, shard_of(&keys.bank_balance(bank))).await?;
+            redis::from_redis_value(value.extract_error()?).map_err(redis::RedisError::from)?
+        }
+    };
     Ok(has_replicas(&info))
 }
 
-/// Waits until a replica of `bank`'s shard has every write made so far on this connection, up
-/// to [`REPLICA_WAIT_MS`]; true when one did. Only for a shard that has a replica: `WAIT` on a
-/// shard without one would wait the whole time.
-pub async fn wait_for_replica(
+/// Whether `field` of hash `record` exists (a transfer still in an outbox, a credit's answer).
+pub async fn record_exists(
     conn: &mut Connection,
-    keys: &Keys,
-    bank: &str,
+    record: &str,
+    field: &str,
 ) -> Result<bool, CallError> {
-    let mut wait = redis::cmd("WAIT");
-    wait.arg(1).arg(REPLICA_WAIT_MS);
-    let acknowledged: i64 = on_shard(conn, keys, bank, wait).await?;
-    Ok(acknowledged >= 1)
+    Ok(redis::cmd("HEXISTS").arg(record).arg(field).query_async(conn).await?)
 }
 
-/// Whether a replica of `bank`'s shard has every write made there so far, by any client (the
-/// debits a dead broker made, say): this client writes a mark of its own (`P:{B}:recovery`, a
-/// count of passes) and waits for a replica to acknowledge it, which a replica can only do after
-/// everything written before it. True at once for a shard without replicas.
-pub async fn replicas_have_all(
-    conn: &mut Connection,
-    keys: &Keys,
-    bank: &str,
-) -> Result<bool, CallError> {
-    if !shard_has_replicas(conn, keys, bank).await? {
-        return Ok(true);
-    }
-    redis::cmd("INCR").arg(keys.recovery_mark(bank)).query_async::<i64>(conn).await?;
-    wait_for_replica(conn, keys, bank).await
+/// What a shard's replica has of a step just written there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A replica has it: a failover now keeps it.
+    Replicated,
+    /// The shard's master has it and no replica acknowledged within [`REPLICA_WAIT_MS`].
+    NotYetReplicated,
+    /// The shard's master does not have it (any more): a failover lost it, or it was settled.
+    Missing,
 }
 
-/// Sends a command that names no key to the master of `bank`'s shard.
-async fn on_shard<T: redis::FromRedisValue>(
+/// Whether the step recorded as `field` of hash `record` in `bank`'s shard (a debit's outbox
+/// entry, a credit's inbox entry) is on a replica. One round trip to the shard's master, in
+/// one pipeline: a write of this client's own (`INCR P:{B}:recovery`), `WAIT 1` for it, and
+/// `HEXISTS` of the record. A replica acknowledges in replication order, so once it has the
+/// mark it has every write before it, whoever made it and even if the connection that made the
+/// step was lost since; and the record read after the wait is on the master that was waited on.
+/// (A `WAIT` alone on a connection that was opened again would return at once.)
+pub async fn durability(
     conn: &mut Connection,
     keys: &Keys,
     bank: &str,
-    cmd: redis::Cmd,
-) -> Result<T, CallError> {
-    let value = match conn {
-        Connection::Single(single) => cmd.query_async(single).await?,
-        Connection::Cluster { conn, .. } => {
-            conn.route_command(cmd, shard_of(&keys.bank_balance(bank))).await?
-        }
-    };
-    Ok(redis::from_redis_value(value).map_err(redis::RedisError::from)?)
+    record: &str,
+    field: &str,
+) -> Result<Durability, CallError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("INCR").arg(keys.recovery_mark(bank)).ignore();
+    pipe.cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS);
+    pipe.cmd("HEXISTS").arg(record).arg(field);
+    let (acknowledged, exists): (i64, bool) = pipe.query_async(conn).await?;
+    Ok(match (exists, acknowledged >= 1) {
+        (false, _) => Durability::Missing,
+        (true, true) => Durability::Replicated,
+        (true, false) => Durability::NotYetReplicated,
+    })
 }
 
 /// The routing to the master of `key`'s slot.
@@ -310,7 +326,9 @@ mod tests {
     fn outbox_entries_are_read_or_named() {
         let t = parse_entry("A", "r1-w2-3".into(), "B,ES1,ES2,150").unwrap();
         assert_eq!((t.to_bank.as_str(), t.from.as_str(), t.amount_cents), ("B", "ES1", 150));
-        for bad in ["B,ES1,ES2", "B,ES1,ES2,0", "B,ES1,ES2,x", "B,ES1,ES2,1,9"] {
+        let comma = parse_entry("A", "r1-w2-3".into(), "Bank, Inc.,ES1,ES2,150").unwrap();
+        assert_eq!((comma.to_bank.as_str(), comma.to.as_str()), ("Bank, Inc.", "ES2"));
+        for bad in ["B,ES1,ES2", "B,ES1,ES2,0", "B,ES1,ES2,x", ",ES1,ES2,5"] {
             assert!(parse_entry("A", "r1-w2-3".into(), bad).is_err(), "{bad}");
         }
     }

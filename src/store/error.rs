@@ -24,6 +24,11 @@ pub enum CallError {
     /// A script stopped before it wrote anything (a key of the wrong type, a denied command).
     #[error("{}", .0.message)]
     Stopped(ScriptStop),
+    /// A step its shard had acknowledged is gone from it: a failover lost it.
+    #[error(
+        "{record} no longer holds {field}: Redis lost a write it had acknowledged (a failover)"
+    )]
+    Lost { record: String, field: String },
 }
 
 /// The error code the transfer script answers when a sequence is past what its producer applied.

@@ -180,6 +180,18 @@ impl KeyNames for Keys {
     fn producer(&self, producer: &str) -> String {
         Keys::producer(self, producer)
     }
+    fn events_of(&self, bank: &str) -> String {
+        Keys::events_of(self, bank)
+    }
+    fn producer_in(&self, bank: &str, producer: &str) -> String {
+        Keys::producer_in(self, bank, producer)
+    }
+    fn outbox(&self, bank: &str) -> String {
+        Keys::outbox(self, bank)
+    }
+    fn in_flight(&self, bank: &str) -> String {
+        Keys::in_flight(self, bank)
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail, ensure};
 use redis::aio::ConnectionLike;
 
 use crate::ledger::accounts::{AccountsFile, MAX_ACCOUNTS, MAX_BANKS};
+use crate::ledger::events::Layout;
 use crate::store::keys::{Keys, SCHEMA_VERSION};
 use crate::store::retry::query_retrying;
 
@@ -19,6 +20,9 @@ pub struct Meta {
     pub accounts: usize,
     pub total_cents: i64,
     pub banks: Vec<String>,
+    /// How the data set keeps its events: one stream (a single server) or one per bank (a Redis
+    /// Cluster). Sets loaded before the field existed are single.
+    pub layout: Layout,
 }
 
 /// Marks the set as `loading` and records what is being loaded (first write of `init`).
@@ -26,6 +30,7 @@ pub async fn write_loading(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     file: &AccountsFile,
+    layout: Layout,
 ) -> Result<()> {
     let meta = keys.meta();
     redis::cmd("HSET")
@@ -38,6 +43,7 @@ pub async fn write_loading(
             ("accounts", file.accounts.len().to_string()),
             ("banks", file.banks.len().to_string()),
             ("total_cents", file.total_cents.to_string()),
+            ("layout", layout.as_str().to_string()),
         ])
         .query_async::<()>(conn)
         .await
@@ -110,7 +116,13 @@ fn parse(keys: &Keys, fields: &HashMap<String, String>, banks: Vec<String>) -> R
         keys.banks(),
         banks.len()
     );
-    Ok(Meta { sha256: get("sha256").to_string(), accounts, total_cents, banks })
+    let layout = match get("layout") {
+        "" => Layout::Single,
+        text => {
+            Layout::parse(text).ok_or_else(|| corrupt("layout", "single or sharded".to_string()))?
+        }
+    };
+    Ok(Meta { sha256: get("sha256").to_string(), accounts, total_cents, banks, layout })
 }
 
 #[cfg(test)]

@@ -100,6 +100,9 @@ pub async fn applied_per_producer_in_banks(
     Ok(total)
 }
 
+/// The most runs one data set may record (each is read back by `consume`).
+pub const MAX_RUNS: u64 = 100_000;
+
 /// Reads every run recorded under the prefix, oldest first.
 pub async fn read_all(
     conn: &mut impl redis::aio::ConnectionLike,
@@ -112,12 +115,20 @@ pub async fn read_all(
     if last == 0 {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
+    anyhow::ensure!(
+        last <= MAX_RUNS,
+        "{} says {last} runs, more than the {MAX_RUNS} this tool reads: run `interbank init` again",
+        keys.runs()
+    );
+    // One command per run: run records live in different slots, which a cluster pipeline
+    // refuses; there are few runs.
+    let mut all: Vec<HashMap<String, String>> = Vec::new();
     for id in 1..=last {
-        pipe.hgetall(keys.run(id));
+        let fields = query_retrying(conn, redis::cmd("HGETALL").arg(keys.run(id)))
+            .await
+            .with_context(|| format!("reading {}", keys.run(id)))?;
+        all.push(fields);
     }
-    let all: Vec<HashMap<String, String>> =
-        pipe_retrying(conn, &pipe).await.context("reading the runs")?;
     let mut runs = Vec::with_capacity(all.len());
     for (fields, id) in all.into_iter().zip(1..) {
         runs.push(

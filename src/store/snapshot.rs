@@ -8,9 +8,10 @@ use redis::Value as RedisValue;
 use redis::aio::ConnectionLike;
 
 use crate::ledger::events;
+use crate::ledger::events::Layout;
 use crate::ledger::replay::Ledger;
 use crate::ledger::runs::{RunRecord, Strategy};
-use crate::ledger::verify::{ProducerRecord, Snapshot, Value};
+use crate::ledger::verify::{OutboxRecord, ProducerRecord, Snapshot, Value};
 use crate::store::keys::Keys;
 use crate::store::retry::{pipe_retrying, query_retrying};
 use crate::store::runs;
@@ -32,8 +33,21 @@ fn to_value(value: redis::RedisResult<RedisValue>) -> Value {
     }
 }
 
-/// Reads every balance the ledger knows of, and each atomic producer's record.
+/// Reads every balance the ledger knows of, and each atomic producer's record, as the ledger's
+/// layout keeps them.
 pub async fn read(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    ledger: &Ledger,
+    runs: Vec<RunRecord>,
+) -> Result<Snapshot> {
+    match ledger.layout {
+        Layout::Single => read_single(conn, keys, ledger, runs).await,
+        Layout::Sharded => read_sharded(conn, keys, ledger, runs).await,
+    }
+}
+
+async fn read_single(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     ledger: &Ledger,
@@ -52,6 +66,39 @@ pub async fn read(
     }
     let bank_keys: Vec<String> = ledger.banks.iter().map(|b| keys.bank_balance(b)).collect();
     let banks = read_each(conn, "GET", &bank_keys).await?.into_iter().map(to_value).collect();
+    let interbank = read_interbank(conn, keys, ledger).await?;
+    let mut producers = Vec::new();
+    for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
+        let applied = runs::applied_per_producer(conn, keys, run.id, run.producers).await?;
+        for (producer, applied) in (1..=run.producers).zip(applied) {
+            let key = keys.producer(&events::producer_id(run.id, producer));
+            let completed = count_completed(conn, &key, applied).await?;
+            producers.push(ProducerRecord {
+                run: run.id,
+                producer,
+                bank: None,
+                applied,
+                completed,
+            });
+        }
+    }
+    Ok(Snapshot {
+        accounts,
+        banks,
+        interbank,
+        runs,
+        producers,
+        in_flight: Vec::new(),
+        outbox: Vec::new(),
+    })
+}
+
+/// Each bank's interbank hash, one pipeline per bank (one slot each).
+async fn read_interbank(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    ledger: &Ledger,
+) -> Result<Vec<Value>> {
     let n = ledger.banks.len();
     let mut interbank = vec![Value::Int(0); n * n];
     for (a, bank) in ledger.banks.iter().enumerate() {
@@ -68,16 +115,82 @@ pub async fn read(
             interbank[a * n + b] = to_value(value);
         }
     }
+    Ok(interbank)
+}
+
+/// The sharded layout: every read touches one bank's keys (one slot) at a time.
+async fn read_sharded(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    ledger: &Ledger,
+    runs: Vec<RunRecord>,
+) -> Result<Snapshot> {
+    let mut accounts = vec![Value::Missing; ledger.ibans.len()];
+    let (mut banks, mut in_flight, mut outbox) = (Vec::new(), Vec::new(), Vec::new());
+    for (index, bank) in ledger.banks.iter().enumerate() {
+        let members: Vec<usize> = (0..ledger.ibans.len())
+            .filter(|&i| usize::from(ledger.account_bank[i]) == index)
+            .collect();
+        for chunk in members.chunks(MGET_CHUNK) {
+            let names: Vec<String> =
+                chunk.iter().map(|&i| keys.account(bank, &ledger.ibans[i])).collect();
+            for (&i, value) in chunk.iter().zip(read_each(conn, "GET", &names).await?) {
+                accounts[i] = to_value(value);
+            }
+        }
+        let [balance, cents]: [redis::RedisResult<RedisValue>; 2] =
+            read_each(conn, "GET", &[keys.bank_balance(bank), keys.in_flight(bank)])
+                .await?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("two GETs gave another number of answers"))?;
+        banks.push(to_value(balance));
+        in_flight.push(match to_value(cents) {
+            Value::Missing => Value::Int(0),
+            cents => cents,
+        });
+        let bank_index = u16::try_from(index).context("too many banks")?;
+        let key = keys.outbox(bank);
+        let entries: Vec<(String, String)> = query_retrying(conn, redis::cmd("HGETALL").arg(&key))
+            .await
+            .with_context(|| format!("reading {key}"))?;
+        outbox.extend(entries.into_iter().map(|(id, value)| OutboxRecord {
+            bank: bank_index,
+            id,
+            value,
+        }));
+    }
+    let interbank = read_interbank(conn, keys, ledger).await?;
+    let producers = read_sharded_producers(conn, keys, ledger, &runs).await?;
+    Ok(Snapshot { accounts, banks, interbank, runs, producers, in_flight, outbox })
+}
+
+/// Each atomic run's producer records, bank by bank.
+async fn read_sharded_producers(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    ledger: &Ledger,
+    runs: &[RunRecord],
+) -> Result<Vec<ProducerRecord>> {
     let mut producers = Vec::new();
     for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
-        let applied = runs::applied_per_producer(conn, keys, run.id, run.producers).await?;
-        for (producer, applied) in (1..=run.producers).zip(applied) {
-            let key = keys.producer(&events::producer_id(run.id, producer));
-            let completed = count_completed(conn, &key, applied).await?;
-            producers.push(ProducerRecord { run: run.id, producer, applied, completed });
+        for (index, bank) in ledger.banks.iter().enumerate() {
+            let bank_index = u16::try_from(index).context("too many banks")?;
+            let mut pipe = redis::pipe();
+            for producer in 1..=run.producers {
+                pipe.strlen(keys.producer_in(bank, &events::producer_id(run.id, producer)));
+            }
+            let applied: Vec<u64> = pipe_retrying(conn, &pipe)
+                .await
+                .with_context(|| format!("reading the producer keys of bank {bank}"))?;
+            for (producer, applied) in (1..=run.producers).zip(applied) {
+                let key = keys.producer_in(bank, &events::producer_id(run.id, producer));
+                let completed = count_completed(conn, &key, applied).await?;
+                let bank = Some(bank_index);
+                producers.push(ProducerRecord { run: run.id, producer, bank, applied, completed });
+            }
         }
     }
-    Ok(Snapshot { accounts, banks, interbank, runs, producers })
+    Ok(producers)
 }
 
 /// One command per key, pipelined, so a key of the wrong type shows as that key's error.

@@ -244,6 +244,28 @@ impl StreamReader {
     }
 }
 
+/// Reads the entries of `stream` after `after` into `chunk`, up to `count`, without waiting, through
+/// a connection that routes by key (the sharded layout reads each bank's stream on its shard this
+/// way: a blocking read on a shared cluster connection would stall every other command on it).
+pub async fn read_once(
+    conn: &mut impl redis::aio::ConnectionLike,
+    stream: &str,
+    after: &str,
+    count: usize,
+    chunk: &mut Chunk,
+) -> Result<()> {
+    chunk.clear();
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT").arg(count).arg("STREAMS").arg(stream).arg(after);
+    let reply: redis::Value = crate::store::retry::query_retrying(conn, &cmd)
+        .await
+        .with_context(|| format!("reading {stream}"))?;
+    for (id, fields) in parse_client_reply(reply)? {
+        chunk.push(&id, &fields)?;
+    }
+    Ok(())
+}
+
 /// A stream entry as the general client reads it: its id and its fields, in stream order.
 type OwnedEntry = (String, Vec<(Vec<u8>, Vec<u8>)>);
 

@@ -85,10 +85,52 @@ impl RedisCluster {
         panic!("the cluster was not ready within {READY_TIMEOUT_MS} ms");
     }
 
+    /// Waits until `masters` masters serve every slot and every node left agrees the cluster is
+    /// whole (after a master was killed and its replica promoted).
+    pub fn wait_masters(&self, masters: usize) {
+        let deadline = Instant::now() + Duration::from_millis(READY_TIMEOUT_MS);
+        while Instant::now() < deadline {
+            let ok =
+                self.nodes.iter().all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            if ok && self.masters().len() == masters {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the cluster did not heal to {masters} masters within {READY_TIMEOUT_MS} ms");
+    }
+
     /// Every key on every master, with its type and value, sorted: a fingerprint of the data.
     pub fn dump(&self) -> Vec<String> {
         let mut all: Vec<String> = self.masters().iter().flat_map(|n| n.dump()).collect();
         all.sort();
         all
+    }
+
+    /// The sum of every account balance on every master.
+    pub fn money(&self) -> i64 {
+        let mut cents = 0;
+        for master in self.masters() {
+            for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:account:*"]).lines() {
+                cents += master.cli(&["GET", key]).trim().parse::<i64>().unwrap();
+            }
+        }
+        cents
+    }
+
+    /// What is left in flight on every master: outboxes, and in-flight totals other than 0.
+    pub fn in_flight(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for master in self.masters() {
+            let outboxes = master.cli(&["--scan", "--pattern", "banks_transfers:*:outbox"]);
+            left.extend(outboxes.lines().map(str::to_string));
+            for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:inflight"]).lines() {
+                let cents = master.cli(&["GET", key]);
+                if cents.trim() != "0" {
+                    left.push(format!("{key} = {}", cents.trim()));
+                }
+            }
+        }
+        left
     }
 }

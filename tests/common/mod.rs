@@ -283,3 +283,23 @@ pub fn broker(url: &str, dir: &Path, flags: &[&str]) -> String {
     args.extend_from_slice(flags);
     ok(url, dir, &args)
 }
+
+/// A fault scenario's random generator: its seed from `FAULT_SEED`, or random and printed, so a
+/// failing run can be replayed.
+pub fn fault_rng(scenario: &str) -> (u64, rand_chacha::ChaCha8Rng) {
+    let seed =
+        std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("{scenario}: FAULT_SEED={seed}");
+    (seed, rand::SeedableRng::seed_from_u64(seed))
+}
+
+/// Starts a broker in the background, quiet, printing its summary as JSON.
+pub fn spawn_broker(url: &str, dir: &std::path::Path, flags: &[&str]) -> Child {
+    interbank(url, dir)
+        .args(["broker", "--quiet", "--json"])
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}

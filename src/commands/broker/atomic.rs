@@ -152,5 +152,6 @@ fn describe_failure(
         ),
         CallError::Refused(_) => format!("transfer {id} was refused by Redis: {text}"),
         CallError::Stopped(stop) => describe_stop(stop, producer, seq),
+        CallError::Lost { .. } => format!("transfer {id}: {text}"),
     }
 }

@@ -174,8 +174,9 @@ struct Shared {
     /// in three steps.
     sharded: bool,
     cross_bank: CrossBankScript,
-    /// Sharded layout: per bank, whether its shard had a replica to wait for at the start.
-    replicated: Vec<bool>,
+    /// Sharded layout: per bank, whether its shard has a replica to wait for (as found at the
+    /// start; set to false when a failover leaves it without one).
+    replicated: Vec<AtomicBool>,
     run: u64,
     stop: AtomicBool,
     done: AtomicU64,
@@ -303,7 +304,8 @@ async fn prepare(
     }
     let mut replicated = Vec::with_capacity(meta.banks.len());
     for bank in meta.banks.iter().filter(|_| sharded) {
-        replicated.push(cross_bank::shard_has_replicas(control, &config.keys, bank).await?);
+        let has_replicas = cross_bank::shard_has_replicas(control, &config.keys, bank).await?;
+        replicated.push(AtomicBool::new(has_replicas));
     }
     let run = runs::start(
         control,

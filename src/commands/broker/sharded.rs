@@ -5,7 +5,7 @@
 //! single server, with the bank's own stream and producer key. A transfer between two banks is
 //! three calls (see `store/lua/cross_bank.lua`): the debit on the source's shard, then, once a
 //! replica of that shard has the debit (when it has replicas), the credit on the destination's
-//! shard, then the settlement on the source's. A worker numbers its transfers per source bank
+//! shard, then, once a replica there has the credit, the settlement on the source's. A worker numbers its transfers per source bank
 //! (1, 2, 3... in each), since its record of applied transfers lives in the source bank's slot.
 //! Every call is sent again after a transient error with the same numbers and id, and every step
 //! answers a repeat with its first answer, so nothing is applied twice. A transfer the worker
@@ -19,7 +19,7 @@ use rand::Rng;
 use super::{Shared, WorkerStats, worker_rng};
 use crate::ledger::events::{Outcome, producer_id};
 use crate::store::connection::Connection;
-use crate::store::cross_bank::{self, Credit, Debit, InFlight};
+use crate::store::cross_bank::{self, Credit, Debit, Durability, InFlight};
 use crate::store::error::CallError;
 use crate::store::retry::{RETRY_LIMIT, backoff_ms};
 use crate::store::script::{Scope, TransferRequest};
@@ -153,20 +153,63 @@ async fn cross_bank(
     if let Debit::Cancelled(reason) = debit {
         return Ok(Ended::Decided(Outcome::Cancelled(reason)));
     }
-    if shared.replicated[request.from_bank] {
-        let bank = &transfer.from_bank;
-        let acknowledged = step!(stats, cross_bank::wait_for_replica(conn, keys, bank))
-            .map_err(describe("wait for a replica"))?;
-        if !acknowledged {
-            return Ok(Ended::InFlight);
-        }
+    let debited = (keys.outbox(&transfer.from_bank), transfer.id.clone());
+    let record = (debited.0.as_str(), debited.1.as_str());
+    if let Some(ended) = durable(shared, conn, request.from_bank, record, stats)
+        .await
+        .map_err(describe("wait for a replica"))?
+    {
+        return Ok(ended);
     }
     let credit = step!(stats, script.credit(conn, keys, &transfer)).map_err(describe("credit"))?;
+    // The settlement removes the outbox entry, the one trace of the transfer at the source: it
+    // waits until a replica of the destination has the credit, so that a failover there cannot
+    // lose a credit the source has already settled (the recovery pass credits it again if so).
+    let credited = (keys.inbox(&transfer.to_bank), cross_bank::inbox_field(&transfer));
+    let record = (credited.0.as_str(), credited.1.as_str());
+    if let Some(ended) = durable(shared, conn, request.to_bank, record, stats)
+        .await
+        .map_err(describe("wait for a replica"))?
+    {
+        return Ok(ended);
+    }
     step!(stats, script.settle(conn, keys, &transfer, credit)).map_err(describe("settlement"))?;
     Ok(Ended::Decided(match credit {
         Credit::Credited => Outcome::Completed,
         Credit::Rejected(reason) => Outcome::Cancelled(reason),
     }))
+}
+
+/// Whether the step recorded as `field` of `record` in bank `bank`'s shard may be built on: a
+/// replica has it, or the shard has no replica (at the start, or any more after a failover) and
+/// its master has it. `InFlight` when no replica acknowledged in time; an error when the record
+/// is gone (a failover lost the step: the run stops, as on a sequence gap).
+async fn durable(
+    shared: &Shared,
+    conn: &mut Connection,
+    bank: usize,
+    (record, field): (&str, &str),
+    stats: &mut WorkerStats,
+) -> Result<Option<Ended>, (CallError, u32)> {
+    if !shared.replicated[bank].load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let (keys, name) = (&shared.config.keys, &shared.directory.banks[bank]);
+    match step!(stats, cross_bank::durability(conn, keys, name, record, field))? {
+        Durability::Replicated => Ok(None),
+        Durability::Missing => {
+            Err((CallError::Lost { record: record.to_string(), field: field.to_string() }, 0))
+        }
+        Durability::NotYetReplicated => {
+            // A shard left without a replica (its master failed over to one that has none yet)
+            // has nothing to wait for: no later transfer waits on it either.
+            let alone = !step!(stats, cross_bank::shard_has_replicas(conn, keys, name))?;
+            if alone {
+                shared.replicated[bank].store(false, Ordering::Relaxed);
+            }
+            Ok((!alone).then_some(Ended::InFlight))
+        }
+    }
 }
 
 /// Why a step of a cross-bank transfer failed for good, and where that leaves the money.

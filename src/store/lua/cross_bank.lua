@@ -226,7 +226,8 @@ local function settle()
   elseif credit_letter ~= 'C' then return bad_call('settle takes the letter C, U or O') end
   local pending = redis.call('HGET', outbox_key, id)
   if not pending then return 'N' end
-  local entry_to_bank, from, to, amount_text = string.match(pending, '^([^,]+),([^,]+),([^,]+),([^,]+)$')
+  -- Read from the right: IBANs and amounts have no comma, a bank name may.
+  local entry_to_bank, from, to, amount_text = string.match(pending, '^(.+),([^,]+),([^,]+),([^,]+)$')
   local amount = whole(amount_text)
   if entry_to_bank ~= to_bank or not amount then
     return { 'BADKEY', outbox_key .. ' field ' .. id .. ' holds ' .. pending .. ', not a transfer to ' .. to_bank }
