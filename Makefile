@@ -11,7 +11,7 @@ ACCOUNTS ?= data/accounts_100.csv
 WORKERS ?= 20
 TRANSFERS ?= 5000
 
-.PHONY: setup build gen init broker consume demo bench test faults lint clean
+.PHONY: setup build gen init broker consume demo cluster-demo bench test faults lint clean
 
 # Installs what is missing: a C compiler, Rust, redis-server (see the script).
 setup:
@@ -37,6 +37,10 @@ consume: build
 # Redis answers, builds, generates, loads, runs broker and consume together, prints the verdict.
 demo: setup
 	bash scripts/demo.sh
+
+# The whole job on a private Redis Cluster of 3 masters + 3 replicas, verified (README).
+cluster-demo: setup
+	bash scripts/cluster_demo.sh
 
 # Throughput and latency side by side on a private redis-server, verified (docs/BENCHMARKS.md).
 bench: build
