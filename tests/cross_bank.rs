@@ -82,7 +82,12 @@ async fn each_step_is_applied_once_however_often_it_is_sent() {
     assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "300");
     assert_eq!(s.outbox(), format!("r1-w1-1\nKutxa,{A},{B},300"));
     assert_eq!(
-        cross_bank::in_flight(&mut s.conn, &s.keys, "CaixaBank").await.unwrap(),
+        cross_bank::in_flight(&mut s.conn, &s.keys, "CaixaBank")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>(),
         vec![t.clone()]
     );
 
@@ -146,6 +151,19 @@ async fn the_recovery_pass_carries_what_a_dead_broker_left_in_flight() {
     assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "0");
     let again = recover_banks(&mut s.conn, &s.keys, &banks).await.unwrap();
     assert_eq!(again.found, 0);
+
+    // An entry that cannot be finished is named, and does not hold back the others.
+    let outbox = s.keys.outbox("CaixaBank");
+    s.cluster.nodes[0].cli(&["HSET", &outbox, "r9-w9-9", "Kutxa,ES1,ES2,+5"]);
+    let fine = transfer("r1-w4-1", B, 50);
+    assert_eq!(
+        s.script.debit(&mut s.conn, &s.keys, "r1-w4", 1, &fine).await.unwrap(),
+        Debit::Debited
+    );
+    let recovered = recover_banks(&mut s.conn, &s.keys, &banks);
+    let recovered = recovered.await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((recovered.settled, recovered.failed), (1, 1), "{recovered:?}");
+    assert!(recovered.errors[0].contains("r9-w9-9 holds the amount \"+5\""), "{recovered:?}");
 }
 
 #[tokio::test]

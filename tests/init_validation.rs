@@ -102,3 +102,19 @@ fn a_corrupted_meta_is_named_not_trusted() {
         ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
     }
 }
+
+#[test]
+fn a_run_number_handed_out_twice_is_refused() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 50);
+    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_50.csv"]);
+    broker(&url, dir.path(), &["--workers", "1", "--transfers", "10"]);
+    // As if Redis had lost the INCR that numbered run 1 (a restart from an older snapshot).
+    redis.cli(&["SET", "banks_transfers:runs", "0"]);
+    let out = run(&url, dir.path(), &["broker", "--workers", "1", "--transfers", "10", "--quiet"]);
+    let message = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(message.contains("handed out run number 1 twice"), "{message}");
+    verified(&url, dir.path(), "data/accounts_50.csv");
+}

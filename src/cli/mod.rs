@@ -167,7 +167,8 @@ async fn recover_command(RecoverArgs { redis, json }: RecoverArgs) -> Result<Exi
     } else {
         emit(&render::recovered(&recovered))?;
     }
-    Ok(if recovered.left_in_flight == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let finished = recovered.left_in_flight == 0 && recovered.failed == 0;
+    Ok(if finished { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Seconds from a flag, checked against bounds, in milliseconds.

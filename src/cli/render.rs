@@ -89,6 +89,22 @@ pub fn recovered(recovered: &Recovered) -> String {
         "recover: {} transfers were in flight: {} credited and settled, {} refunded (voided), {} settled meanwhile\n",
         recovered.found, recovered.settled, recovered.voided, recovered.already_settled
     );
+    if recovered.vanished > 0 {
+        text.push_str(&format!(
+            "recover: {} were gone from their outbox before they could be checked: settled meanwhile, \
+             or lost with their debit in a failover (no money moved then)\n",
+            recovered.vanished
+        ));
+    }
+    for error in &recovered.errors {
+        text.push_str(&format!("recover: could not finish {error}\n"));
+    }
+    if recovered.failed > recovered.errors.len() as u64 {
+        text.push_str(&format!(
+            "recover: ... and {} more could not be finished\n",
+            recovered.failed - recovered.errors.len() as u64
+        ));
+    }
     if recovered.left_in_flight > 0 {
         text.push_str(&format!(
             "recover: {} left in flight: no replica of their shard acknowledged the debits; run it again\n",

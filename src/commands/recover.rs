@@ -16,6 +16,9 @@ use crate::store::meta;
 use crate::store::retry::retrying;
 use crate::store::target::Target;
 
+/// How many failures a pass names; the others are counted.
+const MAX_ERRORS: usize = 10;
+
 /// What a recovery pass did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Recovered {
@@ -32,6 +35,11 @@ pub struct Recovered {
     pub vanished: u64,
     /// Left in flight: the source's shard has replicas and none acknowledged the debit in time.
     pub left_in_flight: u64,
+    /// Transfers a step of which failed for good (a key of the wrong type, say); the pass went
+    /// on with the others.
+    pub failed: u64,
+    /// Why, for the first few of them.
+    pub errors: Vec<String>,
 }
 
 impl Recovered {
@@ -43,6 +51,9 @@ impl Recovered {
         self.already_settled += other.already_settled;
         self.vanished += other.vanished;
         self.left_in_flight += other.left_in_flight;
+        self.failed += other.failed;
+        let room = MAX_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(other.errors.iter().take(room).cloned());
     }
 }
 
@@ -64,9 +75,19 @@ pub async fn recover_banks(
         let pending = cross_bank::in_flight(conn, keys, bank).await?;
         recovered.found += u64::try_from(pending.len()).expect("an outbox fits in memory");
         for transfer in &pending {
-            recover_one(conn, keys, transfer, &mut recovered).await.with_context(|| {
-                format!("recovering transfer {}:{}", transfer.from_bank, transfer.id)
-            })?;
+            // One transfer that cannot be finished does not keep the others in flight.
+            let finished = match transfer {
+                Ok(transfer) => recover_one(conn, keys, transfer, &mut recovered)
+                    .await
+                    .with_context(|| format!("transfer {}:{}", transfer.from_bank, transfer.id)),
+                Err(bad) => Err(anyhow::anyhow!("{bad:#}")),
+            };
+            if let Err(err) = finished {
+                recovered.failed += 1;
+                if recovered.errors.len() < MAX_ERRORS {
+                    recovered.errors.push(format!("{err:#}"));
+                }
+            }
         }
     }
     Ok(recovered)

@@ -195,7 +195,7 @@ fn anomalies_check(
                     format!("{at}: {}", anomaly.detail)
                 });
             }
-            failures.more += count - kept.len() as u64;
+            failures.more += count.saturating_sub(kept.len() as u64);
         }
     }
     let detail = if counts.is_empty() { ok_detail } else { counts.join("; ") };

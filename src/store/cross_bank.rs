@@ -135,13 +135,7 @@ impl CrossBankScript {
             .key(keys.account(b, &t.to));
         call.arg("credit").arg(&t.from_bank).arg(b).arg(&t.id);
         call.arg(&t.from).arg(&t.to).arg(t.amount_cents);
-        let letter = letter_or_stop(call.invoke_async(conn).await?)?;
-        match letter.as_str() {
-            "C" => Ok(Credit::Credited),
-            "U" => Ok(Credit::Rejected(CancelReason::UnknownAccount)),
-            "O" => Ok(Credit::Rejected(CancelReason::Overflow)),
-            other => Err(unexpected(other)),
-        }
+        credit_of(&letter_or_stop(call.invoke_async(conn).await?)?)
     }
 
     /// Settles a transfer in flight in the source bank's shard, after its credit's answer.
@@ -171,6 +165,16 @@ impl CrossBankScript {
     }
 }
 
+/// A credit's answer, as the script writes it.
+fn credit_of(letter: &str) -> Result<Credit, CallError> {
+    match letter {
+        "C" => Ok(Credit::Credited),
+        "U" => Ok(Credit::Rejected(CancelReason::UnknownAccount)),
+        "O" => Ok(Credit::Rejected(CancelReason::Overflow)),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// The step's letter, or why it stopped.
 fn letter_or_stop(reply: redis::Value) -> Result<String, CallError> {
     match reply {
@@ -195,22 +199,23 @@ fn unexpected(what: &str) -> CallError {
 }
 
 /// Every transfer in flight out of `bank`: its outbox, read whole (one entry per transfer in
-/// flight: a few per worker at most, and what crashed runs left).
+/// flight: a few per worker at most, and what crashed runs left). Each entry, or why it is not
+/// one (the key and field named), so that one bad entry holds back no other.
 pub async fn in_flight(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     bank: &str,
-) -> anyhow::Result<Vec<InFlight>> {
+) -> anyhow::Result<Vec<anyhow::Result<InFlight>>> {
     use anyhow::Context;
     let key = keys.outbox(bank);
     let entries: Vec<(String, String)> =
         crate::store::retry::query_retrying(conn, redis::cmd("HGETALL").arg(&key))
             .await
             .with_context(|| format!("reading {key}"))?;
-    entries
+    Ok(entries
         .into_iter()
         .map(|(id, value)| parse_entry(bank, id, &value).with_context(|| format!("{key} field")))
-        .collect()
+        .collect())
 }
 
 /// An outbox entry: field = transfer id, value = `B,source IBAN,destination IBAN,amount`.
@@ -224,9 +229,11 @@ fn parse_entry(bank: &str, id: String, value: &str) -> anyhow::Result<InFlight> 
         ![to_bank, from, to].contains(&""),
         "{id} holds {value:?}, not `bank,source,destination,amount`"
     );
-    let amount_cents = amount
-        .parse::<i64>()
-        .ok()
+    // Canonical digits only, as the script reads them (no sign, no leading zero).
+    let canonical = !amount.starts_with('0') && amount.bytes().all(|b| b.is_ascii_digit());
+    let amount_cents = Some(amount)
+        .filter(|_| canonical)
+        .and_then(|a| a.parse::<i64>().ok())
         .filter(|a| *a >= 1)
         .ok_or_else(|| anyhow::anyhow!("{id} holds the amount {amount:?}"))?;
     Ok(InFlight {
@@ -239,23 +246,65 @@ fn parse_entry(bank: &str, id: String, value: &str) -> anyhow::Result<InFlight> 
     })
 }
 
-/// Whether `bank`'s shard has a connected replica now (asked once per run, and again when no
-/// replica acknowledged: a failover can leave a promoted master without one).
+/// Whether `bank`'s shard has a replica configured, as its master's own node table says
+/// (`CLUSTER NODES` sent to it): every node that names it as its master counts, connected or
+/// failing. A master cut off from its replica still counts it, so its writes are never taken as
+/// safe just because no replica answers; a master promoted after its old master died, with no
+/// replica of its own, has none, and what it has is as safe as a shard without replicas gets.
+/// A node reached that is not the master of the shard (routing gone stale after a failover) is
+/// an error worth another attempt.
 pub async fn shard_has_replicas(
     conn: &mut Connection,
     keys: &Keys,
     bank: &str,
 ) -> Result<bool, CallError> {
-    let mut info = redis::cmd("INFO");
-    info.arg("replication");
-    let info: String = match conn {
-        Connection::Single(single) => info.query_async(single).await?,
-        Connection::Cluster { conn, .. } => {
-            let value = conn.route_command(info, shard_of(&keys.bank_balance(bank))).await?;
-            redis::from_redis_value(value.extract_error()?).map_err(redis::RedisError::from)?
-        }
-    };
-    Ok(has_replicas(&info))
+    let Connection::Cluster { conn, .. } = conn else { return Ok(false) };
+    let mut nodes = redis::cmd("CLUSTER");
+    nodes.arg("NODES");
+    let value = conn.route_command(nodes, shard_of(&keys.bank_balance(bank))).await?;
+    let nodes: String =
+        redis::from_redis_value(value.extract_error()?).map_err(redis::RedisError::from)?;
+    configured_replicas(&nodes).map(|replicas| replicas > 0).ok_or_else(|| {
+        CallError::Transient(redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain),
+            "the node asked for its replicas is not a master any more",
+        )))
+    })
+}
+
+/// The replicas of the node that wrote a `CLUSTER NODES` reply (the line flagged `myself`),
+/// whatever their state; `None` when that node is not a master.
+fn configured_replicas(nodes: &str) -> Option<usize> {
+    let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split_whitespace().collect()).collect();
+    let myself = lines.iter().find(|f| f.get(2).is_some_and(|flags| flags.contains("myself")))?;
+    if !myself[2].split(',').any(|flag| flag == "master") {
+        return None;
+    }
+    Some(lines.iter().filter(|f| f.get(3) == Some(&myself[0])).count())
+}
+
+/// How many transfers out of `bank` the producer has applied: the length of its outcome string.
+pub async fn producer_applied(
+    conn: &mut Connection,
+    keys: &Keys,
+    bank: &str,
+    producer: &str,
+) -> Result<u64, CallError> {
+    Ok(redis::cmd("STRLEN").arg(keys.producer_in(bank, producer)).query_async(conn).await?)
+}
+
+/// The destination's answer to a transfer's credit, if it gave one.
+pub async fn credit_answer(
+    conn: &mut Connection,
+    keys: &Keys,
+    t: &InFlight,
+) -> Result<Option<Credit>, CallError> {
+    let letter: Option<String> = redis::cmd("HGET")
+        .arg(keys.inbox(&t.to_bank))
+        .arg(inbox_field(t))
+        .query_async(conn)
+        .await?;
+    letter.as_deref().map(credit_of).transpose()
 }
 
 /// Whether `field` of hash `record` exists (a transfer still in an outbox, a credit's answer).
@@ -310,14 +359,6 @@ fn shard_of(key: &str) -> RoutingInfo {
     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))
 }
 
-/// Whether `INFO replication` shows a connected replica.
-fn has_replicas(info: &str) -> bool {
-    info.lines()
-        .find_map(|line| line.trim().strip_prefix("connected_slaves:"))
-        .and_then(|n| n.parse::<u32>().ok())
-        .is_some_and(|n| n >= 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,15 +369,30 @@ mod tests {
         assert_eq!((t.to_bank.as_str(), t.from.as_str(), t.amount_cents), ("B", "ES1", 150));
         let comma = parse_entry("A", "r1-w2-3".into(), "Bank, Inc.,ES1,ES2,150").unwrap();
         assert_eq!((comma.to_bank.as_str(), comma.to.as_str()), ("Bank, Inc.", "ES2"));
-        for bad in ["B,ES1,ES2", "B,ES1,ES2,0", "B,ES1,ES2,x", ",ES1,ES2,5"] {
+        for bad in [
+            "B,ES1,ES2",
+            "B,ES1,ES2,0",
+            "B,ES1,ES2,x",
+            ",ES1,ES2,5",
+            "B,ES1,ES2,+5",
+            "B,ES1,ES2,07",
+        ] {
             assert!(parse_entry("A", "r1-w2-3".into(), bad).is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn replicas_are_read_from_info() {
-        assert!(has_replicas("# Replication\r\nrole:master\r\nconnected_slaves:1\r\n"));
-        assert!(!has_replicas("role:master\r\nconnected_slaves:0\r\n"));
-        assert!(!has_replicas("role:master\r\n"));
+    fn replicas_are_counted_from_the_masters_own_node_table() {
+        let nodes = "\
+a1 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:3@4 master - 0 0 2 connected 5461-16383
+c3 127.0.0.1:5@6 slave,fail a1 0 0 1 disconnected
+d4 127.0.0.1:7@8 slave b2 0 0 2 connected
+";
+        assert_eq!(configured_replicas(nodes), Some(1), "a failing replica still counts");
+        let alone = "a1 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-16383\nc3 127.0.0.1:5@6 master,fail - 0 0 1 disconnected";
+        assert_eq!(configured_replicas(alone), Some(0));
+        let demoted = "a1 127.0.0.1:1@2 myself,slave c3 0 0 1 connected\nc3 127.0.0.1:5@6 master - 0 0 2 connected 0-16383";
+        assert_eq!(configured_replicas(demoted), None);
     }
 }

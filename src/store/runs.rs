@@ -21,6 +21,22 @@ pub async fn start(
 ) -> Result<u64> {
     let id: u64 =
         redis::cmd("INCR").arg(keys.runs()).query_async(conn).await.context("numbering the run")?;
+    // A run number handed out twice means Redis lost the INCR that handed it out before (a
+    // restart or a failover): the old run's producer keys would answer this run's transfers.
+    let before: Option<String> = redis::cmd("HGET")
+        .arg(keys.run(id))
+        .arg("status")
+        .query_async(conn)
+        .await
+        .with_context(|| format!("checking {}", keys.run(id)))?;
+    let reused = before.is_some();
+    anyhow::ensure!(
+        !reused,
+        "{} already exists: Redis handed out run number {id} twice, so it lost acknowledged \
+         writes (a restart or a failover); run `interbank consume` to see what it kept, then \
+         `interbank init` to start again",
+        keys.run(id)
+    );
     redis::cmd("HSET")
         .arg(keys.run(id))
         .arg(&[

@@ -238,15 +238,24 @@ pub async fn run(
     }
 
     if shared.sharded {
-        match recover_banks(&mut control, &config.keys, &shared.directory.banks).await {
-            Ok(after) => recovered.add(&after),
-            Err(err) => {
-                let note = format!(
-                    "the recovery pass after the run failed ({err:#}): run `interbank recover`"
-                );
-                total.error =
-                    Some(total.error.take().map_or(note.clone(), |e| format!("{e}; {note}")));
+        let note = match recover_banks(&mut control, &config.keys, &shared.directory.banks).await {
+            Ok(after) => {
+                recovered.add(&after);
+                (after.failed > 0).then(|| {
+                    format!(
+                        "the recovery pass after the run could not finish {} transfers ({}): \
+                         they are in flight; run `interbank recover` once the cause is fixed",
+                        after.failed,
+                        after.errors.join("; ")
+                    )
+                })
             }
+            Err(err) => Some(format!(
+                "the recovery pass after the run failed ({err:#}): run `interbank recover`"
+            )),
+        };
+        if let Some(note) = note {
+            total.error = Some(total.error.take().map_or(note.clone(), |e| format!("{e}; {note}")));
         }
     }
     let status = if total.error.is_some() {

@@ -155,23 +155,31 @@ async fn cross_bank(
     }
     let debited = (keys.outbox(&transfer.from_bank), transfer.id.clone());
     let record = (debited.0.as_str(), debited.1.as_str());
-    if let Some(ended) = durable(shared, conn, request.from_bank, record, stats)
+    match durable(shared, conn, request.from_bank, record, stats)
         .await
         .map_err(describe("wait for a replica"))?
     {
-        return Ok(ended);
+        Next::GoOn => {}
+        Next::LeaveInFlight => return Ok(Ended::InFlight),
+        Next::Missing => {
+            return settled_elsewhere(shared, conn, producer, seq, &transfer, stats)
+                .await
+                .map_err(describe("wait for a replica"));
+        }
     }
     let credit = step!(stats, script.credit(conn, keys, &transfer)).map_err(describe("credit"))?;
     // The settlement removes the outbox entry, the one trace of the transfer at the source: it
     // waits until a replica of the destination has the credit, so that a failover there cannot
-    // lose a credit the source has already settled (the recovery pass credits it again if so).
+    // lose a credit the source has already settled. A credit gone from the destination's master
+    // was lost in a failover there: the recovery pass credits it again.
     let credited = (keys.inbox(&transfer.to_bank), cross_bank::inbox_field(&transfer));
     let record = (credited.0.as_str(), credited.1.as_str());
-    if let Some(ended) = durable(shared, conn, request.to_bank, record, stats)
+    match durable(shared, conn, request.to_bank, record, stats)
         .await
         .map_err(describe("wait for a replica"))?
     {
-        return Ok(ended);
+        Next::GoOn => {}
+        Next::LeaveInFlight | Next::Missing => return Ok(Ended::InFlight),
     }
     step!(stats, script.settle(conn, keys, &transfer, credit)).map_err(describe("settlement"))?;
     Ok(Ended::Decided(match credit {
@@ -180,35 +188,68 @@ async fn cross_bank(
     }))
 }
 
-/// Whether the step recorded as `field` of `record` in bank `bank`'s shard may be built on: a
-/// replica has it, or the shard has no replica (at the start, or any more after a failover) and
-/// its master has it. `InFlight` when no replica acknowledged in time; an error when the record
-/// is gone (a failover lost the step: the run stops, as on a sequence gap).
+/// What the broker may do after a step: go on, leave the transfer in flight, or look again.
+enum Next {
+    /// A replica has the step (or the shard has no replica configured and its master has it).
+    GoOn,
+    /// No replica acknowledged in time: the recovery pass takes it from here.
+    LeaveInFlight,
+    /// The step's record is not on the shard's master.
+    Missing,
+}
+
+/// Whether the step recorded as `field` of `record` in bank `bank`'s shard may be built on. A
+/// shard that has a replica configured must have the step on one; one that has none (at the
+/// start, or any more: a master promoted after its old master died) keeps what its master has.
 async fn durable(
     shared: &Shared,
     conn: &mut Connection,
     bank: usize,
     (record, field): (&str, &str),
     stats: &mut WorkerStats,
-) -> Result<Option<Ended>, (CallError, u32)> {
+) -> Result<Next, (CallError, u32)> {
     if !shared.replicated[bank].load(Ordering::Relaxed) {
-        return Ok(None);
+        return Ok(Next::GoOn);
     }
     let (keys, name) = (&shared.config.keys, &shared.directory.banks[bank]);
     match step!(stats, cross_bank::durability(conn, keys, name, record, field))? {
-        Durability::Replicated => Ok(None),
-        Durability::Missing => {
-            Err((CallError::Lost { record: record.to_string(), field: field.to_string() }, 0))
-        }
+        Durability::Replicated => Ok(Next::GoOn),
+        Durability::Missing => Ok(Next::Missing),
         Durability::NotYetReplicated => {
-            // A shard left without a replica (its master failed over to one that has none yet)
-            // has nothing to wait for: no later transfer waits on it either.
-            let alone = !step!(stats, cross_bank::shard_has_replicas(conn, keys, name))?;
-            if alone {
-                shared.replicated[bank].store(false, Ordering::Relaxed);
+            if step!(stats, cross_bank::shard_has_replicas(conn, keys, name))? {
+                return Ok(Next::LeaveInFlight);
             }
-            Ok((!alone).then_some(Ended::InFlight))
+            shared.replicated[bank].store(false, Ordering::Relaxed);
+            Ok(Next::GoOn)
         }
+    }
+}
+
+/// A debit whose outbox entry is gone before the broker could build on it: settled meanwhile by
+/// a recovery pass (its outcome is in the destination's inbox, and the producer key still has
+/// the debit), or lost with its shard's master in a failover.
+async fn settled_elsewhere(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    seq: u64,
+    transfer: &InFlight,
+    stats: &mut WorkerStats,
+) -> Result<Ended, (CallError, u32)> {
+    let keys = &shared.config.keys;
+    let applied =
+        step!(stats, cross_bank::producer_applied(conn, keys, &transfer.from_bank, producer))?;
+    let answer = step!(stats, cross_bank::credit_answer(conn, keys, transfer))?;
+    match (applied >= seq, answer) {
+        (true, Some(Credit::Credited)) => Ok(Ended::Decided(Outcome::Completed)),
+        (true, Some(Credit::Rejected(reason))) => Ok(Ended::Decided(Outcome::Cancelled(reason))),
+        _ => Err((
+            CallError::Lost {
+                record: keys.outbox(&transfer.from_bank),
+                field: transfer.id.clone(),
+            },
+            0,
+        )),
     }
 }
 
