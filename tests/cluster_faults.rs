@@ -131,3 +131,73 @@ fn a_master_killed_mid_run_loses_nothing_or_the_broker_says_what() {
         summary["status"], summary["retries"], recovered["found"]
     );
 }
+
+#[test]
+fn connections_cut_on_every_master_mid_run_lose_nothing() {
+    const CUTS: u32 = 15;
+    let (cluster, url, dir, total) = loaded_cluster();
+    let broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
+    let mut killed = 0;
+    for _ in 0..CUTS {
+        std::thread::sleep(Duration::from_millis(60));
+        for master in cluster.masters() {
+            let reply = master.cli(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+            killed += reply.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    let summary = finish(broker);
+    assert_eq!(summary["status"], "ended", "{summary}");
+    let recovered = recover(&url, dir.path());
+    assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.money(), total, "money created or lost");
+    verified(&url, dir.path(), "data/accounts_100.csv");
+    eprintln!(
+        "FAULT cluster-connections-cut: cuts={CUTS} connections_killed={killed} retries={} \
+         left_in_flight={} recovered={} money_lost=0",
+        summary["retries"], summary["in_flight"], recovered["found"]
+    );
+}
+
+#[test]
+fn a_consumer_killed_on_a_cluster_resumes_from_its_checkpoint() {
+    let (cluster, url, dir, _) = loaded_cluster();
+    let broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
+    let mut consumer = interbank(&url, dir.path())
+        .args(["consume", "--quiet", "--json", "--name", "c1", "--checkpoint-interval", "0.2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while cluster.nodes[0].cli(&["-c", "EXISTS", "banks_transfers:consumer:c1"]).trim() != "1" {
+        assert!(Instant::now() < deadline, "no checkpoint was written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+    let summary = finish(broker);
+    assert_eq!(summary["status"], "ended", "{summary}");
+    let args = ["consume", "--quiet", "--json", "--name", "c1", "--idle-timeout", "1"];
+    let out = run(&url, dir.path(), &args);
+    assert!(
+        text(&out).contains("resuming from checkpoint banks_transfers:consumer:c1"),
+        "{}",
+        text(&out)
+    );
+    let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fresh =
+        run(&url, dir.path(), &["consume", "--quiet", "--json", "--name", "fresh", "--restart"]);
+    let fresh: serde_json::Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    assert_eq!(
+        (resumed["verified"].as_bool(), fresh["verified"].as_bool()),
+        (Some(true), Some(true))
+    );
+    for field in ["events", "completed", "cancelled", "moved_cents", "runs"] {
+        assert_eq!(resumed[field], fresh[field], "{field}");
+    }
+    assert!(resumed["events_read"].as_u64() < resumed["events"].as_u64(), "{resumed}");
+    eprintln!(
+        "FAULT cluster-consumer-killed: kills=1 resumed=true events={} same_verdict=true",
+        fresh["events"]
+    );
+}

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
 use crate::commands::Progress;
@@ -21,8 +21,10 @@ use crate::ledger::runs::{RunRecord, RunStatus, Strategy};
 use crate::ledger::verify::{Report, verify};
 use crate::store::checkpoint::{self, Resume};
 use crate::store::connection::Connection;
+use crate::store::cross_bank;
 use crate::store::keys::Keys;
 use crate::store::meta::{self, Meta};
+use crate::store::retry::retrying;
 use crate::store::stream_reader::{StreamReader, read_once};
 use crate::store::xread_reply::Chunk;
 use crate::store::{runs, snapshot};
@@ -103,6 +105,13 @@ pub async fn consume(config: &ConsumeConfig, progress: &dyn Progress) -> Result<
         }
         Layout::Sharded => None,
     };
+    let mut replicated = Vec::new();
+    for bank in meta.banks.iter().filter(|_| meta.layout == Layout::Sharded) {
+        let has = retrying(async || cross_bank::shard_has_replicas(&mut conn, keys, bank).await)
+            .await
+            .with_context(|| format!("asking bank {bank}'s shard for its replicas"))?;
+        replicated.push(has);
+    }
     let mut follower = Follower {
         conn,
         keys,
@@ -112,6 +121,7 @@ pub async fn consume(config: &ConsumeConfig, progress: &dyn Progress) -> Result<
         ledger,
         runs: HashMap::new(),
         last_ids,
+        replicated,
         saver,
     };
     let events_before = follower.ledger.events;
@@ -182,6 +192,9 @@ struct Follower<'a> {
     runs: HashMap<u64, RunRecord>,
     /// The id of the last entry replayed, per stream.
     last_ids: Vec<String>,
+    /// Sharded layout: per bank, whether its shard has a replica configured (entries are
+    /// replayed once a replica has them).
+    replicated: Vec<bool>,
     saver: Saver<'a>,
 }
 
@@ -227,7 +240,10 @@ impl Follower<'_> {
             let stream = self.keys.events_of(&self.banks[bank]);
             read_once(&mut self.conn, &stream, &self.last_ids[bank], READ_COUNT, &mut self.chunk)
                 .await?;
-            any |= !self.chunk.is_empty();
+            if self.chunk.is_empty() || !self.replicated_now(bank).await? {
+                continue;
+            }
+            any = true;
             let Follower { conn, keys, ledger, runs, chunk, last_ids, .. } = self;
             apply_bank_entries(conn, keys, ledger, runs, chunk, bank, &mut last_ids[bank]).await?;
         }
@@ -235,6 +251,30 @@ impl Follower<'_> {
             tokio::time::sleep(Duration::from_millis(BLOCK_MS)).await;
         }
         Ok(any)
+    }
+
+    /// Whether what was just read from bank `bank`'s shard may be replayed: a replica has it, or
+    /// the shard has no replica configured (any more). Entries a failover could still take back
+    /// are left for a later round.
+    async fn replicated_now(&mut self, bank: usize) -> Result<bool> {
+        if !self.replicated[bank] {
+            return Ok(true);
+        }
+        let name = &self.banks[bank];
+        let replicated =
+            retrying(async || cross_bank::replica_has_all(&mut self.conn, self.keys, name).await)
+                .await
+                .with_context(|| format!("waiting for a replica of bank {name}'s shard"))?;
+        if replicated {
+            return Ok(true);
+        }
+        let has_replicas = retrying(async || {
+            cross_bank::shard_has_replicas(&mut self.conn, self.keys, name).await
+        })
+        .await
+        .with_context(|| format!("asking bank {name}'s shard for its replicas"))?;
+        self.replicated[bank] = has_replicas;
+        Ok(!has_replicas)
     }
 
     /// Stores the last checkpoint, reads what Redis holds and checks it against the replay.

@@ -283,6 +283,22 @@ fn configured_replicas(nodes: &str) -> Option<usize> {
     Some(lines.iter().filter(|f| f.get(3) == Some(&myself[0])).count())
 }
 
+/// Whether a replica of `bank`'s shard has every write made there so far, by any client: one
+/// pipeline of a write of this client's own (`INCR P:{B}:recovery`) and `WAIT 1` for it (a
+/// replica acknowledges in replication order). `consume` asks it before it replays entries it
+/// read from a shard's master, so that it never replays what a failover could still take back.
+pub async fn replica_has_all(
+    conn: &mut Connection,
+    keys: &Keys,
+    bank: &str,
+) -> Result<bool, CallError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("INCR").arg(keys.recovery_mark(bank)).ignore();
+    pipe.cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS);
+    let (acknowledged,): (i64,) = pipe.query_async(conn).await?;
+    Ok(acknowledged >= 1)
+}
+
 /// How many transfers out of `bank` the producer has applied: the length of its outcome string.
 pub async fn producer_applied(
     conn: &mut Connection,
