@@ -49,3 +49,36 @@ fn bench_runs_side_by_side_and_verifies() {
     assert_eq!(rows[3]["transfers"], 2000);
     assert!(report["atomic_over_watch"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn bench_cluster_runs_atomic_on_a_private_cluster_and_verifies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--cluster",
+        "--accounts",
+        "50",
+        "--workers",
+        "4",
+        "--transfers",
+        "100",
+        "--batch",
+        "16",
+        "--ceiling-requests",
+        "2000",
+        "--json",
+        "--out",
+        "data/bench",
+    ];
+    let out = run("redis://127.0.0.1:1", dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cluster = &report["cluster"];
+    assert_eq!(cluster["verified"], true, "{cluster}");
+    assert_eq!((cluster["masters"].as_u64(), cluster["transfers"].as_u64()), (Some(3), Some(400)));
+    let per_master = cluster["per_master_cpu_s_per_1000"].as_array().unwrap();
+    assert_eq!(per_master.len(), 3);
+    let summed: f64 = per_master.iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((summed - cluster["redis_cpu_s_per_1000"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(cluster["cross_bank_transfers"].as_u64().unwrap() > 0, "{cluster}");
+}

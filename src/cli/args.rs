@@ -181,6 +181,9 @@ pub struct BenchArgs {
     /// Folder for the generated data set.
     #[arg(long, default_value = "data/bench")]
     pub out: PathBuf,
+    /// Also run atomic on a private Redis Cluster of 3 masters and compare its Redis CPU.
+    #[arg(long)]
+    pub cluster: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -26,6 +26,8 @@ use progress::Bar;
 /// `redis-benchmark`'s clients and pipeline depth for bench's ceiling: the figures of record.
 const CEILING_CLIENTS: u32 = 50;
 const CEILING_PIPELINE: u32 = 16;
+/// `bench --cluster`: masters of the private cluster.
+const CLUSTER_MASTERS: usize = 3;
 
 /// Runs the command the flags name.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -109,6 +111,7 @@ async fn bench_command(args: BenchArgs) -> Result<ExitCode> {
         ceiling_requests,
         seed,
         out,
+        cluster,
         json,
     } = args;
     let config = BenchConfig {
@@ -123,6 +126,7 @@ async fn bench_command(args: BenchArgs) -> Result<ExitCode> {
         ceiling_clients: CEILING_CLIENTS,
         ceiling_pipeline: CEILING_PIPELINE,
         seed,
+        cluster_masters: if cluster { CLUSTER_MASTERS } else { 0 },
     };
     let report = bench::run(config, &out, |step| eprintln!("bench: {step}")).await?;
     if json {
@@ -130,7 +134,8 @@ async fn bench_command(args: BenchArgs) -> Result<ExitCode> {
     } else {
         emit(&render::bench_report(&report))?;
     }
-    Ok(if report.verified { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let cluster_verified = report.cluster.as_ref().is_none_or(|c| c.verified);
+    Ok(if report.verified && cluster_verified { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn consume_command(args: ConsumeArgs) -> Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! What the commands return, as text for a person. `--json` prints the same structures with serde
 //! instead; this module is the only place that decides how a result reads on a terminal.
 
-use interbank::commands::bench::BenchReport;
+use interbank::commands::bench::{BenchReport, ClusterBench};
 use interbank::commands::broker::BrokerSummary;
 use interbank::commands::consume::Consumed;
 use interbank::commands::generate::Generated;
@@ -79,6 +79,33 @@ pub fn broker_summary(summary: &BrokerSummary) -> String {
     }
     if let Some(error) = &summary.error {
         text.push_str(&format!("\n  error       {error}"));
+    }
+    text
+}
+
+/// The cluster's part of a bench report.
+fn cluster_bench(cluster: &ClusterBench) -> String {
+    let per_master: Vec<String> =
+        cluster.per_master_cpu_s_per_1000.iter().map(|cpu| format!("{cpu:.4}")).collect();
+    let mut text = format!(
+        "\ncluster of {} masters (atomic, batch 1): {:.0} transfers/s, Redis CPU {:.4} s per 1000 transfers summed ({} per master)\n\
+         \x20 {} of {} transfers crossed shards; summed CPU / single server: {:.2}x; a cross-bank transfer costs about {:.2}x one in a single call\n",
+        cluster.masters,
+        cluster.transfers_per_s,
+        cluster.redis_cpu_s_per_1000,
+        per_master.join(", "),
+        cluster.cross_bank_transfers,
+        cluster.transfers,
+        cluster.cluster_over_single,
+        cluster.cross_over_same
+    );
+    if cluster.verified {
+        text.push_str("  verified: every consume check of the sharded layout holds\n");
+    } else {
+        text.push_str(&format!(
+            "  NOT VERIFIED: failed checks: {}\n",
+            cluster.failed_checks.join("; ")
+        ));
     }
     text
 }
@@ -219,6 +246,9 @@ pub fn bench_report(bench: &BenchReport) -> String {
             "NOT VERIFIED: failed checks: {}\n",
             bench.failed_checks.join("; ")
         ));
+    }
+    if let Some(cluster) = &bench.cluster {
+        text.push_str(&cluster_bench(cluster));
     }
     text
 }

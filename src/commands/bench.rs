@@ -17,7 +17,7 @@ use crate::ledger::runs::Strategy;
 use crate::store::connection::Connection;
 use crate::store::dataset;
 use crate::store::keys::{DEFAULT_PREFIX, Keys};
-use crate::store::private_redis::PrivateRedis;
+use crate::store::private_redis::{PrivateCluster, PrivateRedis};
 use crate::store::script::{TransferRequest, TransferScript};
 use crate::store::server_info::{self, Counters};
 use crate::store::target::Target;
@@ -46,6 +46,8 @@ pub struct BenchConfig {
     pub ceiling_clients: u32,
     pub ceiling_pipeline: u32,
     pub seed: u64,
+    /// Also run `atomic` on a private Redis Cluster of this many masters (0: not).
+    pub cluster_masters: usize,
 }
 
 /// One line of the table.
@@ -75,6 +77,30 @@ pub struct BenchReport {
     pub events_verified: u64,
     /// Wall time of the verification: replaying the whole stream, reading the snapshot, checking.
     pub verify_s: f64,
+    pub failed_checks: Vec<String>,
+    /// `--cluster`: the atomic run on a private cluster, beside the single server's.
+    pub cluster: Option<ClusterBench>,
+}
+
+/// The atomic run on a private Redis Cluster of masters without replicas (so the figures are
+/// Redis's own work, with no wait for replication), on the same data and flags, verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterBench {
+    pub masters: usize,
+    pub transfers: u64,
+    pub transfers_per_s: f64,
+    /// Redis CPU seconds per 1,000 transfers, summed over the masters, and per master.
+    pub redis_cpu_s_per_1000: f64,
+    pub per_master_cpu_s_per_1000: Vec<f64>,
+    /// Transfers debited across shards (three steps each; the others are one call).
+    pub cross_bank_transfers: u64,
+    /// Summed cluster CPU per transfer over the single server's (`atomic` row).
+    pub cluster_over_single: f64,
+    /// The CPU of a cross-bank transfer over that of a transfer in one call, estimated: the
+    /// single server's cost per transfer stands for a one-call transfer, the rest of the
+    /// cluster's CPU is charged to the transfers that crossed shards.
+    pub cross_over_same: f64,
+    pub verified: bool,
     pub failed_checks: Vec<String>,
 }
 
@@ -166,8 +192,18 @@ pub async fn run(
     let verify_s = verify_started.elapsed().as_secs_f64();
     let failed_checks =
         report.checks.iter().filter(|c| !c.passed).map(|c| c.name.to_string()).collect();
+    let cluster = if config.cluster_masters > 0 {
+        progress(&format!(
+            "running atomic on a private cluster of {} masters",
+            config.cluster_masters
+        ));
+        Some(cluster_run(&config, &generated.accounts_path, rows[1].redis_cpu_s_per_1000).await?)
+    } else {
+        None
+    };
     let rate = |i: usize| rows[i].transfers_per_s;
     Ok(BenchReport {
+        cluster,
         atomic_over_watch: rate(1) / rate(0).max(1e-9),
         atomic_over_ceiling: rate(1) / rate(3).max(1e-9),
         batched_over_ceiling: rate(2) / rate(3).max(1e-9),
@@ -178,6 +214,92 @@ pub async fn run(
         events_verified: report.events,
         verify_s,
         failed_checks,
+    })
+}
+
+/// `--cluster`: loads the same file on a private cluster, runs `atomic` as on the single server,
+/// reads each master's CPU before and after, and verifies with `consume`.
+async fn cluster_run(
+    config: &BenchConfig,
+    accounts_path: &Path,
+    single_cpu_s_per_1000: f64,
+) -> Result<ClusterBench> {
+    let cluster = PrivateCluster::start(config.cluster_masters)?;
+    let target = Target::new(&cluster.nodes[0].url());
+    let keys = Keys::new(DEFAULT_PREFIX).map_err(anyhow::Error::msg)?;
+    let file = crate::ledger::accounts::load(accounts_path, None)?;
+    crate::commands::init::init(&target, &keys, &file).await?;
+    let mut masters = Vec::with_capacity(cluster.nodes.len());
+    for node in &cluster.nodes {
+        masters.push(crate::store::connection::manager(&Target::new(&node.url())).await?);
+    }
+    let mut before = Vec::with_capacity(masters.len());
+    for master in &mut masters {
+        before.push(server_info::counters(master).await?);
+    }
+    let summary = broker::run(
+        BrokerConfig {
+            target: target.clone(),
+            keys: keys.clone(),
+            strategy: Strategy::Atomic,
+            workers: config.workers,
+            transfers_per_worker: config.transfers_per_worker,
+            min_amount_cents: config.min_amount_cents,
+            max_amount_cents: config.max_amount_cents,
+            batch: 1,
+            group_commit: false,
+            connections: config.connections,
+            seed: config.seed,
+        },
+        None,
+    )
+    .await?;
+    if let Some(error) = &summary.error {
+        bail!("the atomic run on the cluster failed: {error}");
+    }
+    let transfers = summary.completed + summary.cancelled + summary.in_flight;
+    let per = |cpu_s: f64| cpu_s * 1000.0 / transfers.max(1) as f64;
+    let mut per_master = Vec::with_capacity(masters.len());
+    for (master, before) in masters.iter_mut().zip(&before) {
+        per_master.push(per(server_info::counters(master).await?.cpu_s - before.cpu_s));
+    }
+    let report = consume::consume(
+        &ConsumeConfig {
+            target,
+            keys,
+            accounts_path: accounts_path.to_path_buf(),
+            banks_path: None,
+            idle_timeout_ms: 1_000,
+            name: "bench".to_string(),
+            checkpoint_interval_ms: 0,
+            restart: true,
+        },
+        &Silent,
+    )
+    .await?
+    .report;
+    // Each transfer writes one entry, and one that crosses shards two more (credit, settlement).
+    let cross_bank_transfers = report.events.saturating_sub(transfers) / 2;
+    let summed: f64 = per_master.iter().sum();
+    let same = transfers.saturating_sub(cross_bank_transfers) as f64;
+    let cross_cost = (summed * transfers as f64 - same * single_cpu_s_per_1000)
+        / (cross_bank_transfers.max(1) as f64);
+    Ok(ClusterBench {
+        masters: config.cluster_masters,
+        transfers,
+        transfers_per_s: summary.transfers_per_s,
+        redis_cpu_s_per_1000: summed,
+        per_master_cpu_s_per_1000: per_master,
+        cross_bank_transfers,
+        cluster_over_single: summed / single_cpu_s_per_1000.max(1e-12),
+        cross_over_same: cross_cost / single_cpu_s_per_1000.max(1e-12),
+        verified: report.verified,
+        failed_checks: report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.to_string())
+            .collect(),
     })
 }
 
