@@ -14,39 +14,13 @@ WORKERS=${1:-20}
 TRANSFERS=${2:-2000}
 
 WORK=$(mktemp -d)
-PORTS=()
-cleanup() {
-  for p in "${PORTS[@]}"; do redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $(seq 30601 31000); do
-  if free "$p" && free $((p + 10000)); then PORTS+=("$p"); fi
-  [ "${#PORTS[@]}" -eq 4 ] && break
-done
-start() { # port, extra flags...
-  local p=$1; shift
-  mkdir -p "$WORK/$p"
-  redis-server --port "$p" --bind 127.0.0.1 --dir "$WORK/$p" --logfile redis.log --daemonize yes \
-    --save "" --appendonly no "$@"
-  for _ in $(seq 1 100); do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && return; sleep 0.05; done
-}
+source scripts/private_cluster.sh
+trap 'stop_private_servers; rm -rf "$WORK"' EXIT
 cpu() { redis-cli -p "$1" INFO cpu | awk -F: '/used_cpu_(user|sys):/ {s+=$2} END {printf "%.3f", s}'; }
-
-SINGLE=${PORTS[0]}
-start "$SINGLE"
-CLUSTER=("${PORTS[@]:1:3}")
-for p in "${CLUSTER[@]}"; do
-  start "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000
-done
-redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER[@]}") --cluster-yes >"$WORK/create.log"
-for _ in $(seq 1 200); do
-  ok=1
-  for p in "${CLUSTER[@]}"; do redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || ok=0; done
-  [ "$ok" -eq 1 ] && break
-  sleep 0.1
-done
+start_private_server
+SINGLE=$SERVER_PORT
+start_private_cluster 3 0
+CLUSTER=("${CLUSTER_PORTS[@]}")
 
 cd "$WORK"
 $BIN gen --accounts 1000 --seed 3 >/dev/null

@@ -18,39 +18,10 @@ cargo build --release --locked --quiet
 BIN=$PWD/target/release/interbank
 
 WORK=$(mktemp -d)
-PORTS=()
-cleanup() {
-  for p in "${PORTS[@]}"; do redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# Six free ports below 55535 (the cluster bus listens on port + 10000), with their bus ports free.
-for p in $(seq 30101 30500); do
-  if free "$p" && free $((p + 10000)); then PORTS+=("$p"); fi
-  [ "${#PORTS[@]}" -eq 6 ] && break
-done
-[ "${#PORTS[@]}" -eq 6 ] || { echo "error: no six free ports in 30101..30500" >&2; exit 1; }
-
-for p in "${PORTS[@]}"; do
-  mkdir -p "$WORK/$p"
-  redis-server --port "$p" --bind 127.0.0.1 --dir "$WORK/$p" --logfile redis.log --daemonize yes \
-    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
-    --save "" --appendonly no
-done
-for p in "${PORTS[@]}"; do
-  for _ in $(seq 1 100); do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && break; sleep 0.05; done
-done
-nodes=()
-for p in "${PORTS[@]}"; do nodes+=("127.0.0.1:$p"); done
-redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$WORK/create.log"
-for _ in $(seq 1 200); do
-  ok=1
-  for p in "${PORTS[@]}"; do redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || ok=0; done
-  [ "$ok" -eq 1 ] && break
-  sleep 0.1
-done
+source scripts/private_cluster.sh
+trap 'stop_private_servers; rm -rf "$WORK"' EXIT
+start_private_cluster 3 1
+PORTS=("${CLUSTER_PORTS[@]}")
 export REDIS_URL="redis://127.0.0.1:${PORTS[0]}"
 echo "cluster-demo: a private cluster of 3 masters + 3 replicas at ports ${PORTS[*]}"
 

@@ -5,29 +5,21 @@ mod common;
 
 use common::*;
 
-#[test]
-fn bench_runs_side_by_side_and_verifies() {
+/// Runs `bench` on a small workload with these extra flags and returns its JSON report.
+fn small_bench(extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "bench",
-        "--accounts",
-        "50",
-        "--workers",
-        "4",
-        "--transfers",
-        "100",
-        "--batch",
-        "16",
-        "--ceiling-requests",
-        "2000",
-        "--json",
-        "--out",
-        "data/bench",
-    ];
-    // The URL is never used: bench starts its own server.
+    let mut args = vec!["bench", "--accounts", "50", "--workers", "4", "--transfers", "100"];
+    args.extend(["--batch", "16", "--ceiling-requests", "2000", "--json", "--out", "data/bench"]);
+    args.extend(extra);
+    // The URL is never used: bench starts its own servers.
     let out = run("redis://127.0.0.1:1", dir.path(), &args);
     assert!(out.status.success(), "{}", text(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bench_runs_side_by_side_and_verifies() {
+    let report = small_bench(&[]);
     assert_eq!(report["verified"], true);
     assert_eq!(report["events_verified"], 1200);
     assert!(report["verify_s"].as_f64().unwrap() > 0.0, "{report}");
@@ -52,27 +44,7 @@ fn bench_runs_side_by_side_and_verifies() {
 
 #[test]
 fn bench_cluster_runs_atomic_on_a_private_cluster_and_verifies_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "bench",
-        "--cluster",
-        "--accounts",
-        "50",
-        "--workers",
-        "4",
-        "--transfers",
-        "100",
-        "--batch",
-        "16",
-        "--ceiling-requests",
-        "2000",
-        "--json",
-        "--out",
-        "data/bench",
-    ];
-    let out = run("redis://127.0.0.1:1", dir.path(), &args);
-    assert!(out.status.success(), "{}", text(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = small_bench(&["--cluster"]);
     let cluster = &report["cluster"];
     assert_eq!(cluster["verified"], true, "{cluster}");
     assert_eq!((cluster["masters"].as_u64(), cluster["transfers"].as_u64()), (Some(3), Some(400)));

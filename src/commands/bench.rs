@@ -14,6 +14,7 @@ use crate::commands::Silent;
 use crate::commands::broker::{self, BrokerConfig, BrokerSummary};
 use crate::commands::consume::{self, ConsumeConfig};
 use crate::ledger::runs::Strategy;
+use crate::ledger::verify::Report;
 use crate::store::connection::Connection;
 use crate::store::dataset;
 use crate::store::keys::{DEFAULT_PREFIX, Keys};
@@ -174,21 +175,7 @@ pub async fn run(
 
     progress("verifying the final state");
     let verify_started = std::time::Instant::now();
-    let report = consume::consume(
-        &ConsumeConfig {
-            target: target.clone(),
-            keys: keys.clone(),
-            accounts_path: generated.accounts_path.clone(),
-            banks_path: None,
-            idle_timeout_ms: 1_000,
-            name: "bench".to_string(),
-            checkpoint_interval_ms: 0,
-            restart: true,
-        },
-        &Silent,
-    )
-    .await?
-    .report;
+    let report = verify_final_state(&target, &keys, &generated.accounts_path).await?;
     let verify_s = verify_started.elapsed().as_secs_f64();
     let failed_checks =
         report.checks.iter().filter(|c| !c.passed).map(|c| c.name.to_string()).collect();
@@ -215,6 +202,21 @@ pub async fn run(
         verify_s,
         failed_checks,
     })
+}
+
+/// `consume`'s verdict on the runs made, read from the start, with no checkpoint.
+async fn verify_final_state(target: &Target, keys: &Keys, accounts_path: &Path) -> Result<Report> {
+    let config = ConsumeConfig {
+        target: target.clone(),
+        keys: keys.clone(),
+        accounts_path: accounts_path.to_path_buf(),
+        banks_path: None,
+        idle_timeout_ms: 1_000,
+        name: "bench".to_string(),
+        checkpoint_interval_ms: 0,
+        restart: true,
+    };
+    Ok(consume::consume(&config, &Silent).await?.report)
 }
 
 /// `--cluster`: loads the same file on a private cluster, runs `atomic` as on the single server,
@@ -263,21 +265,7 @@ async fn cluster_run(
     for (master, before) in masters.iter_mut().zip(&before) {
         per_master.push(per(server_info::counters(master).await?.cpu_s - before.cpu_s));
     }
-    let report = consume::consume(
-        &ConsumeConfig {
-            target,
-            keys,
-            accounts_path: accounts_path.to_path_buf(),
-            banks_path: None,
-            idle_timeout_ms: 1_000,
-            name: "bench".to_string(),
-            checkpoint_interval_ms: 0,
-            restart: true,
-        },
-        &Silent,
-    )
-    .await?
-    .report;
+    let report = verify_final_state(&target, &keys, accounts_path).await?;
     // Each transfer writes one entry, and one that crosses shards two more (credit, settlement).
     let cross_bank_transfers = report.events.saturating_sub(transfers) / 2;
     let summed: f64 = per_master.iter().sum();

@@ -1,0 +1,58 @@
+# Sourced by scripts/cluster_demo.sh and scripts/cluster_bench.sh: a private Redis Cluster made of
+# plain redis-server processes, each in its own folder under $WORK, on free ports below 55535 whose
+# bus ports (port + 10000) are free too, stopped by `stop_private_servers` (call it on exit).
+#   start_private_cluster N R   starts N masters with R replicas each, sets CLUSTER_PORTS
+#   start_private_server        starts one plain server, sets SERVER_PORT
+PRIVATE_PORTS=()
+
+free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+next_free_port() {
+  local p
+  for p in $(seq "${NEXT_PORT:-30101}" 31999); do
+    if free_port "$p" && free_port $((p + 10000)); then NEXT_PORT=$((p + 1)); echo "$p"; return; fi
+  done
+  echo "error: no free port in 30101..31999" >&2
+  return 1
+}
+
+start_one() { # port, extra redis-server flags...
+  local p=$1; shift
+  mkdir -p "$WORK/$p"
+  redis-server --port "$p" --bind 127.0.0.1 --dir "$WORK/$p" --logfile redis.log --daemonize yes \
+    --save "" --appendonly no "$@"
+  PRIVATE_PORTS+=("$p")
+  for _ in $(seq 1 100); do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && return; sleep 0.05; done
+  echo "error: redis-server on port $p did not start; see $WORK/$p/redis.log" >&2
+  return 1
+}
+
+start_private_server() {
+  SERVER_PORT=$(next_free_port)
+  start_one "$SERVER_PORT"
+}
+
+start_private_cluster() { # masters, replicas per master
+  local count=$(($1 * ($2 + 1))) p
+  CLUSTER_PORTS=()
+  for _ in $(seq 1 "$count"); do
+    p=$(next_free_port)
+    start_one "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000
+    CLUSTER_PORTS+=("$p")
+  done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") \
+    --cluster-replicas "$2" --cluster-yes >"$WORK/create.log"
+  for _ in $(seq 1 200); do
+    local ok=1
+    for p in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || ok=0; done
+    [ "$ok" -eq 1 ] && return
+    sleep 0.1
+  done
+  echo "error: the private cluster was not whole in time; see $WORK/create.log" >&2
+  return 1
+}
+
+stop_private_servers() {
+  local p
+  for p in "${PRIVATE_PORTS[@]}"; do redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; done
+}
