@@ -3,7 +3,7 @@
 # WAIT), side by side in one run, on the same data set and the same broker flags, release build.
 # Prints, per setup: transfers/s, Redis CPU seconds per 1,000 transfers summed over the servers
 # and per server, and for the cluster the share of cross-bank transfers. Usage:
-#   bash scripts/cluster_bench.sh [workers] [transfers per worker]
+#   bash scripts/cluster_bench.sh [workers] [transfers per worker] [batch]
 # (docs/BENCHMARKS.md, "Redis Cluster", has a run's figures.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ cargo build --release --locked --quiet
 BIN=$PWD/target/release/interbank
 WORKERS=${1:-20}
 TRANSFERS=${2:-2000}
+BATCH=${3:-128}
 
 WORK=$(mktemp -d)
 source scripts/private_cluster.sh
@@ -24,13 +25,13 @@ CLUSTER=("${CLUSTER_PORTS[@]}")
 
 cd "$WORK"
 $BIN gen --accounts 1000 --seed 3 >/dev/null
-measure() { # name, url, servers...
-  local name=$1 url=$2; shift 2
+measure() { # name, url, batch, servers...
+  local name=$1 url=$2 batch=$3; shift 3
   REDIS_URL=$url $BIN init --accounts data/accounts_1000.csv >/dev/null
   local before=() after=() p
   for p in "$@"; do before+=("$(cpu "$p")"); done
   local summary
-  summary=$(REDIS_URL=$url $BIN broker --workers "$WORKERS" --transfers "$TRANSFERS" --seed 7 --quiet --json)
+  summary=$(REDIS_URL=$url $BIN broker --workers "$WORKERS" --transfers "$TRANSFERS" --batch "$batch" --seed 7 --quiet --json)
   for p in "$@"; do after+=("$(cpu "$p")"); done
   local decided rate
   decided=$(echo "$summary" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["completed"]+s["cancelled"]+s["in_flight"])')
@@ -45,7 +46,9 @@ measure() { # name, url, servers...
   printf '%-28s %10s transfers/s  Redis CPU s/1000: %.4f summed (%s per server)\n' \
     "$name" "$rate" "$(python3 -c "print($total * 1000 / $decided)")" "${per[*]}"
 }
-measure "single server" "redis://127.0.0.1:$SINGLE" "$SINGLE"
-measure "cluster, 3 masters" "redis://127.0.0.1:${CLUSTER[0]}" "${CLUSTER[@]}"
+measure "single server, batch 1" "redis://127.0.0.1:$SINGLE" 1 "$SINGLE"
+measure "cluster, batch 1" "redis://127.0.0.1:${CLUSTER[0]}" 1 "${CLUSTER[@]}"
+measure "single server, batch $BATCH" "redis://127.0.0.1:$SINGLE" "$BATCH" "$SINGLE"
+measure "cluster, batch $BATCH" "redis://127.0.0.1:${CLUSTER[0]}" "$BATCH" "${CLUSTER[@]}"
 events=$(for p in "${CLUSTER[@]}"; do for k in $(redis-cli -p "$p" --scan --pattern 'banks_transfers:*:events'); do redis-cli -p "$p" XLEN "$k"; done; done | awk '{s+=$1} END {print s}')
-echo "cluster: $events stream entries for $((WORKERS * TRANSFERS)) transfers (a cross-bank transfer writes three, one inside a bank one)"
+echo "cluster, last run: $events stream entries for $((WORKERS * TRANSFERS)) transfers (a cross-bank transfer writes three, one inside a bank one)"

@@ -84,7 +84,7 @@ pub fn broker_summary(summary: &BrokerSummary) -> String {
 }
 
 /// The cluster's part of a bench report.
-fn cluster_bench(cluster: &ClusterBench) -> String {
+fn cluster_bench(cluster: &ClusterBench, batch: usize) -> String {
     let per_master: Vec<String> =
         cluster.per_master_cpu_s_per_1000.iter().map(|cpu| format!("{cpu:.4}")).collect();
     let mut text = format!(
@@ -99,8 +99,17 @@ fn cluster_bench(cluster: &ClusterBench) -> String {
         cluster.cluster_over_single,
         cluster.cross_over_same
     );
+    text.push_str(&format!(
+        "  batched (--batch {}): {:.0} transfers/s, Redis CPU {:.4} s per 1000 transfers summed; over the single server's batched run: {:.2}x\n",
+        batch,
+        cluster.batched_transfers_per_s,
+        cluster.batched_redis_cpu_s_per_1000,
+        cluster.batched_over_single_batched
+    ));
     if cluster.verified {
-        text.push_str("  verified: every consume check of the sharded layout holds\n");
+        text.push_str(
+            "  verified: every consume check of the sharded layout holds, after each run\n",
+        );
     } else {
         text.push_str(&format!(
             "  NOT VERIFIED: failed checks: {}\n",
@@ -248,7 +257,7 @@ pub fn bench_report(bench: &BenchReport) -> String {
         ));
     }
     if let Some(cluster) = &bench.cluster {
-        text.push_str(&cluster_bench(cluster));
+        text.push_str(&cluster_bench(cluster, bench.config.batch));
     }
     text
 }

@@ -101,6 +101,11 @@ pub struct ClusterBench {
     /// single server's cost per transfer stands for a one-call transfer, the rest of the
     /// cluster's CPU is charged to the transfers that crossed shards.
     pub cross_over_same: f64,
+    /// The same run with `--batch` (each step one call per bank): transfers/s, Redis CPU summed
+    /// per 1,000 transfers, and over the single server's batched run.
+    pub batched_transfers_per_s: f64,
+    pub batched_redis_cpu_s_per_1000: f64,
+    pub batched_over_single_batched: f64,
     pub verified: bool,
     pub failed_checks: Vec<String>,
 }
@@ -184,7 +189,8 @@ pub async fn run(
             "running atomic on a private cluster of {} masters",
             config.cluster_masters
         ));
-        Some(cluster_run(&config, &generated.accounts_path, rows[1].redis_cpu_s_per_1000).await?)
+        let single = (rows[1].redis_cpu_s_per_1000, rows[2].redis_cpu_s_per_1000);
+        Some(cluster_run(&config, &generated.accounts_path, single).await?)
     } else {
         None
     };
@@ -219,28 +225,80 @@ async fn verify_final_state(target: &Target, keys: &Keys, accounts_path: &Path) 
     Ok(consume::consume(&config, &Silent).await?.report)
 }
 
-/// `--cluster`: loads the same file on a private cluster, runs `atomic` as on the single server,
-/// reads each master's CPU before and after, and verifies with `consume`.
+/// `--cluster`: on a private cluster, loads the same file and runs `atomic` as on the single
+/// server, then loads it again and runs it batched; reads each master's CPU around each run and
+/// verifies each with `consume`.
 async fn cluster_run(
     config: &BenchConfig,
     accounts_path: &Path,
-    single_cpu_s_per_1000: f64,
+    single: (f64, f64),
 ) -> Result<ClusterBench> {
     let cluster = PrivateCluster::start(config.cluster_masters)?;
     let target = Target::new(&cluster.nodes[0].url());
     let keys = Keys::new(DEFAULT_PREFIX).map_err(anyhow::Error::msg)?;
-    let file = crate::ledger::accounts::load(accounts_path, None)?;
-    crate::commands::init::init(&target, &keys, &file).await?;
     let mut masters = Vec::with_capacity(cluster.nodes.len());
     for node in &cluster.nodes {
-        masters.push(crate::store::connection::manager(&Target::new(&node.url())).await?);
+        // Each master on a connection of its own, not routed: its own CPU counters.
+        let master = crate::store::connection::manager(&Target::new(&node.url())).await?;
+        masters.push(Connection::Single(master));
     }
-    let mut before = Vec::with_capacity(masters.len());
-    for master in &mut masters {
-        before.push(server_info::counters(master).await?);
-    }
-    let summary = broker::run(
-        BrokerConfig {
+    let unbatched =
+        ClusterRun::measure(config, &target, &keys, accounts_path, &mut masters, 1).await?;
+    let batched =
+        ClusterRun::measure(config, &target, &keys, accounts_path, &mut masters, config.batch)
+            .await?;
+    // The single server's cost per transfer stands for a transfer made in one call; the rest of
+    // the cluster's CPU is charged to the transfers that crossed shards.
+    let same = unbatched.transfers.saturating_sub(unbatched.cross_bank_transfers) as f64;
+    let cross_cost = (unbatched.cpu_s_per_1000 * unbatched.transfers as f64 - same * single.0)
+        / (unbatched.cross_bank_transfers.max(1) as f64);
+    let mut failed_checks = unbatched.failed_checks.clone();
+    failed_checks.extend(batched.failed_checks.iter().cloned());
+    Ok(ClusterBench {
+        masters: config.cluster_masters,
+        transfers: unbatched.transfers,
+        transfers_per_s: unbatched.transfers_per_s,
+        redis_cpu_s_per_1000: unbatched.cpu_s_per_1000,
+        per_master_cpu_s_per_1000: unbatched.per_master.clone(),
+        cross_bank_transfers: unbatched.cross_bank_transfers,
+        cluster_over_single: unbatched.cpu_s_per_1000 / single.0.max(1e-12),
+        cross_over_same: cross_cost / single.0.max(1e-12),
+        batched_transfers_per_s: batched.transfers_per_s,
+        batched_redis_cpu_s_per_1000: batched.cpu_s_per_1000,
+        batched_over_single_batched: batched.cpu_s_per_1000 / single.1.max(1e-12),
+        verified: unbatched.verified && batched.verified,
+        failed_checks,
+    })
+}
+
+/// One measured run on the cluster.
+struct ClusterRun {
+    transfers: u64,
+    transfers_per_s: f64,
+    cpu_s_per_1000: f64,
+    per_master: Vec<f64>,
+    cross_bank_transfers: u64,
+    verified: bool,
+    failed_checks: Vec<String>,
+}
+
+impl ClusterRun {
+    /// Loads the accounts afresh, runs `atomic` with `batch`, and verifies the result.
+    async fn measure(
+        config: &BenchConfig,
+        target: &Target,
+        keys: &Keys,
+        accounts_path: &Path,
+        masters: &mut [Connection],
+        batch: usize,
+    ) -> Result<ClusterRun> {
+        let file = crate::ledger::accounts::load(accounts_path, None)?;
+        crate::commands::init::init(target, keys, &file).await?;
+        let mut before = Vec::with_capacity(masters.len());
+        for master in masters.iter_mut() {
+            before.push(server_info::counters(master).await?);
+        }
+        let broker_config = BrokerConfig {
             target: target.clone(),
             keys: keys.clone(),
             strategy: Strategy::Atomic,
@@ -248,47 +306,38 @@ async fn cluster_run(
             transfers_per_worker: config.transfers_per_worker,
             min_amount_cents: config.min_amount_cents,
             max_amount_cents: config.max_amount_cents,
-            batch: 1,
+            batch,
             group_commit: false,
             connections: config.connections,
             seed: config.seed,
-        },
-        None,
-    )
-    .await?;
-    if let Some(error) = &summary.error {
-        bail!("the atomic run on the cluster failed: {error}");
+        };
+        let summary = broker::run(broker_config, None).await?;
+        if let Some(error) = &summary.error {
+            bail!("the atomic run (batch {batch}) on the cluster failed: {error}");
+        }
+        let transfers = summary.completed + summary.cancelled + summary.in_flight;
+        let per = |cpu_s: f64| cpu_s * 1000.0 / transfers.max(1) as f64;
+        let mut per_master = Vec::with_capacity(masters.len());
+        for (master, before) in masters.iter_mut().zip(&before) {
+            per_master.push(per(server_info::counters(master).await?.cpu_s - before.cpu_s));
+        }
+        let report = verify_final_state(target, keys, accounts_path).await?;
+        Ok(ClusterRun {
+            transfers,
+            transfers_per_s: summary.transfers_per_s,
+            cpu_s_per_1000: per_master.iter().sum(),
+            per_master,
+            // Each transfer writes one entry; one that crosses shards, two more.
+            cross_bank_transfers: report.events.saturating_sub(transfers) / 2,
+            verified: report.verified,
+            failed_checks: report
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name.to_string())
+                .collect(),
+        })
     }
-    let transfers = summary.completed + summary.cancelled + summary.in_flight;
-    let per = |cpu_s: f64| cpu_s * 1000.0 / transfers.max(1) as f64;
-    let mut per_master = Vec::with_capacity(masters.len());
-    for (master, before) in masters.iter_mut().zip(&before) {
-        per_master.push(per(server_info::counters(master).await?.cpu_s - before.cpu_s));
-    }
-    let report = verify_final_state(&target, &keys, accounts_path).await?;
-    // Each transfer writes one entry, and one that crosses shards two more (credit, settlement).
-    let cross_bank_transfers = report.events.saturating_sub(transfers) / 2;
-    let summed: f64 = per_master.iter().sum();
-    let same = transfers.saturating_sub(cross_bank_transfers) as f64;
-    let cross_cost = (summed * transfers as f64 - same * single_cpu_s_per_1000)
-        / (cross_bank_transfers.max(1) as f64);
-    Ok(ClusterBench {
-        masters: config.cluster_masters,
-        transfers,
-        transfers_per_s: summary.transfers_per_s,
-        redis_cpu_s_per_1000: summed,
-        per_master_cpu_s_per_1000: per_master,
-        cross_bank_transfers,
-        cluster_over_single: summed / single_cpu_s_per_1000.max(1e-12),
-        cross_over_same: cross_cost / single_cpu_s_per_1000.max(1e-12),
-        verified: report.verified,
-        failed_checks: report
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| c.name.to_string())
-            .collect(),
-    })
 }
 
 /// `redis-benchmark` calling the transfer script by SHA: each call a complete interbank transfer

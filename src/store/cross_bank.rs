@@ -12,6 +12,7 @@ use crate::ledger::events::CancelReason;
 use crate::store::connection::Connection;
 use crate::store::error::{CallError, ScriptStop, StopCode};
 use crate::store::keys::{Keys, cluster_slot};
+use crate::store::script::MAX_BATCH;
 
 /// How long the broker waits for a replica to acknowledge a step before it leaves the transfer
 /// in flight for the recovery pass.
@@ -98,25 +99,45 @@ impl CrossBankScript {
         seq: u64,
         t: &InFlight,
     ) -> Result<Debit, CallError> {
-        let a = &t.from_bank;
+        let debits = self.debit_batch(conn, keys, producer, seq, std::slice::from_ref(t)).await?;
+        Ok(debits[0])
+    }
+
+    /// Debits the sources of transfers `first_seq..` of `producer`, all out of one bank (the
+    /// first's), in its shard, in one call; one answer per transfer, in order.
+    pub async fn debit_batch(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &Keys,
+        producer: &str,
+        first_seq: u64,
+        batch: &[InFlight],
+    ) -> Result<Vec<Debit>, CallError> {
+        let a = &batch[0].from_bank;
+        assert!(batch.len() <= MAX_BATCH && batch.iter().all(|t| &t.from_bank == a));
         let mut call = self.script.prepare_invoke();
         call.key(keys.events_of(a))
             .key(keys.producer_in(a, producer))
             .key(keys.bank_balance(a))
             .key(keys.interbank(a))
             .key(keys.outbox(a))
-            .key(keys.in_flight(a))
-            .key(keys.account(a, &t.from));
-        call.arg("debit").arg(producer).arg(seq).arg(a).arg(&t.to_bank);
-        call.arg(&t.from).arg(&t.to).arg(t.amount_cents);
-        let letter = letter_or_stop(call.invoke_async(conn).await?)?;
-        match letter.as_str() {
-            "D" => Ok(Debit::Debited),
-            "F" => Ok(Debit::Cancelled(CancelReason::InsufficientFunds)),
-            "U" => Ok(Debit::Cancelled(CancelReason::UnknownAccount)),
-            "A" => Ok(Debit::Cancelled(CancelReason::BadAmount)),
-            other => Err(unexpected(other)),
+            .key(keys.in_flight(a));
+        call.arg("debit").arg(producer).arg(first_seq).arg(a).arg(batch.len());
+        for t in batch {
+            call.key(keys.account(a, &t.from));
+            call.arg(&t.to_bank).arg(&t.from).arg(&t.to).arg(t.amount_cents);
         }
+        let letters = letters_or_stop(call.invoke_async(conn).await?, batch.len())?;
+        letters
+            .bytes()
+            .map(|letter| match letter {
+                b'D' => Ok(Debit::Debited),
+                b'F' => Ok(Debit::Cancelled(CancelReason::InsufficientFunds)),
+                b'U' => Ok(Debit::Cancelled(CancelReason::UnknownAccount)),
+                b'A' => Ok(Debit::Cancelled(CancelReason::BadAmount)),
+                other => Err(unexpected(&char::from(other).to_string())),
+            })
+            .collect()
     }
 
     /// Credits the destination of a transfer in flight, in the destination bank's shard.
@@ -126,16 +147,31 @@ impl CrossBankScript {
         keys: &Keys,
         t: &InFlight,
     ) -> Result<Credit, CallError> {
-        let b = &t.to_bank;
+        Ok(self.credit_batch(conn, keys, std::slice::from_ref(t)).await?[0])
+    }
+
+    /// Credits the destinations of transfers in flight, all into one bank (the first's), in its
+    /// shard, in one call; one answer per transfer, in order.
+    pub async fn credit_batch(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &Keys,
+        batch: &[InFlight],
+    ) -> Result<Vec<Credit>, CallError> {
+        let b = &batch[0].to_bank;
+        assert!(batch.len() <= MAX_BATCH && batch.iter().all(|t| &t.to_bank == b));
         let mut call = self.script.prepare_invoke();
         call.key(keys.events_of(b))
             .key(keys.inbox(b))
             .key(keys.bank_balance(b))
-            .key(keys.interbank(b))
-            .key(keys.account(b, &t.to));
-        call.arg("credit").arg(&t.from_bank).arg(b).arg(&t.id);
-        call.arg(&t.from).arg(&t.to).arg(t.amount_cents);
-        credit_of(&letter_or_stop(call.invoke_async(conn).await?)?)
+            .key(keys.interbank(b));
+        call.arg("credit").arg(b).arg(batch.len());
+        for t in batch {
+            call.key(keys.account(b, &t.to));
+            call.arg(&t.from_bank).arg(&t.id).arg(&t.from).arg(&t.to).arg(t.amount_cents);
+        }
+        let letters = letters_or_stop(call.invoke_async(conn).await?, batch.len())?;
+        letters.bytes().map(|letter| credit_of(&char::from(letter).to_string())).collect()
     }
 
     /// Settles a transfer in flight in the source bank's shard, after its credit's answer.
@@ -146,22 +182,40 @@ impl CrossBankScript {
         t: &InFlight,
         credit: Credit,
     ) -> Result<Settlement, CallError> {
-        let a = &t.from_bank;
+        Ok(self.settle_batch(conn, keys, &[(t, credit)]).await?[0])
+    }
+
+    /// Settles transfers in flight, all out of one bank (the first's), in its shard, in one call,
+    /// after their credits' answers; one answer per transfer, in order.
+    pub async fn settle_batch(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &Keys,
+        batch: &[(&InFlight, Credit)],
+    ) -> Result<Vec<Settlement>, CallError> {
+        let a = &batch[0].0.from_bank;
+        assert!(batch.len() <= MAX_BATCH && batch.iter().all(|(t, _)| &t.from_bank == a));
         let mut call = self.script.prepare_invoke();
         call.key(keys.events_of(a))
             .key(keys.outbox(a))
             .key(keys.in_flight(a))
-            .key(keys.account(a, &t.from))
             .key(keys.bank_balance(a))
             .key(keys.interbank(a));
-        call.arg("settle").arg(a).arg(&t.to_bank).arg(&t.id).arg(credit.letter());
-        let letter = letter_or_stop(call.invoke_async(conn).await?)?;
-        match letter.as_str() {
-            "S" => Ok(Settlement::Settled),
-            "V" => Ok(Settlement::Voided),
-            "N" => Ok(Settlement::AlreadySettled),
-            other => Err(unexpected(other)),
+        call.arg("settle").arg(a).arg(batch.len());
+        for (t, credit) in batch {
+            call.key(keys.account(a, &t.from));
+            call.arg(&t.to_bank).arg(&t.id).arg(credit.letter()).arg(&t.from);
         }
+        let letters = letters_or_stop(call.invoke_async(conn).await?, batch.len())?;
+        letters
+            .bytes()
+            .map(|letter| match letter {
+                b'S' => Ok(Settlement::Settled),
+                b'V' => Ok(Settlement::Voided),
+                b'N' => Ok(Settlement::AlreadySettled),
+                other => Err(unexpected(&char::from(other).to_string())),
+            })
+            .collect()
     }
 }
 
@@ -175,7 +229,16 @@ fn credit_of(letter: &str) -> Result<Credit, CallError> {
     }
 }
 
-/// The step's letter, or why it stopped.
+/// The step's letters, one per transfer of the batch, or why it stopped.
+fn letters_or_stop(reply: redis::Value, expected: usize) -> Result<String, CallError> {
+    let letters = letter_or_stop(reply)?;
+    if letters.len() != expected {
+        return Err(unexpected(&format!("{} answers for {expected} transfers", letters.len())));
+    }
+    Ok(letters)
+}
+
+/// The step's reply text, or why it stopped.
 fn letter_or_stop(reply: redis::Value) -> Result<String, CallError> {
     match reply {
         redis::Value::Array(parts) => {
@@ -410,5 +473,22 @@ d4 127.0.0.1:7@8 slave b2 0 0 2 connected
         assert_eq!(configured_replicas(alone), Some(0));
         let demoted = "a1 127.0.0.1:1@2 myself,slave c3 0 0 1 connected\nc3 127.0.0.1:5@6 master - 0 0 2 connected 0-16383";
         assert_eq!(configured_replicas(demoted), None);
+    }
+
+    #[test]
+    fn the_script_shares_the_rust_sides_limits() {
+        let constant = |name: &str| {
+            let prefix = format!("local {name} = ");
+            CrossBankScript::source()
+                .lines()
+                .find_map(|line| line.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("cross_bank.lua defines no {name}"))
+                .to_string()
+        };
+        assert_eq!(constant("MAX_BATCH"), MAX_BATCH.to_string());
+        assert_eq!(constant("MAX_SAFE_CENTS"), crate::ledger::money::MAX_TOTAL_CENTS.to_string());
+        for code in [StopCode::NoPermission, StopCode::NotABalance, StopCode::Failed] {
+            assert!(CrossBankScript::source().contains(&format!("'{}'", code.as_str())), "{code:?}");
+        }
     }
 }

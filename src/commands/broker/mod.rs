@@ -5,10 +5,36 @@
 //! WATCH belongs to a connection. Each run is recorded in Redis (see [`crate::store::runs`]) so that
 //! `consume` knows when it has ended and how many events it wrote.
 
+/// Sends one step (an expression giving the step's future), again after each transient error, up
+/// to `RETRY_LIMIT` times after a backoff; counts the calls and retries in `$stats`. Gives the
+/// step's answer, or its error with the retries it took. A macro, not a function over an async
+/// closure: a worker is a spawned task, and such a closure's future cannot be shown `Send`.
+macro_rules! step {
+    ($stats:expr, $send:expr) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            $stats.calls += 1;
+            match $send.await {
+                Err($crate::store::error::CallError::Transient(_))
+                    if attempt < $crate::store::retry::RETRY_LIMIT =>
+                {
+                    attempt += 1;
+                    $stats.retries += 1;
+                    let pause_ms = $crate::store::retry::backoff_ms(attempt);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                }
+                Err(err) => break Err((err, attempt)),
+                Ok(answer) => break Ok(answer),
+            }
+        }
+    }};
+}
+
 mod atomic;
 mod directory;
 mod group_commit;
 mod sharded;
+mod sharded_batch;
 mod stats;
 mod unsafe_strategies;
 
@@ -290,10 +316,9 @@ async fn prepare(
 ) -> Result<(Arc<Shared>, Vec<Connection>)> {
     let sharded = control.is_cluster();
     ensure!(
-        !sharded
-            || (config.strategy == Strategy::Atomic && config.batch == 1 && !config.group_commit),
-        "{} is a Redis Cluster node: there the broker runs --strategy atomic with --batch 1 and \
-         without --group-commit",
+        !sharded || (config.strategy == Strategy::Atomic && !config.group_commit),
+        "{} is a Redis Cluster node: there the broker runs --strategy atomic, without \
+         --group-commit",
         config.target
     );
     let meta = meta::read(control, &config.keys).await?;

@@ -12,7 +12,7 @@
 //! could not carry to its end stays in the source's outbox, in flight, for the recovery pass.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::Rng;
 
@@ -21,33 +21,10 @@ use crate::ledger::events::{Outcome, producer_id};
 use crate::store::connection::Connection;
 use crate::store::cross_bank::{self, Credit, Debit, Durability, InFlight};
 use crate::store::error::CallError;
-use crate::store::retry::{RETRY_LIMIT, backoff_ms};
 use crate::store::script::{Scope, TransferRequest};
 
-/// Sends one step (an expression giving the step's future), again after each transient error, up
-/// to [`RETRY_LIMIT`] times after a backoff; counts the calls and retries in `$stats`. Gives the
-/// step's answer, or its error with the retries it took. A macro, not a function over an async
-/// closure: a worker is a spawned task, and such a closure's future cannot be shown `Send`.
-macro_rules! step {
-    ($stats:expr, $send:expr) => {{
-        let mut attempt: u32 = 0;
-        loop {
-            $stats.calls += 1;
-            match $send.await {
-                Err(CallError::Transient(_)) if attempt < RETRY_LIMIT => {
-                    attempt += 1;
-                    $stats.retries += 1;
-                    tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
-                }
-                Err(err) => break Err((err, attempt)),
-                Ok(answer) => break Ok(answer),
-            }
-        }
-    }};
-}
-
 /// How a transfer ended for its worker.
-enum Ended {
+pub(super) enum Ended {
     Decided(Outcome),
     /// Debited, and left in flight: no replica acknowledged the debit in time.
     InFlight,
@@ -60,6 +37,18 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -
     let mut rng = worker_rng(cfg.seed, worker);
     let mut stats = WorkerStats::default();
     let mut next_seq = vec![1_u64; dir.banks.len()];
+    if cfg.batch > 1 {
+        super::sharded_batch::work(
+            shared,
+            &mut conn,
+            &producer,
+            &mut rng,
+            &mut next_seq,
+            &mut stats,
+        )
+        .await;
+        return stats;
+    }
     for _ in 0..cfg.transfers_per_worker {
         if shared.stop.load(Ordering::Relaxed) {
             break;
@@ -189,7 +178,7 @@ async fn cross_bank(
 }
 
 /// What the broker may do after a step: go on, leave the transfer in flight, or look again.
-enum Next {
+pub(super) enum Next {
     /// A replica has the step (or the shard has no replica configured and its master has it).
     GoOn,
     /// No replica acknowledged in time: the recovery pass takes it from here.
@@ -201,7 +190,7 @@ enum Next {
 /// Whether the step recorded as `field` of `record` in bank `bank`'s shard may be built on. A
 /// shard that has a replica configured must have the step on one; one that has none (at the
 /// start, or any more: a master promoted after its old master died) keeps what its master has.
-async fn durable(
+pub(super) async fn durable(
     shared: &Shared,
     conn: &mut Connection,
     bank: usize,
@@ -254,7 +243,7 @@ async fn settled_elsewhere(
 }
 
 /// Why a step of a cross-bank transfer failed for good, and where that leaves the money.
-fn describe_failure(step: &str, id: &str, err: &CallError, retries: u32) -> String {
+pub(super) fn describe_failure(step: &str, id: &str, err: &CallError, retries: u32) -> String {
     let after = if retries > 0 { format!(" after {retries} retries") } else { String::new() };
     let state = if step == "debit" {
         "it may or may not have been debited; if it was, it is in its bank's outbox"

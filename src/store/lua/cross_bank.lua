@@ -22,27 +22,39 @@
 -- settlement. Every step can be sent again after a lost reply or by the recovery pass, in any
 -- number, and changes nothing the second time.
 --
--- ARGV[1] names the step; the keys and the other arguments of each:
+-- Each step takes a batch of n transfers (n = 1 and up) that share the bank whose shard runs it:
+-- the debits of one source bank, the credits of one destination bank, the settlements of one
+-- source bank. Like transfer.lua, a batch reads each account once, keeps running balances, and
+-- writes each changed key once at the end (one sum per key): a batch costs Redis far less per
+-- transfer than one call each. ARGV[1] names the step; the keys and the other arguments:
 --   debit   KEYS  A's events, the producer's outcome string in A, A's balance, A's interbank
---                 hash, A's outbox, A's in-flight total, the source account
---           ARGV  'debit', producer id, sequence, A, B, source IBAN, destination IBAN, amount
---           reply one letter: D debited (in flight), or F insufficient funds, U unknown source,
---                 A bad amount (cancelled, nothing moved)
---   credit  KEYS  B's events, B's inbox, B's balance, B's interbank hash, the destination account
---           ARGV  'credit', A, B, transfer id, source IBAN, destination IBAN, amount
---           reply C credited, or U rejected: unknown destination, O rejected: it would overflow
---   settle  KEYS  A's events, A's outbox, A's in-flight total, the source account, A's balance,
---                 A's interbank hash
---           ARGV  'settle', A, B, transfer id, the credit's letter (C, U or O)
---           reply S settled, V voided (refunded), or N when it was settled already
--- A step that could not finish (a key of the wrong type, a denied command) undoes its writes and
--- answers { code, message }: NOPERM, BADKEY or FAILED, as transfer.lua. A malformed call is an
--- error reply BADCALL; a sequence past the producer's next one, SEQGAP.
+--                 hash, A's outbox, A's in-flight total, then the n source accounts
+--           ARGV  'debit', producer id, first sequence, A, n, then per transfer: B, source IBAN,
+--                 destination IBAN, amount
+--           reply one letter per transfer: D debited (in flight), or F insufficient funds,
+--                 U unknown source, A bad amount (cancelled, nothing moved)
+--   credit  KEYS  B's events, B's inbox, B's balance, B's interbank hash, then the n
+--                 destination accounts
+--           ARGV  'credit', B, n, then per transfer: A, transfer id, source IBAN, destination
+--                 IBAN, amount
+--           reply per transfer: C credited, or U rejected: unknown destination, O rejected: it
+--                 would overflow
+--   settle  KEYS  A's events, A's outbox, A's in-flight total, A's balance, A's interbank hash,
+--                 then the n source accounts
+--           ARGV  'settle', A, n, then per transfer: B, transfer id, the credit's letter (C, U or
+--                 O), source IBAN
+--           reply per transfer: S settled, V voided (refunded), or N when settled already
+-- A step that could not finish (a key of the wrong type, a denied command) undoes all its writes
+-- and events and answers { code, message }: NOPERM, BADKEY or FAILED, as transfer.lua. A
+-- malformed call is an error reply BADCALL; a first sequence past the producer's next one, SEQGAP.
 --
 -- An outbox entry is field = transfer id, value = 'B,source IBAN,destination IBAN,amount'; an
 -- inbox entry is field = 'A|transfer id', value = the credit's letter.
 
 local MAX_SAFE_CENTS = 9007199254740991
+local MAX_BATCH = 8192
+-- Fields per HMGET, HSET or HDEL: Lua unpacks at most some 8,000 values at once.
+local FIELDS_PER_COMMAND = 1000
 local CANONICAL = '^[1-9]%d*$'
 local floor, find = math.floor, string.find
 
@@ -84,179 +96,287 @@ local function append(events_key, fields)
   return entry
 end
 
--- Makes the writes, five values each: command, key, field (false for INCRBY), change, and the
--- change that undoes it; then the final hash write, which has no number to undo. If any fails,
--- the ones made are undone and the event removed: the step is as if never sent. Returns nil, or
--- { code, message }.
-local function write_all(events_key, entry, writes, final)
+-- The changes to make at the end, one sum per key (and hash field), in the order first met.
+local function new_changes()
+  return { list = {}, index = {} }
+end
+
+local function change(changes, command, key, field, delta)
+  local slot = key .. '\0' .. (field or '')
+  local i = changes.index[slot]
+  if i then
+    changes.list[i][4] = changes.list[i][4] + delta
+  else
+    changes.list[#changes.list + 1] = { command, key, field, delta }
+    changes.index[slot] = #changes.list
+  end
+end
+
+-- Removes the events this call appended (and the stream, if that leaves it empty, as it was).
+local function undo_events(events_key, entries)
+  for j = #entries, 1, -1 do
+    redis.call('XDEL', events_key, entries[j])
+  end
+  if #entries > 0 and redis.call('XLEN', events_key) == 0 then
+    redis.call('DEL', events_key)
+  end
+end
+
+-- A hash command over many fields (HSET pairs, HDEL or HMGET names), FIELDS_PER_COMMAND at a
+-- time; returns nil and why it failed, or the replies of HMGET in one list.
+local function over_fields(command, key, values, per)
+  local out = {}
+  for start = 1, #values, FIELDS_PER_COMMAND * per do
+    local last = math.min(#values, start + FIELDS_PER_COMMAND * per - 1)
+    local reply = redis.pcall(command, key, unpack(values, start, last))
+    if type(reply) == 'table' and reply.err then return nil, failure(command, key, reply.err) end
+    if type(reply) == 'table' then
+      -- HMGET: a missing field comes as false, so every field has its place.
+      for _, v in ipairs(reply) do out[#out + 1] = v end
+    end
+  end
+  return out
+end
+
+-- Makes the summed changes, then the final hash write. If any fails, the ones made are undone
+-- and the call's events removed: the step is as if never sent. Returns nil, or { code, message }.
+local function write_all(events_key, entries, changes, final)
   local made = 0
   local why
-  for w = 1, #writes, 5 do
+  for i, c in ipairs(changes.list) do
     local reply
-    if writes[w + 2] then
-      reply = redis.pcall(writes[w], writes[w + 1], writes[w + 2], writes[w + 3])
+    if c[3] then
+      reply = redis.pcall(c[1], c[2], c[3], c[4])
     else
-      reply = redis.pcall(writes[w], writes[w + 1], writes[w + 3])
+      reply = redis.pcall(c[1], c[2], c[4])
     end
-    if type(reply) == 'table' then why = failure(writes[w], writes[w + 1], reply.err) break end
-    made = w
+    if type(reply) == 'table' then why = failure(c[1], c[2], reply.err) break end
+    made = i
   end
-  if not why then
-    local reply = redis.pcall(unpack(final))
-    if type(reply) == 'table' then why = failure(final[1], final[2], reply.err) end
+  if not why and final then
+    local _, failed = over_fields(final[1], final[2], final[3], final[4])
+    why = failed
   end
   if not why then return nil end
-  for u = made, 1, -5 do
-    if writes[u + 2] then
-      redis.call(writes[u], writes[u + 1], writes[u + 2], writes[u + 4])
-    else
-      redis.call(writes[u], writes[u + 1], writes[u + 4])
-    end
+  for i = made, 1, -1 do
+    local c = changes.list[i]
+    if c[3] then redis.call(c[1], c[2], c[3], -c[4]) else redis.call(c[1], c[2], -c[4]) end
   end
-  redis.call('XDEL', events_key, entry)
+  undo_events(events_key, entries)
   return why
 end
 
+-- The batch size in ARGV[position], checked against the keys and arguments it implies.
+local function batch_size(position, keys_before, values_each)
+  local n = whole(ARGV[position])
+  if not n or n > MAX_BATCH or #KEYS ~= keys_before + n or #ARGV ~= position + values_each * n then
+    return nil
+  end
+  return n
+end
+
 local function debit()
+  local n = batch_size(5, 6, 4)
+  local first = whole(ARGV[3])
+  if not n or not first then return bad_call('debit takes 6 + n keys and 5 + 4n arguments') end
   local events_key, producer_key, balance_key, interbank_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-  local outbox_key, in_flight_key, from_key = KEYS[5], KEYS[6], KEYS[7]
-  local producer, seq_text, from_bank, to_bank = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-  local from, to, amount_text = ARGV[6], ARGV[7], ARGV[8]
-  local seq = whole(seq_text)
-  if #KEYS ~= 7 or #ARGV ~= 8 or not seq then return bad_call('debit takes 7 keys and 8 arguments') end
-  if from_bank == to_bank then return bad_call('debit is for two banks') end
+  local outbox_key, in_flight_key = KEYS[5], KEYS[6]
+  local producer, first_text, from_bank = ARGV[2], ARGV[3], ARGV[4]
   local applied = redis.call('STRLEN', producer_key)
-  if seq > applied + 1 then
+  if first > applied + 1 then
     return redis.error_reply('SEQGAP interbank: sequence gap for producer ' .. producer .. ' in '
-      .. producer_key .. ': expected at most ' .. (applied + 1) .. ', got ' .. seq)
+      .. producer_key .. ': expected at most ' .. (applied + 1) .. ', got ' .. first)
   end
-  if seq <= applied then return redis.call('GETRANGE', producer_key, seq - 1, seq - 1) end
+  local replayed = math.min(applied - first + 1, n)
+  local old = ''
+  if replayed > 0 then old = redis.call('GETRANGE', producer_key, first - 1, first + replayed - 2) end
+  if replayed == n then return old end
 
-  local id = producer .. '-' .. seq_text
-  local amount = whole(amount_text)
-  local balance, why = read_balance(from_key)
-  if balance == nil then return why end
-  local letter, reason
-  if not amount then letter, reason = 'A', 'bad_amount'
-  elseif not balance then letter, reason = 'U', 'unknown_account'
-  elseif balance < amount then letter, reason = 'F', 'insufficient_funds'
-  else letter = 'D' end
-
-  local fields = { 'id', id }
-  if letter == 'D' then
-    fields[3], fields[4] = 'status', 'debited'
-  else
-    fields[3], fields[4] = 'status', 'cancelled'
+  local balance, entries, letters, outbox = {}, {}, {}, {}
+  local changes = new_changes()
+  for i = replayed + 1, n do
+    local a = 5 + 4 * (i - 1)
+    local to_bank, from, to, amount_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    if to_bank == from_bank then
+      undo_events(events_key, entries)
+      return bad_call('debit is for two banks')
+    end
+    local from_key = KEYS[6 + i]
+    local from_balance = balance[from_key]
+    if from_balance == nil then
+      local why
+      from_balance, why = read_balance(from_key)
+      if from_balance == nil then undo_events(events_key, entries) return why end
+      balance[from_key] = from_balance
+    end
+    local id
+    if i == 1 then id = producer .. '-' .. first_text else id = producer .. '-' .. (first + i - 1) end
+    local amount = whole(amount_text)
+    local letter, reason = 'D', nil
+    if not amount then letter, reason = 'A', 'bad_amount'
+    elseif not from_balance then letter, reason = 'U', 'unknown_account'
+    elseif from_balance < amount then letter, reason = 'F', 'insufficient_funds' end
+    local fields = { 'id', id, 'status', 'cancelled', 'from', from, 'to', to, 'from_bank', from_bank,
+      'to_bank', to_bank, 'amount', amount_text }
+    if letter == 'D' then
+      fields[4] = 'debited'
+      balance[from_key] = from_balance - amount
+      fields[#fields + 1], fields[#fields + 2] = 'from_balance', from_balance - amount
+      change(changes, 'INCRBY', from_key, false, -amount)
+      change(changes, 'INCRBY', balance_key, false, -amount)
+      change(changes, 'HINCRBY', interbank_key, to_bank, -amount)
+      change(changes, 'INCRBY', in_flight_key, false, amount)
+      outbox[#outbox + 1], outbox[#outbox + 2] = id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text
+    else
+      if from_balance then fields[#fields + 1], fields[#fields + 2] = 'from_balance', from_balance end
+      fields[#fields + 1], fields[#fields + 2] = 'reason', reason
+    end
+    local entry, failed = append(events_key, fields)
+    if not entry then undo_events(events_key, entries) return failed end
+    entries[#entries + 1] = entry
+    letters[#letters + 1] = letter
   end
-  for _, pair in ipairs({ { 'from', from }, { 'to', to }, { 'from_bank', from_bank },
-      { 'to_bank', to_bank }, { 'amount', amount_text } }) do
-    fields[#fields + 1], fields[#fields + 2] = pair[1], pair[2]
-  end
-  if letter == 'D' then
-    fields[#fields + 1], fields[#fields + 2] = 'from_balance', balance - amount
-  elseif balance then
-    fields[#fields + 1], fields[#fields + 2] = 'from_balance', balance
-  end
-  if reason then fields[#fields + 1], fields[#fields + 2] = 'reason', reason end
-  local entry, failed = append(events_key, fields)
-  if not entry then return failed end
-
-  if letter == 'D' then
-    local minus = '-' .. amount_text
-    local writes = {
-      'INCRBY', from_key, false, minus, amount_text,
-      'INCRBY', balance_key, false, minus, amount_text,
-      'HINCRBY', interbank_key, to_bank, minus, amount_text,
-      'INCRBY', in_flight_key, false, amount_text, minus,
-    }
-    local entry_value = to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text
-    why = write_all(events_key, entry, writes, { 'HSET', outbox_key, id, entry_value })
-    if why then return why end
-  end
-  redis.call('APPEND', producer_key, letter)
-  return letter
+  local final = nil
+  if #outbox > 0 then final = { 'HSET', outbox_key, outbox, 2 } end
+  local why = write_all(events_key, entries, changes, final)
+  if why then return why end
+  local fresh = table.concat(letters)
+  redis.call('APPEND', producer_key, fresh)
+  return old .. fresh
 end
 
 local function credit()
-  local events_key, inbox_key, balance_key, interbank_key, to_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-  local from_bank, to_bank, id, from, to, amount_text = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-  local amount = whole(amount_text)
-  if #KEYS ~= 5 or #ARGV ~= 7 or not amount then return bad_call('credit takes 5 keys and 7 arguments') end
-  local field = from_bank .. '|' .. id
-  local answered = redis.call('HGET', inbox_key, field)
-  if answered then return answered end
-
-  local balance, why = read_balance(to_key)
-  if balance == nil then return why end
-  local letter, reason = 'C', nil
-  if not balance then letter, reason = 'U', 'unknown_account'
-  elseif balance + amount > MAX_SAFE_CENTS then letter, reason = 'O', 'overflow' end
-  local fields = { 'id', id, 'status', 'credited', 'from', from, 'to', to, 'from_bank', from_bank,
-    'to_bank', to_bank, 'amount', amount_text }
-  if letter == 'C' then
-    fields[#fields + 1], fields[#fields + 2] = 'to_balance', balance + amount
-  else
-    fields[4] = 'rejected'
-    fields[#fields + 1], fields[#fields + 2] = 'reason', reason
+  local n = batch_size(3, 4, 5)
+  if not n then return bad_call('credit takes 4 + n keys and 3 + 5n arguments') end
+  local events_key, inbox_key, balance_key, interbank_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+  local to_bank = ARGV[2]
+  local names = {}
+  for i = 1, n do
+    local a = 3 + 5 * (i - 1)
+    names[i] = ARGV[a + 1] .. '|' .. ARGV[a + 2]
   end
-  local entry, failed = append(events_key, fields)
-  if not entry then return failed end
-  local writes = {}
-  if letter == 'C' then
-    local minus = '-' .. amount_text
-    writes = {
-      'INCRBY', to_key, false, amount_text, minus,
-      'INCRBY', balance_key, false, amount_text, minus,
-      'HINCRBY', interbank_key, from_bank, amount_text, minus,
-    }
+  local answered, failed = over_fields('HMGET', inbox_key, names, 1)
+  if not answered then return failed end
+  local balance, entries, letters, inbox, decided = {}, {}, {}, {}, {}
+  local changes = new_changes()
+  for i = 1, n do
+    local a = 3 + 5 * (i - 1)
+    local from_bank, id, from, to, amount_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+    local amount = whole(amount_text)
+    if not amount or from_bank == to_bank then
+      undo_events(events_key, entries)
+      return bad_call('credit ' .. i .. ' has a bad amount or comes from its own bank')
+    end
+    local letter = answered[i] or decided[names[i]]
+    if not letter then
+      local to_key = KEYS[4 + i]
+      local to_balance = balance[to_key]
+      if to_balance == nil then
+        local why
+        to_balance, why = read_balance(to_key)
+        if to_balance == nil then undo_events(events_key, entries) return why end
+        balance[to_key] = to_balance
+      end
+      local reason
+      letter = 'C'
+      if not to_balance then letter, reason = 'U', 'unknown_account'
+      elseif to_balance + amount > MAX_SAFE_CENTS then letter, reason = 'O', 'overflow' end
+      local fields = { 'id', id, 'status', 'credited', 'from', from, 'to', to, 'from_bank', from_bank,
+        'to_bank', to_bank, 'amount', amount_text }
+      if letter == 'C' then
+        balance[to_key] = to_balance + amount
+        fields[#fields + 1], fields[#fields + 2] = 'to_balance', to_balance + amount
+        change(changes, 'INCRBY', to_key, false, amount)
+        change(changes, 'INCRBY', balance_key, false, amount)
+        change(changes, 'HINCRBY', interbank_key, from_bank, amount)
+      else
+        fields[4] = 'rejected'
+        fields[#fields + 1], fields[#fields + 2] = 'reason', reason
+      end
+      local entry, why = append(events_key, fields)
+      if not entry then undo_events(events_key, entries) return why end
+      entries[#entries + 1] = entry
+      decided[names[i]] = letter
+      inbox[#inbox + 1], inbox[#inbox + 2] = names[i], letter
+    end
+    letters[#letters + 1] = letter
   end
-  why = write_all(events_key, entry, writes, { 'HSET', inbox_key, field, letter })
+  local final = nil
+  if #inbox > 0 then final = { 'HSET', inbox_key, inbox, 2 } end
+  local why = write_all(events_key, entries, changes, final)
   if why then return why end
-  return letter
+  return table.concat(letters)
 end
 
 local function settle()
-  local events_key, outbox_key, in_flight_key = KEYS[1], KEYS[2], KEYS[3]
-  local from_key, balance_key, interbank_key = KEYS[4], KEYS[5], KEYS[6]
-  local from_bank, to_bank, id, credit_letter = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-  if #KEYS ~= 6 or #ARGV ~= 5 then return bad_call('settle takes 6 keys and 5 arguments') end
-  local reason
-  if credit_letter == 'U' then reason = 'unknown_account'
-  elseif credit_letter == 'O' then reason = 'overflow'
-  elseif credit_letter ~= 'C' then return bad_call('settle takes the letter C, U or O') end
-  local pending = redis.call('HGET', outbox_key, id)
-  if not pending then return 'N' end
-  -- Read from the right: IBANs and amounts have no comma, a bank name may.
-  local entry_to_bank, from, to, amount_text = string.match(pending, '^(.+),([^,]+),([^,]+),([^,]+)$')
-  local amount = whole(amount_text)
-  if entry_to_bank ~= to_bank or not amount then
-    return { 'BADKEY', outbox_key .. ' field ' .. id .. ' holds ' .. pending .. ', not a transfer to ' .. to_bank }
-  end
-  local minus = '-' .. amount_text
-  local fields = { 'id', id, 'status', 'settled', 'from', from, 'to', to, 'from_bank', from_bank,
-    'to_bank', to_bank, 'amount', amount_text }
-  local writes = { 'INCRBY', in_flight_key, false, minus, amount_text }
-  if reason then
-    local balance, why = read_balance(from_key)
-    if not balance then
-      return why or { 'BADKEY', from_key .. ' is missing: the refund of ' .. id .. ' has no account' }
+  local n = batch_size(3, 5, 4)
+  if not n then return bad_call('settle takes 5 + n keys and 3 + 4n arguments') end
+  local events_key, outbox_key, in_flight_key, balance_key, interbank_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+  local from_bank = ARGV[2]
+  local ids = {}
+  for i = 1, n do ids[i] = ARGV[3 + 4 * (i - 1) + 2] end
+  local pending, failed = over_fields('HMGET', outbox_key, ids, 1)
+  if not pending then return failed end
+  local balance, entries, letters, settled = {}, {}, {}, {}
+  local changes = new_changes()
+  for i = 1, n do
+    local a = 3 + 4 * (i - 1)
+    local to_bank, id, credit_letter, from = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    local reason
+    if credit_letter == 'U' then reason = 'unknown_account'
+    elseif credit_letter == 'O' then reason = 'overflow'
+    elseif credit_letter ~= 'C' then
+      undo_events(events_key, entries)
+      return bad_call('settle takes the letter C, U or O')
     end
-    fields[4] = 'voided'
-    fields[#fields + 1], fields[#fields + 2] = 'from_balance', balance + amount
-    fields[#fields + 1], fields[#fields + 2] = 'reason', reason
-    writes = {
-      'INCRBY', from_key, false, amount_text, minus,
-      'INCRBY', balance_key, false, amount_text, minus,
-      'HINCRBY', interbank_key, to_bank, amount_text, minus,
-      'INCRBY', in_flight_key, false, minus, amount_text,
-    }
+    local value = pending[i]
+    if not value or settled[id] then
+      letters[#letters + 1] = 'N'
+    else
+      -- Read from the right: IBANs and amounts have no comma, a bank name may.
+      local entry_to_bank, entry_from, to, amount_text = string.match(value, '^(.+),([^,]+),([^,]+),([^,]+)$')
+      local amount = whole(amount_text)
+      if entry_to_bank ~= to_bank or entry_from ~= from or not amount then
+        undo_events(events_key, entries)
+        return { 'BADKEY', outbox_key .. ' field ' .. id .. ' holds ' .. value .. ', not a transfer from '
+          .. from .. ' to bank ' .. to_bank }
+      end
+      local fields = { 'id', id, 'status', 'settled', 'from', from, 'to', to, 'from_bank', from_bank,
+        'to_bank', to_bank, 'amount', amount_text }
+      change(changes, 'INCRBY', in_flight_key, false, -amount)
+      if reason then
+        local from_key = KEYS[5 + i]
+        local from_balance = balance[from_key]
+        if from_balance == nil then
+          local why
+          from_balance, why = read_balance(from_key)
+          if not from_balance then
+            undo_events(events_key, entries)
+            return why or { 'BADKEY', from_key .. ' is missing: the refund of ' .. id .. ' has no account' }
+          end
+        end
+        balance[from_key] = from_balance + amount
+        fields[4] = 'voided'
+        fields[#fields + 1], fields[#fields + 2] = 'from_balance', from_balance + amount
+        fields[#fields + 1], fields[#fields + 2] = 'reason', reason
+        change(changes, 'INCRBY', from_key, false, amount)
+        change(changes, 'INCRBY', balance_key, false, amount)
+        change(changes, 'HINCRBY', interbank_key, to_bank, amount)
+      end
+      local entry, why = append(events_key, fields)
+      if not entry then undo_events(events_key, entries) return why end
+      entries[#entries + 1] = entry
+      settled[id] = true
+      if reason then letters[#letters + 1] = 'V' else letters[#letters + 1] = 'S' end
+    end
   end
-  local entry, failed = append(events_key, fields)
-  if not entry then return failed end
-  local why = write_all(events_key, entry, writes, { 'HDEL', outbox_key, id })
+  local done = {}
+  for id in pairs(settled) do done[#done + 1] = id end
+  local final = nil
+  if #done > 0 then final = { 'HDEL', outbox_key, done, 1 } end
+  local why = write_all(events_key, entries, changes, final)
   if why then return why end
-  if reason then return 'V' end
-  return 'S'
+  return table.concat(letters)
 end
 
 local steps = { debit = debit, credit = credit, settle = settle }

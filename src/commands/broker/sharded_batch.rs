@@ -1,0 +1,315 @@
+//! `--batch K` on a Redis Cluster: a worker makes K transfers at a time, and each step of them
+//! is one call per bank instead of one per transfer. For each source bank: its transfers inside
+//! the bank in one call of the transfer script, its debits in one call; once a replica of each
+//! source's shard has them, the credits in one call per destination bank; once a replica of each
+//! destination's shard has those, the settlements in one call per source bank. The steps and
+//! their guarantees are those of one transfer at a time (`sharded.rs`): a batch only shares the
+//! calls, whose fixed cost is most of what a small transfer costs Redis.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::sharded::{Ended, Next, describe_failure, durable};
+use super::{Shared, WorkerStats};
+use crate::ledger::events::Outcome;
+use crate::store::connection::Connection;
+use crate::store::cross_bank::{self, Credit, Debit, InFlight};
+use crate::store::error::CallError;
+use crate::store::script::{Scope, TransferRequest};
+
+/// Makes the worker's transfers, `--batch` at a time, until done or stopped.
+pub(super) async fn work(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    rng: &mut ChaCha8Rng,
+    next_seq: &mut [u64],
+    stats: &mut WorkerStats,
+) {
+    let (cfg, dir) = (&shared.config, &shared.directory);
+    let mut made = 0;
+    while made < cfg.transfers_per_worker && !shared.stop.load(Ordering::Relaxed) {
+        let count = (cfg.transfers_per_worker - made).min(u64::try_from(cfg.batch).expect("small"));
+        let picks: Vec<TransferRequest<'_>> = (0..count)
+            .map(|_| {
+                let (from, to) = dir.pick_pair(rng);
+                TransferRequest {
+                    from_bank: usize::from(dir.accounts[from].1),
+                    to_bank: usize::from(dir.accounts[to].1),
+                    from: &dir.accounts[from].0,
+                    to: &dir.accounts[to].0,
+                    amount_cents: rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents),
+                }
+            })
+            .collect();
+        let started = Instant::now();
+        let ended = round(shared, conn, producer, next_seq, &picks, stats).await;
+        stats.record_latency(started.elapsed());
+        match ended {
+            Ok(ended) => {
+                for end in ended {
+                    match end {
+                        Ended::Decided(outcome) => stats.count(outcome),
+                        Ended::InFlight => stats.in_flight += 1,
+                    }
+                }
+                shared.done.fetch_add(count, Ordering::Relaxed);
+            }
+            Err(error) => {
+                stats.failed += count;
+                stats.error = Some(error);
+                shared.stop.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        made += count;
+    }
+}
+
+/// One batch: how each transfer of `picks` ended, in order.
+async fn round(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    next_seq: &mut [u64],
+    picks: &[TransferRequest<'_>],
+    stats: &mut WorkerStats,
+) -> Result<Vec<Ended>, String> {
+    let mut ended: Vec<Option<Ended>> = (0..picks.len()).map(|_| None).collect();
+    let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, pick) in picks.iter().enumerate() {
+        by_source.entry(pick.from_bank).or_default().push(i);
+    }
+    let mut debited: Vec<(usize, InFlight)> = Vec::new();
+    for (&bank, members) in &by_source {
+        let (inside, across): (Vec<usize>, Vec<usize>) =
+            members.iter().partition(|&&i| picks[i].to_bank == bank);
+        inside_bank(shared, conn, producer, next_seq, bank, &inside, picks, &mut ended, stats)
+            .await?;
+        debited.extend(
+            debits(shared, conn, producer, next_seq, bank, &across, picks, &mut ended, stats)
+                .await?,
+        );
+    }
+    let durable_debits = keep_durable(shared, conn, debited, true, &mut ended, stats).await?;
+    let credited = credits(shared, conn, durable_debits, stats).await?;
+    let durable_credits = keep_durable(shared, conn, credited, false, &mut ended, stats).await?;
+    settlements(shared, conn, durable_credits, &mut ended, stats).await?;
+    Ok(ended.into_iter().map(|end| end.expect("every transfer of the batch ends")).collect())
+}
+
+/// The transfers of `members` inside bank `bank`, in one call of the transfer script.
+#[allow(clippy::too_many_arguments)]
+async fn inside_bank(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    next_seq: &mut [u64],
+    bank: usize,
+    members: &[usize],
+    picks: &[TransferRequest<'_>],
+    ended: &mut [Option<Ended>],
+    stats: &mut WorkerStats,
+) -> Result<(), String> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let requests: Vec<TransferRequest<'_>> = members.iter().map(|&i| picks[i]).collect();
+    let scope = Scope::Bank(&shared.directory.banks[bank]);
+    let called =
+        super::atomic::call(shared, conn, scope, producer, next_seq[bank], &requests, stats).await;
+    if let Some(error) = called.error {
+        return Err(error);
+    }
+    for (&i, outcome) in members.iter().zip(called.outcomes) {
+        ended[i] = Some(Ended::Decided(outcome));
+    }
+    next_seq[bank] += u64::try_from(members.len()).expect("at most MAX_BATCH");
+    Ok(())
+}
+
+/// The debits of `members` (all out of bank `bank`) in one call; those debited, to go on with.
+#[allow(clippy::too_many_arguments)]
+async fn debits(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    next_seq: &mut [u64],
+    bank: usize,
+    members: &[usize],
+    picks: &[TransferRequest<'_>],
+    ended: &mut [Option<Ended>],
+    stats: &mut WorkerStats,
+) -> Result<Vec<(usize, InFlight)>, String> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let banks = &shared.directory.banks;
+    let first = next_seq[bank];
+    let batch: Vec<InFlight> = (first..)
+        .zip(members)
+        .map(|(seq, &i)| InFlight {
+            from_bank: banks[bank].clone(),
+            to_bank: banks[picks[i].to_bank].clone(),
+            id: format!("{producer}-{seq}"),
+            from: picks[i].from.to_string(),
+            to: picks[i].to.to_string(),
+            amount_cents: picks[i].amount_cents,
+        })
+        .collect();
+    let (script, keys) = (&shared.cross_bank, &shared.config.keys);
+    let answers = step!(stats, script.debit_batch(conn, keys, producer, first, &batch))
+        .map_err(failed("debits", &banks[bank], &batch))?;
+    next_seq[bank] += u64::try_from(members.len()).expect("at most MAX_BATCH");
+    let mut debited = Vec::with_capacity(batch.len());
+    for ((&i, transfer), answer) in members.iter().zip(batch).zip(answers) {
+        match answer {
+            Debit::Debited => debited.push((i, transfer)),
+            Debit::Cancelled(reason) => ended[i] = Some(Ended::Decided(Outcome::Cancelled(reason))),
+        }
+    }
+    Ok(debited)
+}
+
+/// The transfers whose last step (debits, grouped by source bank, or credits, by destination)
+/// a replica of its shard has; the others end in flight, for the recovery pass. The last
+/// transfer of a group stands for the group: its step was one call, applied whole.
+async fn keep_durable<T: Transfer>(
+    shared: &Shared,
+    conn: &mut Connection,
+    transfers: Vec<(usize, T)>,
+    debits: bool,
+    ended: &mut [Option<Ended>],
+    stats: &mut WorkerStats,
+) -> Result<Vec<(usize, T)>, String> {
+    let keys = &shared.config.keys;
+    let mut groups: BTreeMap<String, Vec<(usize, T)>> = BTreeMap::new();
+    for (i, t) in transfers {
+        let bank = if debits { &t.in_flight().from_bank } else { &t.in_flight().to_bank };
+        groups.entry(bank.clone()).or_default().push((i, t));
+    }
+    let mut kept = Vec::new();
+    for (bank, group) in groups {
+        let last = group.last().expect("groups are not empty").1.in_flight();
+        let index = shared.directory.banks.iter().position(|b| *b == bank).expect("a known bank");
+        let (record, field) = if debits {
+            (keys.outbox(&bank), last.id.clone())
+        } else {
+            (keys.inbox(&bank), cross_bank::inbox_field(last))
+        };
+        let id = format!("{}:{}", last.from_bank, last.id);
+        let next = durable(shared, conn, index, (&record, &field), stats)
+            .await
+            .map_err(|(err, retries)| describe_failure("wait for a replica", &id, &err, retries))?;
+        match next {
+            Next::GoOn => kept.extend(group),
+            // A credit gone after a failover is credited again by the recovery pass; a debit
+            // gone means this batch's debits were lost with their master, or settled meanwhile.
+            Next::Missing if debits => {
+                let lost = CallError::Lost { record, field };
+                return Err(describe_failure("wait for a replica", &id, &lost, 0));
+            }
+            Next::LeaveInFlight | Next::Missing => {
+                for (i, _) in group {
+                    ended[i] = Some(Ended::InFlight);
+                }
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// A transfer of the batch (its index in the batch) and its credit's answer.
+type Answered = (usize, (InFlight, Credit));
+
+/// What `keep_durable` needs of a transfer: its terms.
+trait Transfer {
+    fn in_flight(&self) -> &InFlight;
+}
+
+impl Transfer for InFlight {
+    fn in_flight(&self) -> &InFlight {
+        self
+    }
+}
+
+impl Transfer for (InFlight, Credit) {
+    fn in_flight(&self) -> &InFlight {
+        &self.0
+    }
+}
+
+/// The credits, one call per destination bank.
+async fn credits(
+    shared: &Shared,
+    conn: &mut Connection,
+    debited: Vec<(usize, InFlight)>,
+    stats: &mut WorkerStats,
+) -> Result<Vec<Answered>, String> {
+    let (script, keys) = (&shared.cross_bank, &shared.config.keys);
+    let mut by_destination: BTreeMap<String, Vec<(usize, InFlight)>> = BTreeMap::new();
+    for (i, t) in debited {
+        by_destination.entry(t.to_bank.clone()).or_default().push((i, t));
+    }
+    let mut credited = Vec::new();
+    for (bank, group) in by_destination {
+        let batch: Vec<InFlight> = group.iter().map(|(_, t)| t.clone()).collect();
+        let answers = step!(stats, script.credit_batch(conn, keys, &batch))
+            .map_err(failed("credits", &bank, &batch))?;
+        credited.extend(group.into_iter().zip(answers).map(|((i, t), credit)| (i, (t, credit))));
+    }
+    Ok(credited)
+}
+
+/// The settlements, one call per source bank; each transfer ends with its credit's answer.
+async fn settlements(
+    shared: &Shared,
+    conn: &mut Connection,
+    credited: Vec<Answered>,
+    ended: &mut [Option<Ended>],
+    stats: &mut WorkerStats,
+) -> Result<(), String> {
+    let (script, keys) = (&shared.cross_bank, &shared.config.keys);
+    let mut by_source: BTreeMap<String, Vec<Answered>> = BTreeMap::new();
+    for (i, pair) in credited {
+        by_source.entry(pair.0.from_bank.clone()).or_default().push((i, pair));
+    }
+    for (bank, group) in by_source {
+        let batch: Vec<(&InFlight, Credit)> = group.iter().map(|(_, (t, c))| (t, *c)).collect();
+        let terms: Vec<InFlight> = group.iter().map(|(_, (t, _))| t.clone()).collect();
+        step!(stats, script.settle_batch(conn, keys, &batch)).map_err(failed(
+            "settlements",
+            &bank,
+            &terms,
+        ))?;
+        for (i, (_, credit)) in &group {
+            ended[*i] = Some(Ended::Decided(match credit {
+                Credit::Credited => Outcome::Completed,
+                Credit::Rejected(reason) => Outcome::Cancelled(*reason),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Why a batched step failed for good, naming its first transfer, and where the money is.
+fn failed<'a>(
+    step: &'a str,
+    bank: &'a str,
+    batch: &'a [InFlight],
+) -> impl FnOnce((CallError, u32)) -> String + 'a {
+    move |(err, retries)| {
+        let first = batch.first().map_or(String::new(), |t| format!("{}:{}", t.from_bank, t.id));
+        let after = if retries > 0 { format!(" after {retries} retries") } else { String::new() };
+        format!(
+            "the {step} of bank {bank} ({} transfers, the first {first}) failed{after}: {err}; \
+             what was debited is in flight in its bank's outbox, and `interbank recover` carries \
+             it to its end",
+            batch.len()
+        )
+    }
+}
