@@ -1,5 +1,5 @@
 //! Faults on a Redis Cluster of 3 masters with a replica each, while a broker moves money across
-//! shards: the broker killed at random instants, a replica promoted by `CLUSTER FAILOVER`, a
+//! shards: the broker killed at random instants (unbatched and batched), a replica promoted by `CLUSTER FAILOVER`, a
 //! master killed with SIGKILL. After each, `interbank recover` carries what was in flight to its
 //! end, and no money is created or lost: the accounts hold what was loaded and nothing is left
 //! in flight. Each scenario prints one FAULT line of figures and the seed that replays it.
@@ -47,9 +47,11 @@ fn broker_killed_twenty_times_on_a_cluster_then_recovered() {
     const KILLS: u32 = 20;
     let (seed, mut rng) = fault_rng("cluster-broker-killed");
     let (cluster, url, dir, total) = loaded_cluster();
-    for _ in 0..KILLS {
-        let mut broker =
-            spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "100000"]);
+    for kill in 0..KILLS {
+        // Every other run batched: a batch dies between its steps with many transfers in flight.
+        let batch = if kill % 2 == 0 { "1" } else { "32" };
+        let flags = ["--workers", "8", "--transfers", "100000", "--batch", batch];
+        let mut broker = spawn_broker(&url, dir.path(), &flags);
         std::thread::sleep(Duration::from_millis(rng.random_range(50..400)));
         broker.kill().unwrap();
         broker.wait().unwrap();
@@ -74,8 +76,11 @@ fn broker_killed_twenty_times_on_a_cluster_then_recovered() {
 #[test]
 fn a_replica_promoted_mid_run_loses_nothing() {
     let (cluster, url, dir, total) = loaded_cluster();
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
+    // Batched: each step of 16 transfers is one call per bank when the shard changes hands.
+    let flags = ["--workers", "8", "--transfers", "10000", "--batch", "16"];
+    let mut broker = spawn_broker(&url, dir.path(), &flags);
     std::thread::sleep(Duration::from_millis(500));
+    assert!(broker.try_wait().unwrap().is_none(), "the run ended before the failover");
     let replica = cluster.nodes.iter().find(|n| n.cli(&["ROLE"]).starts_with("slave")).unwrap();
     assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
     let summary = finish(broker);
@@ -97,8 +102,9 @@ fn a_replica_promoted_mid_run_loses_nothing() {
 #[test]
 fn a_master_killed_mid_run_loses_nothing_or_the_broker_says_what() {
     let (mut cluster, url, dir, total) = loaded_cluster();
-    let broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
+    let mut broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
     std::thread::sleep(Duration::from_millis(500));
+    assert!(broker.try_wait().unwrap().is_none(), "the run ended before the kill");
     let victim = cluster.nodes.iter().position(|n| n.cli(&["ROLE"]).starts_with("master")).unwrap();
     cluster.nodes[victim].kill();
     let summary = finish(broker);

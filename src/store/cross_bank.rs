@@ -488,7 +488,10 @@ d4 127.0.0.1:7@8 slave b2 0 0 2 connected
         assert_eq!(constant("MAX_BATCH"), MAX_BATCH.to_string());
         assert_eq!(constant("MAX_SAFE_CENTS"), crate::ledger::money::MAX_TOTAL_CENTS.to_string());
         for code in [StopCode::NoPermission, StopCode::NotABalance, StopCode::Failed] {
-            assert!(CrossBankScript::source().contains(&format!("'{}'", code.as_str())), "{code:?}");
+            assert!(
+                CrossBankScript::source().contains(&format!("'{}'", code.as_str())),
+                "{code:?}"
+            );
         }
     }
 }
