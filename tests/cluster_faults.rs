@@ -207,3 +207,52 @@ fn a_consumer_killed_on_a_cluster_resumes_from_its_checkpoint() {
         fresh["events"]
     );
 }
+
+/// The transfer ids in the outboxes of every master that are not of run `run`.
+fn in_flight_of_other_runs(cluster: &RedisCluster, run: u64) -> Vec<String> {
+    let prefix = format!("r{run}-");
+    let mut ids = Vec::new();
+    for master in cluster.masters() {
+        for outbox in master.cli(&["--scan", "--pattern", "banks_transfers:*:outbox"]).lines() {
+            let fields = master.cli(&["HKEYS", outbox]);
+            ids.extend(fields.lines().filter(|id| !id.starts_with(&prefix)).map(str::to_string));
+        }
+    }
+    ids
+}
+
+#[test]
+fn a_running_broker_recovers_what_a_killed_one_left_in_flight() {
+    let (cluster, url, dir, total) = loaded_cluster();
+    let mut live = spawn_broker(&url, dir.path(), &["--workers", "4", "--transfers", "100000"]);
+    std::thread::sleep(Duration::from_millis(800));
+    // Other brokers, killed mid-run until one leaves a batch of transfers between their steps.
+    let flags = ["--workers", "8", "--transfers", "100000", "--batch", "64"];
+    let (mut killed, mut left) = (spawn_broker(&url, dir.path(), &flags), Vec::new());
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        left = in_flight_of_other_runs(&cluster, 1);
+        if !left.is_empty() {
+            break;
+        }
+        killed = spawn_broker(&url, dir.path(), &flags);
+    }
+    assert!(!left.is_empty(), "no killed broker left anything in flight");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !in_flight_of_other_runs(&cluster, 1).is_empty() {
+        assert!(live.try_wait().unwrap().is_none(), "the live run ended first");
+        assert!(Instant::now() < deadline, "the live broker did not recover the killed ones'");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    live.kill().unwrap();
+    live.wait().unwrap();
+    recover(&url, dir.path());
+    assert_eq!(cluster.money(), total, "money created or lost");
+    verified(&url, dir.path(), "data/accounts_100.csv");
+    eprintln!(
+        "FAULT cluster-live-recovery: left_in_flight={} recovered_by_the_live_broker=true",
+        left.len()
+    );
+}

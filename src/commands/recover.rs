@@ -4,7 +4,8 @@
 //! the source's shard has the debit, then sends the credit to the destination and the
 //! settlement to the source; both steps answer a repeat with their first answer, so a transfer
 //! that a live broker is finishing at the same time is still applied once. The broker runs the
-//! same pass before and after its own transfers on a cluster.
+//! same pass before and after its own transfers on a cluster, and every few seconds during them
+//! over the transfers of other runs (its own workers carry theirs).
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -70,9 +71,24 @@ pub async fn recover_banks(
     keys: &Keys,
     banks: &[String],
 ) -> Result<Recovered> {
+    recover_except(conn, keys, banks, None).await
+}
+
+/// One pass over the outboxes of `banks`, leaving alone the transfers of run `live` (a broker's
+/// pass while its own workers are still carrying them).
+pub async fn recover_except(
+    conn: &mut Connection,
+    keys: &Keys,
+    banks: &[String],
+    live: Option<u64>,
+) -> Result<Recovered> {
     let mut recovered = Recovered::default();
+    let live_prefix = live.map(|run| format!("r{run}-"));
     for bank in banks {
-        let pending = cross_bank::in_flight(conn, keys, bank).await?;
+        let mut pending = cross_bank::in_flight(conn, keys, bank).await?;
+        if let Some(prefix) = &live_prefix {
+            pending.retain(|t| !t.as_ref().is_ok_and(|t| t.id.starts_with(prefix.as_str())));
+        }
         recovered.found += u64::try_from(pending.len()).expect("an outbox fits in memory");
         for transfer in &pending {
             // One transfer that cannot be finished does not keep the others in flight.

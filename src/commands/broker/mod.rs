@@ -50,7 +50,7 @@ use tokio::task::JoinHandle;
 pub use directory::Directory;
 pub use stats::WorkerStats;
 
-use crate::commands::recover::{Recovered, recover_banks};
+use crate::commands::recover::{Recovered, recover_banks, recover_except};
 use crate::commands::{Progress, now_ms};
 use crate::ledger::money::MAX_TOTAL_CENTS;
 use crate::ledger::runs::{RunStatus, Strategy};
@@ -66,6 +66,8 @@ use crate::store::target::Target;
 pub const MAX_WORKERS: u32 = 10_000;
 pub const MAX_TRANSFERS_PER_WORKER: u64 = 1_000_000_000;
 pub const MAX_CONNECTIONS: usize = 256;
+/// How often a broker on a cluster runs a recovery pass over other runs' transfers in flight.
+const RECOVERY_INTERVAL_MS: u64 = 5_000;
 /// How often the progress is reported.
 const PROGRESS_TICK_MS: u64 = 100;
 
@@ -252,8 +254,23 @@ pub async fn run(
         spawn_workers(&shared, &connections)
     };
     let mut total = WorkerStats::default();
-    for handle in handles {
-        total.merge(&handle.await?);
+    let mut tick = tokio::time::interval(Duration::from_millis(RECOVERY_INTERVAL_MS));
+    tick.tick().await;
+    for mut handle in handles {
+        loop {
+            tokio::select! {
+                stats = &mut handle => {
+                    total.merge(&stats?);
+                    break;
+                }
+                _ = tick.tick(), if shared.sharded => {
+                    // What other runs left in flight (a killed broker's), while this one works.
+                    let banks = &shared.directory.banks;
+                    let pass = recover_except(&mut control, &config.keys, banks, Some(shared.run));
+                    recovered.add(&pass.await?);
+                }
+            }
+        }
     }
     let elapsed = started.elapsed();
     on_signal.abort();
