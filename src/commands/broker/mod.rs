@@ -202,6 +202,8 @@ struct Shared {
     /// in three steps.
     sharded: bool,
     cross_bank: CrossBankScript,
+    /// Sharded layout: the connection the waits for a replica go on.
+    waiter: Option<Connection>,
     /// Sharded layout: per bank, whether its shard has a replica to wait for (as found at the
     /// start; set to false when a failover leaves it without one).
     replicated: Vec<AtomicBool>,
@@ -374,6 +376,7 @@ async fn prepare(
         script,
         sharded,
         cross_bank: CrossBankScript::default(),
+        waiter: if sharded { Some(Connection::open(&config.target).await?) } else { None },
         replicated,
         run,
         stop: AtomicBool::new(false),

@@ -144,7 +144,7 @@ async fn cross_bank(
     }
     let debited = (keys.outbox(&transfer.from_bank), transfer.id.clone());
     let record = (debited.0.as_str(), debited.1.as_str());
-    match durable(shared, conn, request.from_bank, record, stats)
+    match durable(shared, request.from_bank, record, stats)
         .await
         .map_err(describe("wait for a replica"))?
     {
@@ -163,7 +163,7 @@ async fn cross_bank(
     // was lost in a failover there: the recovery pass credits it again.
     let credited = (keys.inbox(&transfer.to_bank), cross_bank::inbox_field(&transfer));
     let record = (credited.0.as_str(), credited.1.as_str());
-    match durable(shared, conn, request.to_bank, record, stats)
+    match durable(shared, request.to_bank, record, stats)
         .await
         .map_err(describe("wait for a replica"))?
     {
@@ -192,7 +192,6 @@ pub(super) enum Next {
 /// start, or any more: a master promoted after its old master died) keeps what its master has.
 pub(super) async fn durable(
     shared: &Shared,
-    conn: &mut Connection,
     bank: usize,
     (record, field): (&str, &str),
     stats: &mut WorkerStats,
@@ -200,6 +199,10 @@ pub(super) async fn durable(
     if !shared.replicated[bank].load(Ordering::Relaxed) {
         return Ok(Next::GoOn);
     }
+    // The waits go on a connection of their own: a `WAIT` holds up every command behind it on
+    // its connection, and the workers' script calls should not queue behind it. Its own mark
+    // makes the wait cover every write before it, whichever connection made them.
+    let conn = &mut shared.waiter.clone().expect("a sharded run has a waiter connection");
     let (keys, name) = (&shared.config.keys, &shared.directory.banks[bank]);
     match step!(stats, cross_bank::durability(conn, keys, name, record, field))? {
         Durability::Replicated => Ok(Next::GoOn),

@@ -95,9 +95,9 @@ async fn round(
                 .await?,
         );
     }
-    let durable_debits = keep_durable(shared, conn, debited, true, &mut ended, stats).await?;
+    let durable_debits = keep_durable(shared, debited, true, &mut ended, stats).await?;
     let credited = credits(shared, conn, durable_debits, stats).await?;
-    let durable_credits = keep_durable(shared, conn, credited, false, &mut ended, stats).await?;
+    let durable_credits = keep_durable(shared, credited, false, &mut ended, stats).await?;
     settlements(shared, conn, durable_credits, &mut ended, stats).await?;
     Ok(ended.into_iter().map(|end| end.expect("every transfer of the batch ends")).collect())
 }
@@ -180,7 +180,6 @@ async fn debits(
 /// transfer of a group stands for the group: its step was one call, applied whole.
 async fn keep_durable<T: Transfer>(
     shared: &Shared,
-    conn: &mut Connection,
     transfers: Vec<(usize, T)>,
     debits: bool,
     ended: &mut [Option<Ended>],
@@ -202,7 +201,7 @@ async fn keep_durable<T: Transfer>(
             (keys.inbox(&bank), cross_bank::inbox_field(last))
         };
         let id = format!("{}:{}", last.from_bank, last.id);
-        let next = durable(shared, conn, index, (&record, &field), stats)
+        let next = durable(shared, index, (&record, &field), stats)
             .await
             .map_err(|(err, retries)| describe_failure("wait for a replica", &id, &err, retries))?;
         match next {
