@@ -4,11 +4,13 @@
 //! exactly this tool's keys (`SCAN MATCH prefix:*`) and an ACL can allow `~prefix:*`.
 //! Everything that belongs to one bank carries the bank name as a hash tag (`{Santander}`), so on
 //! Redis Cluster all of a bank's keys share one slot and a transfer inside a bank touches one
-//! shard. Names are the same on a single server; only cross-bank steps would change in a cluster.
+//! shard. The single layout (one server) keeps one stream and one outcome string per producer;
+//! the sharded layout (a cluster) keeps both per bank, and adds each bank's outbox, in-flight
+//! total, inbox and recovery mark for the transfers that cross shards.
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:meta` | hash | what `init` loaded: `status`, `file`, `sha256`, `accounts`, `banks`, `total_cents`, `loaded_at_ms`, `schema` |
+//! | `P:meta` | hash | what `init` loaded: `status`, `file`, `sha256`, `accounts`, `banks`, `total_cents`, `loaded_at_ms`, `schema`, `layout` |
 //! | `P:banks` | list | bank names, in the banks file's order |
 //! | `P:{B}:account:IBAN` | string | the account's balance in cents |
 //! | `P:{B}:directory` | list | the IBANs of bank B's accounts (how the broker finds them) |
@@ -19,6 +21,10 @@
 //! | `P:run:N` | hash | broker run N: strategy, workers, times, counts, status |
 //! | `P:producer:ID` | string | one outcome letter per transfer applied for producer ID (idempotency) |
 //! | `P:consumer:NAME` | string | consumer NAME's checkpoint: last stream entry read and the replay up to it (JSON) |
+//! | `P:{B}:events` | stream | sharded layout: bank B's events (debits, credits, settlements, its transfers inside the bank) |
+//! | `P:{B}:producer:ID` | string | sharded layout: one outcome letter per transfer out of bank B applied for producer ID |
+//! | `P:{B}:outbox` | hash | sharded layout: field `id`, value `B2,source,destination,amount`: transfers in flight out of B |
+//! | `P:{B}:inflight` | string | sharded layout: cents in flight out of B |
 //! | `P:{B}:inbox` | hash | sharded layout: field `A\|id`, the answer bank B gave the credit of transfer id from bank A |
 //! | `P:{B}:recovery` | string | sharded layout: recovery passes that waited for a replica of B's shard |
 
