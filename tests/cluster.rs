@@ -93,7 +93,7 @@ fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everythin
 }
 
 #[test]
-fn batched_runs_on_three_masters_verify() {
+fn batched_and_group_commit_runs_on_three_masters_verify() {
     let cluster = RedisCluster::three_masters_with_replicas();
     let url = cluster.url();
     let dir = workdir_with_accounts(&url, 100);
@@ -101,10 +101,14 @@ fn batched_runs_on_three_masters_verify() {
     let total = serde_json::from_str::<serde_json::Value>(&loaded).unwrap()["total_cents"]
         .as_i64()
         .unwrap();
-    for batch in ["7", "128"] {
-        let flags = ["--workers", "6", "--transfers", "500", "--batch", batch, "--json"];
+    let group_commit = ["--workers", "6", "--transfers", "500", "--group-commit", "--json"];
+    let runs = [
+        ["--workers", "6", "--transfers", "500", "--batch", "7", "--json"],
+        ["--workers", "6", "--transfers", "500", "--batch", "128", "--json"],
+    ];
+    for flags in runs.iter().map(|f| &f[..]).chain([&group_commit[..]]) {
         let summary: serde_json::Value =
-            serde_json::from_str(&broker(&url, dir.path(), &flags)).unwrap();
+            serde_json::from_str(&broker(&url, dir.path(), flags)).unwrap();
         assert_eq!(
             (summary["status"].as_str(), summary["failed"].as_u64()),
             (Some("ended"), Some(0))
@@ -115,4 +119,5 @@ fn batched_runs_on_three_masters_verify() {
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
     let report = verified(&url, dir.path(), "data/accounts_100.csv");
     assert!(report.contains("run 2 atomic ended: 3000 events seen, 3000 expected"), "{report}");
+    assert!(report.contains("run 3 atomic ended: 3000 events seen, 3000 expected"), "{report}");
 }

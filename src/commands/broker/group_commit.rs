@@ -18,18 +18,20 @@ use std::time::Instant;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
 
+use super::sharded::Ended;
 use super::{Shared, WorkerStats, worker_rng};
 use crate::ledger::events::{Outcome, producer_id};
 use crate::store::connection::Connection;
 use crate::store::script::{MAX_BATCH, Scope, TransferRequest};
 
 /// A transfer handed to a committer: two accounts of the directory, the amount, and where its
-/// outcome goes (dropped unanswered if it was not applied).
+/// outcome goes (dropped unanswered if it was not applied; `None` on a cluster when it was left
+/// in flight for the recovery pass).
 pub(super) struct Handed {
     from: usize,
     to: usize,
     amount_cents: i64,
-    outcome: oneshot::Sender<Outcome>,
+    outcome: oneshot::Sender<Option<Outcome>>,
 }
 
 /// The queue from the workers to one committer: never longer than its workers, one transfer each.
@@ -60,7 +62,11 @@ pub(super) async fn worker(
             break;
         }
         match answer.await {
-            Ok(outcome) => shared.decided(&mut stats, outcome, started),
+            Ok(Some(outcome)) => shared.decided(&mut stats, outcome, started),
+            Ok(None) => {
+                stats.in_flight += 1;
+                shared.done.fetch_add(1, Ordering::Relaxed);
+            }
             Err(_) => {
                 // Handed but not applied: the committer stopped on an error before it.
                 stats.failed += 1;
@@ -84,6 +90,8 @@ pub(super) async fn committer(
     let mut stats = WorkerStats::default();
     let mut handed: Vec<Handed> = Vec::new();
     let mut seq: u64 = 1;
+    // On a cluster the committer numbers its transfers per source bank.
+    let mut next_seq = vec![1_u64; dir.banks.len()];
     while let Some(first) = queue.recv().await {
         handed.clear();
         handed.push(first);
@@ -92,6 +100,24 @@ pub(super) async fn committer(
                 Ok(next) => handed.push(next),
                 Err(_) => break,
             }
+        }
+        if shared.sharded {
+            if let Err(error) = commit_across_shards(
+                shared,
+                &mut conn,
+                &producer,
+                &mut next_seq,
+                &mut handed,
+                &mut stats,
+            )
+            .await
+            {
+                // The transfers not answered are dropped: their workers count them failed.
+                stats.error = Some(error);
+                shared.stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            continue;
         }
         let requests: Vec<TransferRequest<'_>> = handed
             .iter()
@@ -118,7 +144,7 @@ pub(super) async fn committer(
         let applied = reply.outcomes.len();
         for (h, outcome) in handed.drain(..applied).zip(reply.outcomes) {
             // A worker that is gone (the run was interrupted) needs no answer.
-            let _ = h.outcome.send(outcome);
+            let _ = h.outcome.send(Some(outcome));
         }
         if let Some(error) = reply.error {
             // The transfers not applied are dropped unanswered: their workers count them failed.
@@ -128,4 +154,38 @@ pub(super) async fn committer(
         }
     }
     stats
+}
+
+/// On a cluster: the transfers handed, as one batch of the sharded worker (each step one call
+/// per bank), each answered with its outcome, or `None` when it was left in flight.
+async fn commit_across_shards(
+    shared: &Shared,
+    conn: &mut Connection,
+    producer: &str,
+    next_seq: &mut [u64],
+    handed: &mut Vec<Handed>,
+    stats: &mut WorkerStats,
+) -> Result<(), String> {
+    let dir = &shared.directory;
+    let picks: Vec<TransferRequest<'_>> = handed
+        .iter()
+        .map(|h| TransferRequest {
+            from_bank: usize::from(dir.accounts[h.from].1),
+            to_bank: usize::from(dir.accounts[h.to].1),
+            from: &dir.accounts[h.from].0,
+            to: &dir.accounts[h.to].0,
+            amount_cents: h.amount_cents,
+        })
+        .collect();
+    let ended =
+        super::sharded_batch::round(shared, conn, producer, next_seq, &picks, stats).await?;
+    for (h, end) in handed.drain(..).zip(ended) {
+        let outcome = match end {
+            Ended::Decided(outcome) => Some(outcome),
+            Ended::InFlight => None,
+        };
+        // A worker that is gone (the run was interrupted) needs no answer.
+        let _ = h.outcome.send(outcome);
+    }
+    Ok(())
 }

@@ -335,9 +335,8 @@ async fn prepare(
 ) -> Result<(Arc<Shared>, Vec<Connection>)> {
     let sharded = control.is_cluster();
     ensure!(
-        !sharded || (config.strategy == Strategy::Atomic && !config.group_commit),
-        "{} is a Redis Cluster node: there the broker runs --strategy atomic, without \
-         --group-commit",
+        !sharded || config.strategy == Strategy::Atomic,
+        "{} is a Redis Cluster node: there the broker runs --strategy atomic",
         config.target
     );
     let meta = meta::read(control, &config.keys).await?;

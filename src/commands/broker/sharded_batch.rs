@@ -71,7 +71,7 @@ pub(super) async fn work(
 }
 
 /// One batch: how each transfer of `picks` ended, in order.
-async fn round(
+pub(super) async fn round(
     shared: &Shared,
     conn: &mut Connection,
     producer: &str,
