@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cluster::RedisCluster;
+use common::cluster::{RedisCluster, loaded_cluster};
 use common::*;
 
 /// The keys matching `pattern` on every master, counted by scanning each.
@@ -72,13 +72,7 @@ fn on_a_one_node_cluster_every_call_touches_one_slot() {
 
 #[test]
 fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everything() {
-    let cluster = RedisCluster::three_masters_with_replicas();
-    let url = cluster.url();
-    let dir = workdir_with_accounts(&url, 100);
-    let loaded = ok(&url, dir.path(), &["init", "--json"]);
-    let total = serde_json::from_str::<serde_json::Value>(&loaded).unwrap()["total_cents"]
-        .as_i64()
-        .unwrap();
+    let (cluster, url, dir, total) = loaded_cluster(100);
     let summary = broker(&url, dir.path(), &["--workers", "8", "--transfers", "250", "--json"]);
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(summary["status"], "ended", "{summary}");
@@ -94,13 +88,7 @@ fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everythin
 
 #[test]
 fn batched_and_group_commit_runs_on_three_masters_verify() {
-    let cluster = RedisCluster::three_masters_with_replicas();
-    let url = cluster.url();
-    let dir = workdir_with_accounts(&url, 100);
-    let loaded = ok(&url, dir.path(), &["init", "--json"]);
-    let total = serde_json::from_str::<serde_json::Value>(&loaded).unwrap()["total_cents"]
-        .as_i64()
-        .unwrap();
+    let (cluster, url, dir, total) = loaded_cluster(100);
     let group_commit = ["--workers", "6", "--transfers", "500", "--group-commit", "--json"];
     let runs = [
         ["--workers", "6", "--transfers", "500", "--batch", "7", "--json"],

@@ -9,22 +9,12 @@ mod common;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::cluster::RedisCluster;
+use common::cluster::{RedisCluster, loaded_cluster};
 use common::*;
 use rand::Rng;
 
 /// The longest a scenario waits for a broker to finish.
 const WAIT_LIMIT: Duration = Duration::from_secs(120);
-
-/// A loaded 3-master cluster, its URL, its working folder and the money loaded.
-fn loaded_cluster() -> (RedisCluster, String, tempfile::TempDir, i64) {
-    let cluster = RedisCluster::three_masters_with_replicas();
-    let url = cluster.url();
-    let dir = workdir_with_accounts(&url, 100);
-    let loaded = ok(&url, dir.path(), &["init", "--json"]);
-    let loaded: serde_json::Value = serde_json::from_str(&loaded).unwrap();
-    (cluster, url, dir, loaded["total_cents"].as_i64().unwrap())
-}
 
 /// Waits for a background broker and returns its summary.
 fn finish(mut broker: Child) -> serde_json::Value {
@@ -46,7 +36,7 @@ fn recover(url: &str, dir: &std::path::Path) -> serde_json::Value {
 fn broker_killed_twenty_times_on_a_cluster_then_recovered() {
     const KILLS: u32 = 20;
     let (seed, mut rng) = fault_rng("cluster-broker-killed");
-    let (cluster, url, dir, total) = loaded_cluster();
+    let (cluster, url, dir, total) = loaded_cluster(100);
     for kill in 0..KILLS {
         // Every other run batched: a batch dies between its steps with many transfers in flight.
         let batch = if kill % 2 == 0 { "1" } else { "32" };
@@ -75,7 +65,7 @@ fn broker_killed_twenty_times_on_a_cluster_then_recovered() {
 
 #[test]
 fn a_replica_promoted_mid_run_loses_nothing() {
-    let (cluster, url, dir, total) = loaded_cluster();
+    let (cluster, url, dir, total) = loaded_cluster(100);
     // Batched: each step of 16 transfers is one call per bank when the shard changes hands.
     let flags = ["--workers", "8", "--transfers", "10000", "--batch", "16"];
     let mut broker = spawn_broker(&url, dir.path(), &flags);
@@ -101,7 +91,7 @@ fn a_replica_promoted_mid_run_loses_nothing() {
 
 #[test]
 fn a_master_killed_mid_run_loses_nothing_or_the_broker_says_what() {
-    let (mut cluster, url, dir, total) = loaded_cluster();
+    let (mut cluster, url, dir, total) = loaded_cluster(100);
     let mut broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(broker.try_wait().unwrap().is_none(), "the run ended before the kill");
@@ -141,7 +131,7 @@ fn a_master_killed_mid_run_loses_nothing_or_the_broker_says_what() {
 #[test]
 fn connections_cut_on_every_master_mid_run_lose_nothing() {
     const CUTS: u32 = 15;
-    let (cluster, url, dir, total) = loaded_cluster();
+    let (cluster, url, dir, total) = loaded_cluster(100);
     let broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
     let mut killed = 0;
     for _ in 0..CUTS {
@@ -166,7 +156,7 @@ fn connections_cut_on_every_master_mid_run_lose_nothing() {
 
 #[test]
 fn a_consumer_killed_on_a_cluster_resumes_from_its_checkpoint() {
-    let (cluster, url, dir, _) = loaded_cluster();
+    let (cluster, url, dir, _) = loaded_cluster(100);
     let broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
     let mut consumer = interbank(&url, dir.path())
         .args(["consume", "--quiet", "--json", "--name", "c1", "--checkpoint-interval", "0.2"])
@@ -223,7 +213,7 @@ fn in_flight_of_other_runs(cluster: &RedisCluster, run: u64) -> Vec<String> {
 
 #[test]
 fn a_running_broker_recovers_what_a_killed_one_left_in_flight() {
-    let (cluster, url, dir, total) = loaded_cluster();
+    let (cluster, url, dir, total) = loaded_cluster(100);
     let mut live = spawn_broker(&url, dir.path(), &["--workers", "4", "--transfers", "100000"]);
     std::thread::sleep(Duration::from_millis(800));
     // Other brokers, killed mid-run until one leaves a batch of transfers between their steps.

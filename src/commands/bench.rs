@@ -145,19 +145,8 @@ pub async fn run(
     let file = crate::ledger::accounts::load(&generated.accounts_path, None)?;
     crate::commands::init::init(&target, &keys, &file).await?;
 
-    let broker_config = |strategy: Strategy, batch: usize| BrokerConfig {
-        target: target.clone(),
-        keys: keys.clone(),
-        strategy,
-        workers: config.workers,
-        transfers_per_worker: config.transfers_per_worker,
-        min_amount_cents: config.min_amount_cents,
-        max_amount_cents: config.max_amount_cents,
-        batch,
-        group_commit: false,
-        connections: config.connections,
-        seed: config.seed,
-    };
+    let broker_config =
+        |strategy: Strategy, batch: usize| run_config(&config, &target, &keys, strategy, batch);
     let mut rows = Vec::new();
     let runs = [
         ("watch (seed protocol)".to_string(), Strategy::Watch, 1),
@@ -208,6 +197,29 @@ pub async fn run(
         verify_s,
         failed_checks,
     })
+}
+
+/// A broker run of the benchmark: its workload, with this strategy and batch.
+fn run_config(
+    config: &BenchConfig,
+    target: &Target,
+    keys: &Keys,
+    strategy: Strategy,
+    batch: usize,
+) -> BrokerConfig {
+    BrokerConfig {
+        target: target.clone(),
+        keys: keys.clone(),
+        strategy,
+        workers: config.workers,
+        transfers_per_worker: config.transfers_per_worker,
+        min_amount_cents: config.min_amount_cents,
+        max_amount_cents: config.max_amount_cents,
+        batch,
+        group_commit: false,
+        connections: config.connections,
+        seed: config.seed,
+    }
 }
 
 /// `consume`'s verdict on the runs made, read from the start, with no checkpoint.
@@ -298,19 +310,7 @@ impl ClusterRun {
         for master in masters.iter_mut() {
             before.push(server_info::counters(master).await?);
         }
-        let broker_config = BrokerConfig {
-            target: target.clone(),
-            keys: keys.clone(),
-            strategy: Strategy::Atomic,
-            workers: config.workers,
-            transfers_per_worker: config.transfers_per_worker,
-            min_amount_cents: config.min_amount_cents,
-            max_amount_cents: config.max_amount_cents,
-            batch,
-            group_commit: false,
-            connections: config.connections,
-            seed: config.seed,
-        };
+        let broker_config = run_config(config, target, keys, Strategy::Atomic, batch);
         let summary = broker::run(broker_config, None).await?;
         if let Some(error) = &summary.error {
             bail!("the atomic run (batch {batch}) on the cluster failed: {error}");

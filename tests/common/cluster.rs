@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{RedisServer, free_port};
+use super::{RedisServer, free_port, ok, workdir_with_accounts};
 
 /// How long a cluster may take to agree that it is whole (`cluster_state:ok` everywhere).
 const READY_TIMEOUT_MS: u64 = 20_000;
@@ -133,4 +133,16 @@ impl RedisCluster {
         }
         left
     }
+}
+
+/// A cluster of 3 masters with a replica each, loaded with `accounts` generated accounts (the
+/// default `init` file when 100): the cluster, its URL, the working folder and the money loaded.
+pub fn loaded_cluster(accounts: u64) -> (RedisCluster, String, tempfile::TempDir, i64) {
+    let cluster = RedisCluster::three_masters_with_replicas();
+    let url = cluster.url();
+    let dir = workdir_with_accounts(&url, accounts);
+    let file = format!("data/accounts_{accounts}.csv");
+    let loaded = ok(&url, dir.path(), &["init", "--accounts", &file, "--json"]);
+    let loaded: serde_json::Value = serde_json::from_str(&loaded).unwrap();
+    (cluster, url, dir, loaded["total_cents"].as_i64().unwrap())
 }

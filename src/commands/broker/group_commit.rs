@@ -119,16 +119,7 @@ pub(super) async fn committer(
             }
             continue;
         }
-        let requests: Vec<TransferRequest<'_>> = handed
-            .iter()
-            .map(|h| TransferRequest {
-                from_bank: usize::from(dir.accounts[h.from].1),
-                to_bank: usize::from(dir.accounts[h.to].1),
-                from: &dir.accounts[h.from].0,
-                to: &dir.accounts[h.to].0,
-                amount_cents: h.amount_cents,
-            })
-            .collect();
+        let requests = requests(shared, &handed);
         let reply = super::atomic::call(
             shared,
             &mut conn,
@@ -166,17 +157,7 @@ async fn commit_across_shards(
     handed: &mut Vec<Handed>,
     stats: &mut WorkerStats,
 ) -> Result<(), String> {
-    let dir = &shared.directory;
-    let picks: Vec<TransferRequest<'_>> = handed
-        .iter()
-        .map(|h| TransferRequest {
-            from_bank: usize::from(dir.accounts[h.from].1),
-            to_bank: usize::from(dir.accounts[h.to].1),
-            from: &dir.accounts[h.from].0,
-            to: &dir.accounts[h.to].0,
-            amount_cents: h.amount_cents,
-        })
-        .collect();
+    let picks = requests(shared, handed);
     let ended =
         super::sharded_batch::round(shared, conn, producer, next_seq, &picks, stats).await?;
     for (h, end) in handed.drain(..).zip(ended) {
@@ -188,4 +169,19 @@ async fn commit_across_shards(
         let _ = h.outcome.send(outcome);
     }
     Ok(())
+}
+
+/// The transfers handed, as the scripts take them.
+fn requests<'a>(shared: &'a Shared, handed: &[Handed]) -> Vec<TransferRequest<'a>> {
+    let dir = &shared.directory;
+    handed
+        .iter()
+        .map(|h| TransferRequest {
+            from_bank: usize::from(dir.accounts[h.from].1),
+            to_bank: usize::from(dir.accounts[h.to].1),
+            from: &dir.accounts[h.from].0,
+            to: &dir.accounts[h.to].0,
+            amount_cents: h.amount_cents,
+        })
+        .collect()
 }
