@@ -246,3 +246,34 @@ fn a_running_broker_recovers_what_a_killed_one_left_in_flight() {
         left.len()
     );
 }
+
+#[test]
+fn a_consumer_following_a_run_through_a_failover_verifies_it() {
+    let (cluster, url, dir, _) = loaded_cluster(100);
+    let mut broker = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "1500"]);
+    let live = interbank(&url, dir.path())
+        .args([
+            "consume",
+            "--quiet",
+            "--json",
+            "--idle-timeout",
+            "10",
+            "--checkpoint-interval",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(broker.try_wait().unwrap().is_none(), "the run ended before the failover");
+    let replica = cluster.nodes.iter().find(|n| n.cli(&["ROLE"]).starts_with("slave")).unwrap();
+    assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
+    let summary = finish(broker);
+    assert_eq!(summary["status"], "ended", "{summary}");
+    let out = live.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["verified"], true, "{report}");
+    eprintln!("FAULT cluster-consumer-through-failover: events={} verified=true", report["events"]);
+}
