@@ -231,26 +231,21 @@ fn credit_of(letter: &str) -> Result<Credit, CallError> {
 
 /// The step's letters, one per transfer of the batch, or why it stopped.
 fn letters_or_stop(reply: redis::Value, expected: usize) -> Result<String, CallError> {
-    let letters = letter_or_stop(reply)?;
-    if letters.len() != expected {
-        return Err(unexpected(&format!("{} answers for {expected} transfers", letters.len())));
-    }
-    Ok(letters)
-}
-
-/// The step's reply text, or why it stopped.
-fn letter_or_stop(reply: redis::Value) -> Result<String, CallError> {
-    match reply {
+    let letters: String = match reply {
         redis::Value::Array(parts) => {
             let [code, message] = <[redis::Value; 2]>::try_from(parts)
                 .map_err(|parts| unexpected(&format!("{} values", parts.len())))?;
             let code: String = redis::from_redis_value(code).map_err(redis::RedisError::from)?;
             let message = redis::from_redis_value(message).map_err(redis::RedisError::from)?;
             let code = StopCode::parse(&code).ok_or_else(|| unexpected(&code))?;
-            Err(CallError::Stopped(ScriptStop { code, message }))
+            return Err(CallError::Stopped(ScriptStop { code, message }));
         }
-        single => Ok(redis::from_redis_value(single).map_err(redis::RedisError::from)?),
+        single => redis::from_redis_value(single).map_err(redis::RedisError::from)?,
+    };
+    if letters.len() != expected {
+        return Err(unexpected(&format!("{} answers for {expected} transfers", letters.len())));
     }
+    Ok(letters)
 }
 
 fn unexpected(what: &str) -> CallError {

@@ -102,18 +102,31 @@ pub async fn applied_per_producer_in_banks(
 ) -> Result<Vec<u64>> {
     let mut total = vec![0_u64; usize::try_from(producers).context("too many producers")?];
     for bank in banks {
-        let mut pipe = redis::pipe();
-        for producer in 1..=producers {
-            pipe.strlen(keys.producer_in(bank, &crate::ledger::events::producer_id(run, producer)));
-        }
-        let applied: Vec<u64> = pipe_retrying(conn, &pipe)
-            .await
-            .with_context(|| format!("reading the producer keys of bank {bank}"))?;
-        for (sum, n) in total.iter_mut().zip(applied) {
+        for (sum, n) in
+            total.iter_mut().zip(applied_in_bank(conn, keys, run, producers, bank).await?)
+        {
             *sum += n;
         }
     }
     Ok(total)
+}
+
+/// Sharded layout: the transfers out of `bank` applied for each of a run's producers, in one
+/// pipeline (the keys share the bank's slot).
+pub async fn applied_in_bank(
+    conn: &mut impl redis::aio::ConnectionLike,
+    keys: &Keys,
+    run: u64,
+    producers: u32,
+    bank: &str,
+) -> Result<Vec<u64>> {
+    let mut pipe = redis::pipe();
+    for producer in 1..=producers {
+        pipe.strlen(keys.producer_in(bank, &crate::ledger::events::producer_id(run, producer)));
+    }
+    pipe_retrying(conn, &pipe)
+        .await
+        .with_context(|| format!("reading the producer keys of bank {bank}"))
 }
 
 /// The most runs one data set may record (each is read back by `consume`).

@@ -175,13 +175,7 @@ async fn read_sharded_producers(
     for run in runs.iter().filter(|r| r.strategy == Strategy::Atomic) {
         for (index, bank) in ledger.banks.iter().enumerate() {
             let bank_index = u16::try_from(index).context("too many banks")?;
-            let mut pipe = redis::pipe();
-            for producer in 1..=run.producers {
-                pipe.strlen(keys.producer_in(bank, &events::producer_id(run.id, producer)));
-            }
-            let applied: Vec<u64> = pipe_retrying(conn, &pipe)
-                .await
-                .with_context(|| format!("reading the producer keys of bank {bank}"))?;
+            let applied = runs::applied_in_bank(conn, keys, run.id, run.producers, bank).await?;
             for (producer, applied) in (1..=run.producers).zip(applied) {
                 let key = keys.producer_in(bank, &events::producer_id(run.id, producer));
                 let completed = count_completed(conn, &key, applied).await?;

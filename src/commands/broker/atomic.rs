@@ -8,7 +8,7 @@
 //! the server in order and none is skipped.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::Rng;
 
@@ -17,7 +17,6 @@ use crate::ledger::events::Outcome;
 use crate::ledger::events::producer_id;
 use crate::store::connection::Connection;
 use crate::store::error::{CallError, ScriptStop, StopCode};
-use crate::store::retry::{RETRY_LIMIT, backoff_ms};
 use crate::store::script::{BatchReply, Scope, TransferRequest};
 use crate::store::target::Target;
 
@@ -85,28 +84,18 @@ pub(super) async fn call(
     stats: &mut WorkerStats,
 ) -> Called {
     let cfg = &shared.config;
-    let mut attempt: u32 = 0;
-    loop {
-        stats.calls += 1;
-        match shared
-            .script
-            .submit(conn, &cfg.keys, &shared.directory.banks, scope, producer, seq, requests)
-            .await
-        {
-            Ok(BatchReply { outcomes, stop }) => {
-                let stopped_at = seq + u64::try_from(outcomes.len()).expect("at most MAX_BATCH");
-                let error = stop.map(|stop| describe_stop(&stop, producer, stopped_at));
-                return Called { outcomes, error };
-            }
-            Err(CallError::Transient(_)) if attempt < RETRY_LIMIT => {
-                attempt += 1;
-                stats.retries += 1;
-                tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
-            }
-            Err(err) => {
-                let error = describe_failure(&err, attempt, producer, seq, &cfg.target);
-                return Called { outcomes: Vec::new(), error: Some(error) };
-            }
+    let banks = &shared.directory.banks;
+    let sent =
+        step!(stats, shared.script.submit(conn, &cfg.keys, banks, scope, producer, seq, requests));
+    match sent {
+        Ok(BatchReply { outcomes, stop }) => {
+            let stopped_at = seq + u64::try_from(outcomes.len()).expect("at most MAX_BATCH");
+            let error = stop.map(|stop| describe_stop(&stop, producer, stopped_at));
+            Called { outcomes, error }
+        }
+        Err((err, retries)) => {
+            let error = describe_failure(&err, retries, producer, seq, &cfg.target);
+            Called { outcomes: Vec::new(), error: Some(error) }
         }
     }
 }

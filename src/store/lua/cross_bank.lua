@@ -89,6 +89,17 @@ local function read_balance(key)
   return value
 end
 
+-- An account's balance as this call has left it so far (read once, then kept in `balances`):
+-- false when the account does not exist, or nil and why when it cannot be read.
+local function running_balance(balances, key)
+  local value = balances[key]
+  if value ~= nil then return value end
+  local why
+  value, why = read_balance(key)
+  if value ~= nil then balances[key] = value end
+  return value, why
+end
+
 -- Appends an event; returns its entry id, or nil and why.
 local function append(events_key, fields)
   local entry = redis.pcall('XADD', events_key, '*', unpack(fields))
@@ -202,13 +213,8 @@ local function debit()
       return bad_call('debit is for two banks')
     end
     local from_key = KEYS[6 + i]
-    local from_balance = balance[from_key]
-    if from_balance == nil then
-      local why
-      from_balance, why = read_balance(from_key)
-      if from_balance == nil then undo_events(events_key, entries) return why end
-      balance[from_key] = from_balance
-    end
+    local from_balance, unreadable = running_balance(balance, from_key)
+    if from_balance == nil then undo_events(events_key, entries) return unreadable end
     local id
     if i == 1 then id = producer .. '-' .. first_text else id = producer .. '-' .. (first + i - 1) end
     local amount = whole(amount_text)
@@ -270,13 +276,8 @@ local function credit()
     local letter = answered[i] or decided[names[i]]
     if not letter then
       local to_key = KEYS[4 + i]
-      local to_balance = balance[to_key]
-      if to_balance == nil then
-        local why
-        to_balance, why = read_balance(to_key)
-        if to_balance == nil then undo_events(events_key, entries) return why end
-        balance[to_key] = to_balance
-      end
+      local to_balance, unreadable = running_balance(balance, to_key)
+      if to_balance == nil then undo_events(events_key, entries) return unreadable end
       local reason
       letter = 'C'
       if not to_balance then letter, reason = 'U', 'unknown_account'
@@ -346,14 +347,10 @@ local function settle()
       change(changes, 'INCRBY', in_flight_key, false, -amount)
       if reason then
         local from_key = KEYS[5 + i]
-        local from_balance = balance[from_key]
-        if from_balance == nil then
-          local why
-          from_balance, why = read_balance(from_key)
-          if not from_balance then
-            undo_events(events_key, entries)
-            return why or { 'BADKEY', from_key .. ' is missing: the refund of ' .. id .. ' has no account' }
-          end
+        local from_balance, unreadable = running_balance(balance, from_key)
+        if not from_balance then
+          undo_events(events_key, entries)
+          return unreadable or { 'BADKEY', from_key .. ' is missing: the refund of ' .. id .. ' has no account' }
         end
         balance[from_key] = from_balance + amount
         fields[4] = 'voided'
