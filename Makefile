@@ -11,7 +11,7 @@ ACCOUNTS ?= data/accounts_100.csv
 WORKERS ?= 20
 TRANSFERS ?= 5000
 
-.PHONY: setup build gen init broker consume demo cluster-demo bench test faults lint clean
+.PHONY: setup build gen init broker consume demo cluster-demo bench test faults screenshots lint clean
 
 # Installs what is missing: a C compiler, Rust, redis-server (see the script).
 setup:
@@ -53,6 +53,10 @@ test: setup
 # The fault suite alone, printing one FAULT line of figures per scenario (docs/RELIABILITY.md).
 faults: setup
 	$(CARGO) test --locked --test faults -- --nocapture 2>&1 | grep -E '^(FAULT|test |test result)'
+
+# The README's pictures: the dashboard during a run and the HTML report, in headless Chromium.
+screenshots: setup
+	SCREENSHOTS=$(CURDIR)/docs $(CARGO) test --locked --test dashboard the_page_follows_a_run_live
 
 lint:
 	$(CARGO) fmt --all -- --check

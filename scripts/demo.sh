@@ -5,7 +5,9 @@
 #     redis-server if needed and starts a private one on a free port, stopped at the end;
 #  3. generates 100 accounts, loads them, runs `consume` alongside the default broker run
 #     (20 workers x 5000 transfers, atomic), then the seed's `watch` protocol on the same data,
-#     verifies both with a final `consume`, and prints the two runs side by side.
+#     verifies both with a final `consume`, and prints the two runs side by side;
+#  4. serves the live dashboard (`interbank serve`) during the runs and prints its URL, and
+#     leaves the stand-alone HTML report of the final verification in data/report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,9 @@ answers() { redis-cli -u "$1" PING 2>/dev/null | grep -q PONG; }
 
 WORK=$(mktemp -d)
 SERVER_PID=""
+DASHBOARD_PID=""
 cleanup() {
+  [ -n "$DASHBOARD_PID" ] && kill "$DASHBOARD_PID" 2>/dev/null && wait "$DASHBOARD_PID" 2>/dev/null
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   rm -rf "$WORK"
 }
@@ -46,6 +50,18 @@ export REDIS_URL=$URL
 $BIN gen --accounts 100 --seed 1
 $BIN init --accounts data/accounts_100.csv
 
+# The dashboard, on a free port of 127.0.0.1, for as long as the demo runs.
+$BIN serve --listen "${DASHBOARD_LISTEN:-127.0.0.1:0}" 2> "$WORK/serve.log" &
+DASHBOARD_PID=$!
+for _ in $(seq 1 100); do grep -q 'http://' "$WORK/serve.log" && break; sleep 0.05; done
+DASHBOARD_URL=$(grep -o 'http://[^ ]*' "$WORK/serve.log" | head -1 || true)
+if [ -n "$DASHBOARD_URL" ]; then
+  echo "demo: live dashboard at $DASHBOARD_URL (metrics at ${DASHBOARD_URL}metrics) while the demo runs"
+else
+  echo "demo: the dashboard did not start (see below); the demo goes on without it" >&2
+  cat "$WORK/serve.log" >&2
+fi
+
 echo
 echo "demo: broker (atomic, 20 workers x 5000 transfers) with consume following it live"
 $BIN consume --accounts data/accounts_100.csv --quiet --json > "$WORK/live.json" &
@@ -63,7 +79,8 @@ awk -v a="$(rate "$WORK/atomic.txt")" -v w="$(rate "$WORK/watch.txt")" \
 
 echo
 echo "demo: final check of both runs"
-$BIN consume --accounts data/accounts_100.csv --quiet --idle-timeout 2
+$BIN consume --accounts data/accounts_100.csv --quiet --idle-timeout 2 --report data/report.html
+echo "demo: the report of this verification is $(pwd)/data/report.html (open it in a browser)"
 if [ "$live_rc" != 0 ]; then
   echo "demo: the live consume did not verify:" >&2
   cat "$WORK/live.json" >&2

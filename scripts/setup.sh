@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, when it is missing: a C compiler (some crates build C),
-# Rust with rustfmt and clippy (through rustup), and Debian's redis-server package (redis-server,
-# redis-cli, redis-benchmark). Installs only with root or password-less sudo; otherwise says what
-# to install. Does nothing when everything is there, so every make target can call it.
+# Rust with rustfmt and clippy (through rustup), Debian's redis-server package (redis-server,
+# redis-cli, redis-benchmark), and Debian's chromium and chromium-driver (headless Chromium driven
+# over WebDriver by the dashboard's browser tests, tests/common/browser.rs). Installs only with root
+# or password-less sudo; otherwise says what to install. Does nothing when everything is there, so
+# every make target can call it.
 set -euo pipefail
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -44,4 +46,9 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   || ! command -v redis-benchmark >/dev/null 2>&1; then
   echo "setup: redis-server is not installed: installing Debian's redis-server package" >&2
   apt_install redis-server
+fi
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "setup: chromium or chromedriver is not installed: installing Debian's chromium and chromium-driver" >&2
+  apt_install chromium chromium-driver
 fi

@@ -11,11 +11,24 @@ struct Rule {
     why: &'static str,
 }
 
-const RULES: [Rule; 3] = [
+const RULES: [Rule; 4] = [
     Rule {
         folder: "src/ledger",
         forbidden: &["redis", "tokio", "clap", "indicatif", "crate::store", "crate::commands"],
         why: "the ledger is the pure core: plain functions of their inputs",
+    },
+    Rule {
+        folder: "src/view",
+        forbidden: &[
+            "redis",
+            "tokio",
+            "clap",
+            "axum",
+            "indicatif",
+            "crate::store",
+            "crate::commands",
+        ],
+        why: "the views are pure functions from what Redis holds to what is shown",
     },
     Rule {
         folder: "src/store",

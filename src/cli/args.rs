@@ -79,6 +79,11 @@ pub enum Command {
     /// Carry every cross-bank transfer still in flight to its end (Redis Cluster; after a broker
     /// was killed mid-transfer).
     Recover(RecoverArgs),
+    /// Show the data set as it is now: money conserved, banks, the interbank matrix, runs,
+    /// streams, consumers and the last verdict (read-only).
+    Status(StatusArgs),
+    /// Serve a read-only live dashboard, its JSON API and /metrics (127.0.0.1 by default).
+    Serve(ServeArgs),
 }
 
 /// The flags of `interbank gen`.
@@ -214,6 +219,38 @@ pub struct ConsumeArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write a stand-alone HTML report of the verification to this file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+}
+
+/// The flags of `interbank status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Print the overview as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The flags of `interbank serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// The address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Allow an address that other machines can reach (needs --token-file).
+    #[arg(long)]
+    pub public: bool,
+    /// A file holding the bearer token every request must carry (at least 16 characters).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Seconds between two reads of Redis.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub refresh: f64,
 }
 
 /// The flags of `interbank recover`.

@@ -8,18 +8,23 @@
 pub mod args;
 pub mod progress;
 pub mod render;
+pub mod status_view;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use args::{BenchArgs, BrokerArgs, Cli, Command, ConsumeArgs, GenArgs, InitArgs, RecoverArgs};
+use args::{
+    BenchArgs, BrokerArgs, Cli, Command, ConsumeArgs, GenArgs, InitArgs, RecoverArgs, ServeArgs,
+    StatusArgs,
+};
 use interbank::commands::bench::{self, BenchConfig};
 use interbank::commands::broker::{self, BrokerConfig};
 use interbank::commands::consume::{self, ConsumeConfig};
-use interbank::commands::{Progress, generate, init, recover};
+use interbank::commands::serve::{self, ServeConfig};
+use interbank::commands::{Progress, generate, init, recover, status};
 use interbank::ledger::accounts;
 use progress::Bar;
 
@@ -38,6 +43,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench_command(args).await,
         Command::Consume(args) => consume_command(args).await,
         Command::Recover(args) => recover_command(args).await,
+        Command::Status(args) => status_command(args).await,
+        Command::Serve(args) => serve_command(args).await,
     }
 }
 
@@ -139,8 +146,17 @@ async fn bench_command(args: BenchArgs) -> Result<ExitCode> {
 }
 
 async fn consume_command(args: ConsumeArgs) -> Result<ExitCode> {
-    let ConsumeArgs { redis, files, idle_timeout, name, checkpoint_interval, restart, quiet, json } =
-        args;
+    let ConsumeArgs {
+        redis,
+        files,
+        idle_timeout,
+        name,
+        checkpoint_interval,
+        restart,
+        quiet,
+        json,
+        report,
+    } = args;
     let config = ConsumeConfig {
         keys: redis.keys()?,
         target: redis.target(),
@@ -155,6 +171,7 @@ async fn consume_command(args: ConsumeArgs) -> Result<ExitCode> {
             86_400.0,
         )?,
         restart,
+        report,
     };
     let consumed = consume::consume(&config, &Bar::events(!quiet && !json)).await?;
     if json {
@@ -174,6 +191,43 @@ async fn recover_command(RecoverArgs { redis, json }: RecoverArgs) -> Result<Exi
     }
     let finished = recovered.left_in_flight == 0 && recovered.failed == 0;
     Ok(if finished { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn status_command(StatusArgs { redis, json }: StatusArgs) -> Result<ExitCode> {
+    let overview = status::status(&redis.target(), &redis.keys()?).await?;
+    if json {
+        print_json(&overview)?;
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        emit(&status_view::render(&overview, colour))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_command(args: ServeArgs) -> Result<ExitCode> {
+    let ServeArgs { redis, listen, public, token_file, refresh } = args;
+    let token = match token_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|err| {
+                anyhow::anyhow!("cannot read the token file {}: {err}", path.display())
+            })?;
+            Some(text.trim().to_string())
+        }
+    };
+    let config = ServeConfig {
+        target: redis.target(),
+        keys: redis.keys()?,
+        listen,
+        public,
+        token,
+        refresh_ms: seconds_flag("--refresh", refresh, 0.2, 3_600.0)?,
+    };
+    serve::serve(config, |address| {
+        eprintln!("interbank: dashboard on http://{address}/ (metrics on /metrics; Ctrl-C stops)");
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Seconds from a flag, checked against bounds, in milliseconds.

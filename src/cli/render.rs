@@ -188,13 +188,19 @@ pub fn report(report: &Report) -> String {
 
 /// The report for a person, with the reading speed after the verdict's details.
 pub fn consumed(consumed: &Consumed) -> String {
-    format!(
+    let mut text = format!(
         "{}  read {} events from the stream in {:.2} s ({:.0} events/s)\n",
         report(&consumed.report),
         consumed.events_read,
         consumed.read_s,
         consumed.events_read as f64 / consumed.read_s.max(1e-9)
-    )
+    );
+    if let Err(why) = &consumed.recorded {
+        text.push_str(&format!(
+            "  warning: the verdict was not recorded for `status` and the dashboard: {why}\n"
+        ));
+    }
+    text
 }
 
 /// The table for a person.
@@ -284,7 +290,16 @@ mod tests {
 
     #[test]
     fn a_verified_consume_reads_as_before() {
-        let consumed = Consumed { report: verified(2), events_read: 2, read_s: 0.5 };
+        let report = verified(2);
+        let verdict = interbank::view::verdict::Verdict::of(&report, "default", 0);
+        let consumed = Consumed {
+            report,
+            events_read: 2,
+            read_s: 0.5,
+            recorded: Ok(()),
+            verdict,
+            timeline: Default::default(),
+        };
         assert_eq!(
             self::consumed(&consumed),
             "consume: VERIFIED: 2 events (2 completed, 0 cancelled), 500 cents moved, 2 accounts, \

@@ -233,6 +233,7 @@ async fn verify_final_state(target: &Target, keys: &Keys, accounts_path: &Path) 
         name: "bench".to_string(),
         checkpoint_interval_ms: 0,
         restart: true,
+        report: None,
     };
     Ok(consume::consume(&config, &Silent).await?.report)
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
-use crate::commands::Progress;
+use crate::commands::{Progress, now_ms};
 use crate::ledger::accounts;
-use crate::ledger::events::{self, Layout};
+use crate::ledger::events::{self, Entry, Layout};
 use crate::ledger::replay::{AnomalyKind, Ledger};
 use crate::ledger::runs::{RunRecord, RunStatus, Strategy};
 use crate::ledger::verify::{Report, verify};
@@ -27,7 +27,12 @@ use crate::store::meta::{self, Meta};
 use crate::store::retry::retrying;
 use crate::store::stream_reader::{StreamReader, read_once};
 use crate::store::xread_reply::Chunk;
-use crate::store::{runs, snapshot};
+use crate::store::{overview, runs, snapshot, verdict};
+use crate::view::facts::{ConsumerFacts, id_ms};
+use crate::view::overview::overview as build;
+use crate::view::report;
+use crate::view::timeline::{Timeline, decision};
+use crate::view::verdict::Verdict;
 
 /// Entries asked for per `XREAD`, and how long one read may wait for new entries.
 const READ_COUNT: usize = 10_000;
@@ -48,6 +53,8 @@ pub struct ConsumeConfig {
     pub checkpoint_interval_ms: u64,
     /// Ignore any checkpoint and replay from the start of the stream.
     pub restart: bool,
+    /// Where to write the stand-alone HTML report, if anywhere.
+    pub report: Option<PathBuf>,
 }
 
 /// What `consume` found, and how fast it read the stream.
@@ -59,6 +66,16 @@ pub struct Consumed {
     pub events_read: u64,
     /// From the first `XREAD` to the end of the stream: reading, parsing and replaying.
     pub read_s: f64,
+    /// Whether the verdict could be recorded in Redis (`P:verdict`) for `status` and the
+    /// dashboard; why not, if not.
+    #[serde(skip)]
+    pub recorded: Result<(), String>,
+    /// The verdict as recorded.
+    #[serde(skip)]
+    pub verdict: Verdict,
+    /// Transfers decided per interval of time, from the entries this invocation read.
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 /// Follows the stream to the end of the runs, then verifies.
@@ -123,13 +140,38 @@ pub async fn consume(config: &ConsumeConfig, progress: &dyn Progress) -> Result<
         last_ids,
         replicated,
         saver,
+        timeline: Timeline::default(),
     };
     let events_before = follower.ledger.events;
     let read_started = Instant::now();
     follower.follow(Duration::from_millis(config.idle_timeout_ms), progress).await?;
     let read_s = read_started.elapsed().as_secs_f64();
     progress.finish();
-    follower.verify(read_s, events_before).await
+    let consumed = follower.verify(read_s, events_before).await?;
+    if let Some(path) = &config.report {
+        write_report(config, &consumed, path).await?;
+    }
+    Ok(consumed)
+}
+
+/// Writes the stand-alone HTML report of `consumed` to `path`, with the data set as Redis holds
+/// it now (written whole to a temporary file, then renamed, so no half report is left).
+async fn write_report(
+    config: &ConsumeConfig,
+    consumed: &Consumed,
+    path: &std::path::Path,
+) -> Result<()> {
+    let mut conn = Connection::open(&config.target).await?;
+    let facts = overview::read(&mut conn, &config.keys, &mut None, now_ms).await?;
+    let html = report::render(&build(&facts), &consumed.verdict, &consumed.timeline);
+    let folder =
+        path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(folder)
+        .with_context(|| format!("cannot write the report in {}", folder.display()))?;
+    std::io::Write::write_all(&mut file, html.as_bytes())
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    file.persist(path).with_context(|| format!("cannot write the report {}", path.display()))?;
+    Ok(())
 }
 
 /// The stream id before every entry.
@@ -196,6 +238,8 @@ struct Follower<'a> {
     /// replayed once a replica has them).
     replicated: Vec<bool>,
     saver: Saver<'a>,
+    /// Transfers decided per interval of time, for the report.
+    timeline: Timeline,
 }
 
 impl Follower<'_> {
@@ -231,8 +275,9 @@ impl Follower<'_> {
             if self.chunk.is_empty() {
                 return Ok(false);
             }
-            let Follower { conn, keys, ledger, runs, chunk, last_ids, .. } = self;
-            apply_entries(conn, keys, ledger, runs, chunk, &mut last_ids[0]).await?;
+            let Follower { conn, keys, ledger, runs, chunk, last_ids, timeline, .. } = self;
+            let replay = Replay { ledger, runs, timeline };
+            apply_entries(conn, keys, replay, chunk, &mut last_ids[0]).await?;
             return Ok(true);
         }
         let mut any = false;
@@ -244,8 +289,9 @@ impl Follower<'_> {
                 continue;
             }
             any = true;
-            let Follower { conn, keys, ledger, runs, chunk, last_ids, .. } = self;
-            apply_bank_entries(conn, keys, ledger, runs, chunk, bank, &mut last_ids[bank]).await?;
+            let Follower { conn, keys, ledger, runs, chunk, last_ids, timeline, .. } = self;
+            let replay = Replay { ledger, runs, timeline };
+            apply_bank_entries(conn, keys, replay, chunk, bank, &mut last_ids[bank]).await?;
         }
         if !any && wait {
             tokio::time::sleep(Duration::from_millis(BLOCK_MS)).await;
@@ -284,10 +330,18 @@ impl Follower<'_> {
         }
         let all = runs::read_all(&mut self.conn, self.keys).await?;
         let snapshot = snapshot::read(&mut self.conn, self.keys, &self.ledger, all).await?;
+        let report = verify(self.keys, &self.ledger, &snapshot);
+        let verdict = Verdict::of(&report, self.saver.name, now_ms());
+        let recorded = verdict::record(&mut self.conn, self.keys, &verdict)
+            .await
+            .map_err(|err| format!("{err:#}"));
         Ok(Consumed {
-            report: verify(self.keys, &self.ledger, &snapshot),
+            report,
             events_read: self.ledger.events - events_before,
             read_s,
+            recorded,
+            verdict,
+            timeline: self.timeline,
         })
     }
 }
@@ -319,8 +373,18 @@ impl Saver<'_> {
         ledger: &Ledger,
     ) {
         self.last_saved = Instant::now();
-        if let Err(err) =
-            checkpoint::save(conn, keys, self.name, self.sha256, last_ids, ledger).await
+        let position = ConsumerFacts {
+            name: self.name.to_string(),
+            last_ids: last_ids.to_vec(),
+            events: ledger.events,
+            saved_at_ms: now_ms(),
+        };
+        let saved =
+            match checkpoint::save(conn, keys, self.name, self.sha256, last_ids, ledger).await {
+                Ok(()) => verdict::record_position(conn, keys, &position).await,
+                Err(err) => Err(err),
+            };
+        if let Err(err) = saved
             && !self.warned
         {
             self.warned = true;
@@ -335,25 +399,41 @@ fn refresh(runs: &mut HashMap<u64, RunRecord>, all: Vec<RunRecord>) {
     }
 }
 
+/// What replaying an entry changes: the ledger, the runs known, the timeline.
+struct Replay<'a> {
+    ledger: &'a mut Ledger,
+    runs: &'a mut HashMap<u64, RunRecord>,
+    timeline: &'a mut Timeline,
+}
+
+impl Replay<'_> {
+    /// Counts a decided transfer in the timeline, at the time its entry id says.
+    fn count(&mut self, id: &str, entry: &Entry<'_>) {
+        if let (Some(completed), Some(at_ms)) = (decision(entry), id_ms(id)) {
+            self.timeline.add(at_ms, completed);
+        }
+    }
+}
+
 async fn apply_entries(
     conn: &mut Connection,
     keys: &Keys,
-    ledger: &mut Ledger,
-    runs: &mut HashMap<u64, RunRecord>,
+    mut replay: Replay<'_>,
     chunk: &Chunk,
     last_id: &mut String,
 ) -> Result<()> {
     for (id, fields) in chunk.iter() {
         match events::parse(fields) {
             Ok(event) => {
-                if !runs.contains_key(&event.id.run) {
+                if !replay.runs.contains_key(&event.id.run) {
                     // A run is recorded before its first event: read the records again once.
-                    refresh(runs, runs::read_all(conn, keys).await?);
+                    refresh(replay.runs, runs::read_all(conn, keys).await?);
                 }
-                let strategy: Option<Strategy> = runs.get(&event.id.run).map(|r| r.strategy);
-                ledger.apply(id, &event, strategy);
+                let strategy: Option<Strategy> = replay.runs.get(&event.id.run).map(|r| r.strategy);
+                replay.ledger.apply(id, &event, strategy);
+                replay.count(id, &Entry::Transfer(event));
             }
-            Err(why) => ledger.report(AnomalyKind::Malformed, id, why),
+            Err(why) => replay.ledger.report(AnomalyKind::Malformed, id, why),
         }
     }
     if let Some(id) = chunk.last_id() {
@@ -367,8 +447,7 @@ async fn apply_entries(
 async fn apply_bank_entries(
     conn: &mut Connection,
     keys: &Keys,
-    ledger: &mut Ledger,
-    runs: &mut HashMap<u64, RunRecord>,
+    mut replay: Replay<'_>,
     chunk: &Chunk,
     bank: usize,
     last_id: &mut String,
@@ -378,13 +457,14 @@ async fn apply_bank_entries(
         match events::parse_entry(fields) {
             Ok(entry) => {
                 let run = entry.id().run;
-                if !runs.contains_key(&run) {
-                    refresh(runs, runs::read_all(conn, keys).await?);
+                if !replay.runs.contains_key(&run) {
+                    refresh(replay.runs, runs::read_all(conn, keys).await?);
                 }
-                let strategy: Option<Strategy> = runs.get(&run).map(|r| r.strategy);
-                ledger.apply_on(stream, id, &entry, strategy);
+                let strategy: Option<Strategy> = replay.runs.get(&run).map(|r| r.strategy);
+                replay.ledger.apply_on(stream, id, &entry, strategy);
+                replay.count(id, &entry);
             }
-            Err(why) => ledger.report_on(AnomalyKind::Malformed, stream, id, why),
+            Err(why) => replay.ledger.report_on(AnomalyKind::Malformed, stream, id, why),
         }
     }
     if let Some(id) = chunk.last_id() {

@@ -1,8 +1,8 @@
-//! The commands, one module each: `gen` ([`generate`]), [`init`], [`broker`], [`consume`] and
-//! [`bench`]. Each takes a plain config, orchestrates the ledger and the store, and returns a plain
+//! The commands, one module each: `gen` ([`generate`]), [`init`], [`broker`], [`consume`],
+//! [`bench`], [`recover`] and [`status`]. Each takes a plain config, orchestrates the ledger and the store, and returns a plain
 //! result (a summary, a report) that the CLI renders; none of them parses flags or prints it.
 //!
-//! May import: [`crate::ledger`], [`crate::store`], tokio. Never clap.
+//! May import: [`crate::ledger`], [`crate::view`], [`crate::store`], tokio. Never clap.
 
 pub mod bench;
 pub mod broker;
@@ -10,6 +10,8 @@ pub mod consume;
 pub mod generate;
 pub mod init;
 pub mod recover;
+pub mod serve;
+pub mod status;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

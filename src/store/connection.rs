@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
@@ -74,9 +74,7 @@ impl Connection {
         let client = target.cluster_client()?;
         let entry_host = match client_host(target)? {
             Some(host) => host,
-            None => anyhow::bail!(
-                "{target} is a Redis Cluster node: reach it over TCP, not a unix socket"
-            ),
+            None => bail!("{target} is a Redis Cluster node: reach it over TCP, not a unix socket"),
         };
         let connect = client.get_async_connection();
         let cluster = tokio::time::timeout(Duration::from_millis(3 * CONNECT_TIMEOUT_MS), connect)
@@ -105,6 +103,18 @@ impl Connection {
         }
     }
 
+    /// On a cluster, which master serves each range of slots now (`CLUSTER SLOTS`): `(first
+    /// slot, last slot, "host:port")`; nothing on a single server.
+    pub async fn slot_owners(&mut self) -> Result<Vec<(u16, u16, String)>> {
+        let Connection::Cluster { conn, entry_host } = self else { return Ok(Vec::new()) };
+        let reply: redis::Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(conn)
+            .await
+            .context("asking the cluster which node serves which slots (CLUSTER SLOTS)")?;
+        parse_slot_owners(&reply, entry_host)
+    }
+
     /// Sends `cmd` to one server (a command that is not routed by a key, such as `SCAN`).
     pub async fn query_on<T: redis::FromRedisValue>(
         &mut self,
@@ -120,6 +130,32 @@ impl Connection {
             (conn, _) => cmd.query_async(conn).await,
         }
     }
+}
+
+/// `CLUSTER SLOTS`' reply: per range, its first and last slot and its master's `host:port` (a
+/// node that names no host of its own is reached through `entry_host`).
+fn parse_slot_owners(reply: &Value, entry_host: &str) -> Result<Vec<(u16, u16, String)>> {
+    let Value::Array(ranges) = reply else { bail!("CLUSTER SLOTS answered {reply:?}") };
+    let mut owners = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let Value::Array(fields) = range else { bail!("CLUSTER SLOTS answered a range {range:?}") };
+        let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            bail!("CLUSTER SLOTS answered a range {range:?}");
+        };
+        let host = match master.first() {
+            Some(Value::BulkString(host)) if !host.is_empty() => {
+                String::from_utf8_lossy(host).into_owned()
+            }
+            _ => entry_host.to_string(),
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            bail!("CLUSTER SLOTS answered a master {master:?}")
+        };
+        owners.push((u16::try_from(*first)?, u16::try_from(*last)?, format!("{host}:{port}")));
+    }
+    Ok(owners)
 }
 
 /// The host of a target's URL, `None` for a unix socket.

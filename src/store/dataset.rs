@@ -14,16 +14,13 @@ use crate::store::connection::{Connection, Server};
 use crate::store::keys::{Keys, hash_tag};
 use crate::store::meta::Meta;
 use crate::store::retry::query_retrying;
+use crate::store::scan::{self, MAX_SCAN_STEPS};
 
 /// Keys per `MSET` or `RPUSH`, and commands per pipeline round trip.
 const CHUNK_ITEMS: usize = 10_000;
 const PIPELINE_COMMANDS: usize = 8;
-/// Keys asked for per `SCAN` step; the scan ends when the cursor returns to 0.
-const SCAN_COUNT: usize = 1_000;
 /// IBANs read per `LRANGE` of a directory.
 const LRANGE_CHUNK: usize = 100_000;
-/// The most `SCAN` steps: far more than a keyspace of 2^32 keys needs at `SCAN_COUNT` a step.
-const MAX_SCAN_STEPS: u64 = 1 << 32;
 
 /// Removes every key under the prefix (`SCAN MATCH prefix:*` on every master, then `UNLINK`;
 /// never `FLUSHALL` or `FLUSHDB`); returns how many were removed.
@@ -41,12 +38,7 @@ async fn remove_on(conn: &mut Connection, server: &Server, keys: &Keys) -> Resul
     let mut cursor: u64 = 0;
     let mut removed = 0;
     for _ in 0..MAX_SCAN_STEPS {
-        let mut scan = redis::cmd("SCAN");
-        scan.arg(cursor).arg("MATCH").arg(keys.all_keys_pattern()).arg("COUNT").arg(SCAN_COUNT);
-        let (next, batch): (u64, Vec<String>) = conn
-            .query_on(server, &scan)
-            .await
-            .with_context(|| format!("scanning {server} for this tool's keys"))?;
+        let (next, batch) = scan::step(conn, server, &keys.all_keys_pattern(), cursor).await?;
         for same_slot in group_by_hash_tag(batch) {
             let unlink = redis::cmd("UNLINK").arg(&same_slot).clone();
             removed += conn

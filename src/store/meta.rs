@@ -23,6 +23,10 @@ pub struct Meta {
     /// How the data set keeps its events: one stream (a single server) or one per bank (a Redis
     /// Cluster). Sets loaded before the field existed are single.
     pub layout: Layout,
+    /// The accounts file as `init` was given it, and when the load finished (ms since the epoch;
+    /// 0 if not recorded).
+    pub file: String,
+    pub loaded_at_ms: u64,
 }
 
 /// Marks the set as `loading` and records what is being loaded (first write of `init`).
@@ -122,7 +126,15 @@ fn parse(keys: &Keys, fields: &HashMap<String, String>, banks: Vec<String>) -> R
             Layout::parse(text).ok_or_else(|| corrupt("layout", "single or sharded".to_string()))?
         }
     };
-    Ok(Meta { sha256: get("sha256").to_string(), accounts, total_cents, banks, layout })
+    Ok(Meta {
+        sha256: get("sha256").to_string(),
+        accounts,
+        total_cents,
+        banks,
+        layout,
+        file: get("file").to_string(),
+        loaded_at_ms: get("loaded_at_ms").parse().unwrap_or(0),
+    })
 }
 
 #[cfg(test)]

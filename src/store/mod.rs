@@ -2,7 +2,7 @@
 //! set, apply a batch of transfers, record a run, read the stream, take a snapshot) into Redis
 //! commands and scripts, and Redis's replies and errors into the ledger's types and [`StoreError`].
 //!
-//! May import: [`crate::ledger`], `redis`, `tokio`. Never [`crate::commands`] or clap.
+//! May import: [`crate::ledger`], [`crate::view`]'s models, `redis`, `tokio`. Never [`crate::commands`] or clap.
 
 pub mod checkpoint;
 pub mod connection;
@@ -11,13 +11,17 @@ pub mod dataset;
 pub mod error;
 pub mod keys;
 pub mod meta;
+pub mod overview;
 pub mod private_redis;
+pub mod recent;
 pub mod retry;
 pub mod runs;
+pub mod scan;
 pub mod script;
 pub mod seed_protocol;
 pub mod server_info;
 pub mod snapshot;
 pub mod stream_reader;
 pub mod target;
+pub mod verdict;
 pub mod xread_reply;

@@ -51,13 +51,30 @@ pub async fn retrying<T, E: Transient>(
     }
 }
 
+/// [`retrying`] as a loop around one expression, for futures that must stay `Send` (spawned
+/// tasks, such as the dashboard's readers): the same bound and pauses.
+macro_rules! retry_loop {
+    ($send:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $send.await {
+                Err(err) if Transient::is_transient(&err) && attempt < RETRY_LIMIT => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+
 /// Sends a command that is safe to repeat (a read, or a write that sets what it sets), again
 /// after a transient error, at most [`RETRY_LIMIT`] times.
 pub async fn query_retrying<T: redis::FromRedisValue>(
     conn: &mut impl redis::aio::ConnectionLike,
     cmd: &redis::Cmd,
 ) -> redis::RedisResult<T> {
-    retrying(async || cmd.query_async(conn).await).await
+    retry_loop!(cmd.query_async(conn))
 }
 
 /// [`query_retrying`] for a pipeline of commands that are all safe to repeat.
@@ -65,7 +82,7 @@ pub async fn pipe_retrying<T: redis::FromRedisValue>(
     conn: &mut impl redis::aio::ConnectionLike,
     pipe: &redis::Pipeline,
 ) -> redis::RedisResult<T> {
-    retrying(async || pipe.query_async(conn).await).await
+    retry_loop!(pipe.query_async(conn))
 }
 
 /// Whether a failed request may be sent again after a pause: the connection broke or timed out,

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 
 use std::net::TcpListener;
@@ -260,6 +261,26 @@ pub fn seed_fixture(name: &str) -> PathBuf {
 pub fn workdir_with_accounts(url: &str, accounts: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     ok(url, dir.path(), &["gen", "--accounts", &accounts.to_string(), "--seed", "7"]);
+    dir
+}
+
+/// A bank name that would be markup if a page did not escape it.
+pub const HOSTILE_BANK: &str = "<script>alert(1)</script>\"x";
+
+/// A work folder like [`workdir_with_accounts`] (100 accounts) where the bank Kutxa is renamed
+/// [`HOSTILE_BANK`] in the accounts and banks files.
+pub fn workdir_with_hostile_bank(url: &str) -> tempfile::TempDir {
+    let dir = workdir_with_accounts(url, 100);
+    let quoted = format!("\"{}\"", HOSTILE_BANK.replace('"', "\"\""));
+    for file in ["data/accounts_100.csv", "data/banks.csv"] {
+        let path = dir.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let replaced = text
+            .replace(",Kutxa,", &format!(",{quoted},"))
+            .replace("\nKutxa\n", &format!("\n{quoted}\n"));
+        assert_ne!(text, replaced, "{file} names Kutxa");
+        std::fs::write(&path, replaced).unwrap();
+    }
     dir
 }
 

@@ -1,0 +1,139 @@
+//! The dashboard's two readers of Redis, each a task on its own connection: one reads the
+//! overview every refresh, the other follows the event streams from their beginning and counts
+//! what they hold. Both survive a dead Redis: a failed read is shown, retried at the next tick,
+//! and never stops the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::hub::Hub;
+use crate::commands::now_ms;
+use crate::ledger::events::{Layout, parse_entry};
+use crate::store::connection::Connection;
+use crate::store::keys::Keys;
+use crate::store::meta;
+use crate::store::overview::{self, Directory};
+use crate::store::stream_reader::read_once;
+use crate::store::target::Target;
+use crate::store::xread_reply::Chunk;
+use crate::view::live::Live;
+use crate::view::overview::overview as build;
+
+/// How long one read of Redis may take before it counts as failed.
+const READ_TIMEOUT_MS: u64 = 5_000;
+/// Entries per `XREAD`, and reads per stream per tick: a tick reads at most their product.
+const FOLLOW_COUNT: usize = 5_000;
+const FOLLOW_READS_PER_TICK: usize = 20;
+
+/// Reads the overview every `refresh_ms`, for ever.
+pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms: u64) {
+    let mut conn: Option<Connection> = None;
+    let mut directory: Option<Directory> = None;
+    loop {
+        let read = async {
+            if conn.is_none() {
+                conn = Some(Connection::open(&target).await?);
+            }
+            let conn = conn.as_mut().expect("just opened");
+            overview::read(conn, &keys, &mut directory, now_ms).await
+        };
+        match tokio::time::timeout(Duration::from_millis(READ_TIMEOUT_MS), read).await {
+            Ok(Ok(facts)) => hub.read_ok(build(&facts), now_ms()),
+            Ok(Err(err)) => hub.read_failed(format!("{err:#}"), now_ms()),
+            Err(_) => {
+                conn = None;
+                hub.read_failed(
+                    format!("Redis did not answer within {READ_TIMEOUT_MS} ms"),
+                    now_ms(),
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(refresh_ms)).await;
+    }
+}
+
+/// Where the follower is: the data set it follows and its position in each stream.
+struct Position {
+    sha256: String,
+    streams: Vec<String>,
+    last_ids: Vec<String>,
+}
+
+/// Follows every event stream from its beginning, for ever, counting into the hub's `live`.
+pub async fn follow_loop(hub: Arc<Hub>, target: Target, keys: Keys, tick_ms: u64) {
+    let mut conn: Option<Connection> = None;
+    let mut position: Option<Position> = None;
+    loop {
+        let step = async {
+            if conn.is_none() {
+                conn = Some(Connection::open(&target).await?);
+            }
+            let conn = conn.as_mut().expect("just opened");
+            follow_tick(&hub, conn, &keys, &mut position).await
+        };
+        let caught_up =
+            match tokio::time::timeout(Duration::from_millis(READ_TIMEOUT_MS * 4), step).await {
+                Ok(Ok(caught_up)) => caught_up,
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    conn = None;
+                    false
+                }
+            };
+        if caught_up {
+            tokio::time::sleep(Duration::from_millis(tick_ms)).await;
+        } else {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Reads what is new in each stream (bounded per tick); whether every stream was read to its end.
+async fn follow_tick(
+    hub: &Hub,
+    conn: &mut Connection,
+    keys: &Keys,
+    position: &mut Option<Position>,
+) -> Result<bool> {
+    let meta = meta::read(conn, keys).await?;
+    if position.as_ref().is_none_or(|p| p.sha256 != meta.sha256) {
+        // A new data set (another `init`): its streams are counted from their beginning.
+        let streams: Vec<String> = match meta.layout {
+            Layout::Single => vec![keys.events()],
+            Layout::Sharded => meta.banks.iter().map(|b| keys.events_of(b)).collect(),
+        };
+        let last_ids = vec!["0-0".to_string(); streams.len()];
+        *position = Some(Position { sha256: meta.sha256.clone(), streams, last_ids });
+        hub.update(|state| state.live = Live::default());
+    }
+    let position = position.as_mut().expect("just set");
+    let mut chunk = Chunk::default();
+    let mut caught_up = true;
+    for (stream, last_id) in position.streams.iter().zip(position.last_ids.iter_mut()) {
+        for read in 0..FOLLOW_READS_PER_TICK {
+            read_once(conn, stream, last_id, FOLLOW_COUNT, &mut chunk)
+                .await
+                .with_context(|| format!("following {stream}"))?;
+            if chunk.is_empty() {
+                break;
+            }
+            hub.update(|state| {
+                for (id, fields) in chunk.iter() {
+                    state.live.observe(id, parse_entry(fields).ok().as_ref());
+                }
+            });
+            chunk.last_id().expect("not empty").clone_into(last_id);
+            if chunk.len() < FOLLOW_COUNT {
+                break;
+            }
+            if read + 1 == FOLLOW_READS_PER_TICK {
+                caught_up = false;
+            }
+        }
+    }
+    hub.update(|state| state.live.caught_up = caught_up);
+    Ok(caught_up)
+}
