@@ -466,8 +466,9 @@
     const money = $('money');
     if (!ov) {
       setClass(banner, 'banner banner-waiting');
-      setText(title, 'Waiting for the first read');
-      setText(sub, state.redis && state.redis.ok === false ? ' Redis has not answered yet.' : '');
+      const empty = state.redis && state.redis.empty;
+      setText(title, empty ? 'No data set loaded' : 'Waiting for the first read');
+      setText(sub, empty ? ' ' + str(empty) : state.redis && state.redis.ok === false ? ' Redis has not answered yet.' : '');
       setAgo(ago, null);
       show($('problems'), false);
       setText(money, '');

@@ -12,6 +12,17 @@ use crate::ledger::events::Layout;
 use crate::store::keys::{Keys, SCHEMA_VERSION};
 use crate::store::retry::query_retrying;
 
+/// No data set is loaded under the prefix (`P:meta` is missing): Redis answered, there is
+/// nothing to read yet. A type of its own, so a view can say "empty" rather than "down".
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no accounts are loaded under the prefix {prefix:?} ({meta} is missing): run `interbank init` first"
+)]
+pub struct NotLoaded {
+    pub prefix: String,
+    pub meta: String,
+}
+
 /// What `init` recorded, as the broker and `consume` need it.
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -85,10 +96,7 @@ fn parse(keys: &Keys, fields: &HashMap<String, String>, banks: Vec<String>) -> R
     let get = |name: &str| fields.get(name).map_or("", String::as_str);
     match get("status") {
         "ready" => {}
-        "" => bail!(
-            "no accounts are loaded under the prefix {:?} ({meta} is missing): run `interbank init` first",
-            keys.prefix()
-        ),
+        "" => return Err(NotLoaded { prefix: keys.prefix().to_string(), meta }.into()),
         "loading" => bail!(
             "{meta} says an `interbank init` is loading or was interrupted: run `interbank init` again"
         ),

@@ -82,6 +82,7 @@ pub async fn page(
             events.push(row);
         }
     }
+    refill(conn, &mut sources).await?;
     let done = sources.iter().all(|s| s.exhausted && s.buffer.is_empty());
     let next = (!done).then(|| cursor(&sources));
     Ok(Page { events, next, scanned })
@@ -127,11 +128,9 @@ fn cursor(sources: &[Source]) -> String {
     parts.join("|")
 }
 
-/// The newest entry not yet taken among all streams, and which stream it is from.
-async fn next_entry(
-    conn: &mut Connection,
-    sources: &mut [Source],
-) -> Result<Option<(usize, String, recent::Fields)>, PageError> {
+/// Reads ahead in each stream whose read-ahead is used up, so a stream at its start is known as
+/// such (and the page's `next` is `None`) even when the page ended exactly there.
+async fn refill(conn: &mut Connection, sources: &mut [Source]) -> Result<(), PageError> {
     for source in sources.iter_mut().filter(|s| s.buffer.is_empty() && !s.exhausted) {
         let read = recent::before(conn, &source.key, source.position.as_deref(), READ_COUNT)
             .await
@@ -139,6 +138,15 @@ async fn next_entry(
         source.exhausted = read.len() < READ_COUNT;
         source.buffer.extend(read);
     }
+    Ok(())
+}
+
+/// The newest entry not yet taken among all streams, and which stream it is from.
+async fn next_entry(
+    conn: &mut Connection,
+    sources: &mut [Source],
+) -> Result<Option<(usize, String, recent::Fields)>, PageError> {
+    refill(conn, sources).await?;
     let newest = sources
         .iter()
         .enumerate()

@@ -19,6 +19,8 @@ pub struct RedisStatus {
     pub checked_at_ms: u64,
     /// Since when reads have failed.
     pub down_since_ms: Option<u64>,
+    /// Redis answered but holds no data set under the prefix (run `interbank init`).
+    pub empty: Option<String>,
 }
 
 /// What `/api/state` answers and each event of `/api/stream` carries.
@@ -39,8 +41,13 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(now_ms: u64) -> Hub {
-        let redis =
-            RedisStatus { ok: false, error: None, checked_at_ms: now_ms, down_since_ms: None };
+        let redis = RedisStatus {
+            ok: false,
+            error: None,
+            checked_at_ms: now_ms,
+            down_since_ms: None,
+            empty: None,
+        };
         let state = State { seq: 0, redis, overview: None, live: Live::default() };
         Hub { state: RwLock::new(state), changed: watch::channel(0).0 }
     }
@@ -70,8 +77,27 @@ impl Hub {
     pub fn read_ok(&self, overview: Overview, now_ms: u64) {
         self.update(|state| {
             state.overview = Some(overview);
-            state.redis =
-                RedisStatus { ok: true, error: None, checked_at_ms: now_ms, down_since_ms: None };
+            state.redis = RedisStatus {
+                ok: true,
+                error: None,
+                checked_at_ms: now_ms,
+                down_since_ms: None,
+                empty: None,
+            };
+        });
+    }
+
+    /// Records that Redis answered with no data set loaded: nothing to show, nothing down.
+    pub fn read_empty(&self, why: String, now_ms: u64) {
+        self.update(|state| {
+            state.overview = None;
+            state.redis = RedisStatus {
+                ok: true,
+                error: None,
+                checked_at_ms: now_ms,
+                down_since_ms: None,
+                empty: Some(why),
+            };
         });
     }
 
@@ -79,8 +105,13 @@ impl Hub {
     pub fn read_failed(&self, error: String, now_ms: u64) {
         self.update(|state| {
             let down_since_ms = state.redis.down_since_ms.or(Some(now_ms));
-            state.redis =
-                RedisStatus { ok: false, error: Some(error), checked_at_ms: now_ms, down_since_ms };
+            state.redis = RedisStatus {
+                ok: false,
+                error: Some(error),
+                checked_at_ms: now_ms,
+                down_since_ms,
+                empty: None,
+            };
         });
     }
 }

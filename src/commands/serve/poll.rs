@@ -13,7 +13,7 @@ use crate::commands::now_ms;
 use crate::ledger::events::{Layout, parse_entry};
 use crate::store::connection::Connection;
 use crate::store::keys::Keys;
-use crate::store::meta;
+use crate::store::meta::{self, NotLoaded};
 use crate::store::overview::{self, Directory};
 use crate::store::stream_reader::read_once;
 use crate::store::target::Target;
@@ -41,6 +41,9 @@ pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms
         };
         match tokio::time::timeout(Duration::from_millis(READ_TIMEOUT_MS), read).await {
             Ok(Ok(facts)) => hub.read_ok(build(&facts), now_ms()),
+            Ok(Err(err)) if err.downcast_ref::<NotLoaded>().is_some() => {
+                hub.read_empty(format!("{err:#}"), now_ms());
+            }
             Ok(Err(err)) => hub.read_failed(format!("{err:#}"), now_ms()),
             Err(_) => {
                 conn = None;
