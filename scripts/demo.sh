@@ -22,7 +22,7 @@ WORK=$(mktemp -d)
 SERVER_PID=""
 DASHBOARD_PID=""
 cleanup() {
-  [ -n "$DASHBOARD_PID" ] && kill "$DASHBOARD_PID" 2>/dev/null && wait "$DASHBOARD_PID" 2>/dev/null
+  [ -n "$DASHBOARD_PID" ] && kill "$DASHBOARD_PID" 2>/dev/null && { wait "$DASHBOARD_PID" 2>/dev/null || true; }
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   rm -rf "$WORK"
 }

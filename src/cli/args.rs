@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use interbank::ledger::runs::Strategy;
-use interbank::store::keys::{DEFAULT_PREFIX, Keys};
+use interbank::store::keys::{DEFAULT_PREFIX, KeyLayout, Keys};
 use interbank::store::target::{DEFAULT_REDIS_URL, Target, TlsFiles};
 
 /// An interbank transfer broker on Redis that proves no money is lost or doubled.
@@ -107,6 +107,10 @@ pub struct InitArgs {
     pub redis: RedisArgs,
     #[command(flatten)]
     pub files: FileArgs,
+    /// Which keys to load: this tool's own, or the Go demo's (`seed`), for its consumer and
+    /// dashboards (single server only).
+    #[arg(long, value_enum, default_value = "ours")]
+    pub layout: LayoutArg,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -145,6 +149,10 @@ pub struct BrokerArgs {
     /// Seed of the random choices. Random when omitted; printed in the summary.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Write this tool's keys, or the Go demo's (`seed`: its keys and events, each transfer one
+    /// atomic, idempotent script; needs `init --layout seed`).
+    #[arg(long, value_enum, default_value = "ours")]
+    pub layout: LayoutArg,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -261,6 +269,25 @@ pub struct RecoverArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--layout`, as the library's [`KeyLayout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// This tool's keys: per-bank hash tags, typed events, idempotency keys.
+    Ours,
+    /// The Go demo's keys and events (`P:accounts:IBAN`, `P:banks:B`, `P:balances:A:B`,
+    /// `P:transactions` with a `json` field).
+    Seed,
+}
+
+impl From<LayoutArg> for KeyLayout {
+    fn from(arg: LayoutArg) -> KeyLayout {
+        match arg {
+            LayoutArg::Ours => KeyLayout::Ours,
+            LayoutArg::Seed => KeyLayout::Seed,
+        }
+    }
 }
 
 /// `--strategy`, as the library's [`Strategy`].

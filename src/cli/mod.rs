@@ -55,10 +55,10 @@ fn gen_command(GenArgs { accounts, seed, out }: GenArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn init_command(InitArgs { redis, files, json }: InitArgs) -> Result<ExitCode> {
+async fn init_command(InitArgs { redis, files, layout, json }: InitArgs) -> Result<ExitCode> {
     let keys = redis.keys()?;
     let file = accounts::load(&files.accounts, files.banks.as_deref())?;
-    let report = init::init(&redis.target(), &keys, &file).await?;
+    let report = init::init(&redis.target(), &keys, &file, layout.into()).await?;
     if json {
         print_json(&report)?;
     } else {
@@ -79,6 +79,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         group_commit,
         connections,
         seed,
+        layout,
         quiet,
         json,
     } = args;
@@ -94,6 +95,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         group_commit,
         connections,
         seed: seed.unwrap_or_else(rand::random),
+        key_layout: layout.into(),
     };
     let progress: Option<Arc<dyn Progress>> =
         (!quiet && !json).then(|| Arc::new(Bar::transfers(config.planned())) as Arc<dyn Progress>);

@@ -17,7 +17,7 @@ use crate::ledger::runs::Strategy;
 use crate::ledger::verify::Report;
 use crate::store::connection::Connection;
 use crate::store::dataset;
-use crate::store::keys::{DEFAULT_PREFIX, Keys};
+use crate::store::keys::{DEFAULT_PREFIX, KeyLayout, Keys};
 use crate::store::private_redis::{PrivateCluster, PrivateRedis};
 use crate::store::script::{TransferRequest, TransferScript};
 use crate::store::server_info::{self, Counters};
@@ -143,7 +143,7 @@ pub async fn run(
     progress(&format!("generating {} accounts", config.accounts));
     let generated = crate::commands::generate::generate(work_dir, config.accounts, config.seed)?;
     let file = crate::ledger::accounts::load(&generated.accounts_path, None)?;
-    crate::commands::init::init(&target, &keys, &file).await?;
+    crate::commands::init::init(&target, &keys, &file, KeyLayout::Ours).await?;
 
     let broker_config =
         |strategy: Strategy, batch: usize| run_config(&config, &target, &keys, strategy, batch);
@@ -219,6 +219,7 @@ fn run_config(
         group_commit: false,
         connections: config.connections,
         seed: config.seed,
+        key_layout: KeyLayout::Ours,
     }
 }
 
@@ -306,7 +307,7 @@ impl ClusterRun {
         batch: usize,
     ) -> Result<ClusterRun> {
         let file = crate::ledger::accounts::load(accounts_path, None)?;
-        crate::commands::init::init(target, keys, &file).await?;
+        crate::commands::init::init(target, keys, &file, KeyLayout::Ours).await?;
         let mut before = Vec::with_capacity(masters.len());
         for master in masters.iter_mut() {
             before.push(server_info::counters(master).await?);
@@ -352,7 +353,7 @@ async fn ceiling(
     conn: &mut Connection,
 ) -> Result<Row> {
     let keys = Keys::new(CEILING_PREFIX).map_err(anyhow::Error::msg)?;
-    crate::commands::init::init(target, &keys, file).await?;
+    crate::commands::init::init(target, &keys, file, KeyLayout::Ours).await?;
     let from = &file.accounts[0];
     let to = file
         .accounts

@@ -13,7 +13,7 @@ use crate::commands::now_ms;
 use crate::ledger::accounts::AccountsFile;
 use crate::ledger::events::Layout;
 use crate::store::connection::Connection;
-use crate::store::keys::Keys;
+use crate::store::keys::{KeyLayout, Keys};
 use crate::store::target::Target;
 use crate::store::{dataset, meta};
 
@@ -30,13 +30,25 @@ pub struct InitReport {
 }
 
 /// Loads a validated accounts file under `keys`, replacing what was there.
-pub async fn init(target: &Target, keys: &Keys, file: &AccountsFile) -> Result<InitReport> {
+pub async fn init(
+    target: &Target,
+    keys: &Keys,
+    file: &AccountsFile,
+    key_layout: KeyLayout,
+) -> Result<InitReport> {
     let started = Instant::now();
     let mut conn = Connection::open(target).await?;
+    anyhow::ensure!(
+        !(conn.is_cluster() && key_layout == KeyLayout::Seed),
+        "{target} is a Redis Cluster: the Go demo's keys (--layout seed) carry no hash tags, so a transfer would span slots; use a single server, or this tool's own layout"
+    );
     let removed_keys = dataset::remove_our_keys(&mut conn, keys).await?;
     let layout = if conn.is_cluster() { Layout::Sharded } else { Layout::Single };
-    meta::write_loading(&mut conn, keys, file, layout).await?;
-    dataset::load(&mut conn, keys, file).await?;
+    meta::write_loading(&mut conn, keys, file, layout, key_layout).await?;
+    match key_layout {
+        KeyLayout::Ours => dataset::load(&mut conn, keys, file).await?,
+        KeyLayout::Seed => dataset::load_seed(&mut conn, keys, file).await?,
+    }
     meta::write_ready(&mut conn, keys, now_ms()).await?;
     Ok(InitReport {
         accounts: file.accounts.len(),

@@ -75,6 +75,40 @@ pub async fn load(conn: &mut impl ConnectionLike, keys: &Keys, file: &AccountsFi
     load_accounts(conn, keys, file).await
 }
 
+/// The seed layout (the Go demo's keys): the bank list and each bank's directory (under our
+/// prefix, for the broker), every account as `P:accounts:IBAN`, and the holders' names and
+/// loaded balances (for the events). No bank or pair key: the demo reads a missing one as 0.
+/// Single server only: these keys carry no hash tags.
+pub async fn load_seed(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    file: &AccountsFile,
+) -> Result<()> {
+    redis::cmd("RPUSH")
+        .arg(keys.banks())
+        .arg(&file.banks)
+        .query_async::<()>(conn)
+        .await
+        .with_context(|| format!("writing {}", keys.banks()))?;
+    for chunk in file.accounts.chunks(CHUNK_ITEMS) {
+        let mut pipe = redis::pipe();
+        let balances: Vec<(String, i64)> =
+            chunk.iter().map(|a| (keys.seed_account(&a.iban), a.balance_cents)).collect();
+        let people: Vec<(&str, &str)> =
+            chunk.iter().map(|a| (a.iban.as_str(), a.name.as_str())).collect();
+        let initial: Vec<(&str, i64)> =
+            chunk.iter().map(|a| (a.iban.as_str(), a.balance_cents)).collect();
+        pipe.mset(&balances).ignore();
+        pipe.cmd("HSET").arg(keys.seed_people()).arg(&people).ignore();
+        pipe.cmd("HSET").arg(keys.seed_initial()).arg(&initial).ignore();
+        for account in chunk {
+            pipe.rpush(keys.directory(&file.banks[account.bank]), &account.iban).ignore();
+        }
+        pipe.query_async::<()>(conn).await.context("loading the accounts in the seed layout")?;
+    }
+    Ok(())
+}
+
 /// The bank list, then each bank's balance and interbank positions in one pipeline per bank.
 async fn load_banks(
     conn: &mut impl ConnectionLike,

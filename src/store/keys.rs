@@ -29,8 +29,37 @@
 //! | `P:{B}:inflight` | string | sharded layout: cents in flight out of B |
 //! | `P:{B}:inbox` | hash | sharded layout: field `A\|id`, the answer bank B gave the credit of transfer id from bank A |
 //! | `P:{B}:recovery` | string | sharded layout: recovery passes that waited for a replica of B's shard |
+//! | `P:accounts:IBAN` | string | seed layout (the Go demo's keys): the account's balance |
+//! | `P:banks:B` | string | seed layout: bank B's net flow (missing = 0) |
+//! | `P:balances:A:B` | string | seed layout: A's balance with B; a transfer of `a` from A to B adds `+a` here and `-a` to `P:balances:B:A` (the demo's signs) |
+//! | `P:transactions` | stream | seed layout: one entry per transfer, one field `json` in the demo's format |
+//! | `P:seed:people` | hash | seed layout: field IBAN, the account holder's name (for the events) |
+//! | `P:seed:initial` | hash | seed layout: field IBAN, the balance loaded (the demo's `to.ammount`) |
 
 use crate::ledger::verify::KeyNames;
+
+/// Which keys a data set uses: this tool's own, or the Go demo's (`--layout seed`), recorded by
+/// `init` as `keys` in `P:meta`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyLayout {
+    #[default]
+    Ours,
+    Seed,
+}
+
+impl KeyLayout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyLayout::Ours => "ours",
+            KeyLayout::Seed => "seed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<KeyLayout> {
+        [KeyLayout::Ours, KeyLayout::Seed].into_iter().find(|l| l.as_str() == text)
+    }
+}
 
 /// The version of this schema, stored in `P:meta` so a newer tool can refuse an older layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -128,6 +157,36 @@ impl Keys {
     /// The last verification's verdict.
     pub fn verdict(&self) -> String {
         format!("{}:verdict", self.prefix)
+    }
+
+    /// Seed layout: an account's balance, as the Go demo names it.
+    pub fn seed_account(&self, iban: &str) -> String {
+        format!("{}:accounts:{iban}", self.prefix)
+    }
+
+    /// Seed layout: a bank's net flow.
+    pub fn seed_bank(&self, bank: &str) -> String {
+        format!("{}:banks:{bank}", self.prefix)
+    }
+
+    /// Seed layout: bank A's balance with bank B.
+    pub fn seed_pair(&self, a: &str, b: &str) -> String {
+        format!("{}:balances:{a}:{b}", self.prefix)
+    }
+
+    /// Seed layout: the demo's event stream.
+    pub fn seed_stream(&self) -> String {
+        format!("{}:transactions", self.prefix)
+    }
+
+    /// Seed layout: account holders' names by IBAN.
+    pub fn seed_people(&self) -> String {
+        format!("{}:seed:people", self.prefix)
+    }
+
+    /// Seed layout: balances as loaded, by IBAN.
+    pub fn seed_initial(&self) -> String {
+        format!("{}:seed:initial", self.prefix)
     }
 
     /// Sharded layout: bank B's own event stream.

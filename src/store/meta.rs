@@ -9,7 +9,7 @@ use redis::aio::ConnectionLike;
 
 use crate::ledger::accounts::{AccountsFile, MAX_ACCOUNTS, MAX_BANKS};
 use crate::ledger::events::Layout;
-use crate::store::keys::{Keys, SCHEMA_VERSION};
+use crate::store::keys::{KeyLayout, Keys, SCHEMA_VERSION};
 use crate::store::retry::query_retrying;
 
 /// No data set is loaded under the prefix (`P:meta` is missing): Redis answered, there is
@@ -38,6 +38,8 @@ pub struct Meta {
     /// 0 if not recorded).
     pub file: String,
     pub loaded_at_ms: u64,
+    /// This tool's keys, or the Go demo's (`init --layout seed`).
+    pub key_layout: KeyLayout,
 }
 
 /// Marks the set as `loading` and records what is being loaded (first write of `init`).
@@ -46,6 +48,7 @@ pub async fn write_loading(
     keys: &Keys,
     file: &AccountsFile,
     layout: Layout,
+    key_layout: KeyLayout,
 ) -> Result<()> {
     let meta = keys.meta();
     redis::cmd("HSET")
@@ -59,6 +62,7 @@ pub async fn write_loading(
             ("banks", file.banks.len().to_string()),
             ("total_cents", file.total_cents.to_string()),
             ("layout", layout.as_str().to_string()),
+            ("keys", key_layout.as_str().to_string()),
         ])
         .query_async::<()>(conn)
         .await
@@ -76,9 +80,34 @@ pub async fn write_ready(conn: &mut impl ConnectionLike, keys: &Keys, now_ms: u6
         .with_context(|| format!("writing {meta}"))
 }
 
-/// Reads `P:meta` and the bank list, refusing a set that is missing, not fully loaded, or whose
-/// figures are not what `init` writes.
+/// Reads `P:meta` and the bank list, refusing a set that is missing, not fully loaded, whose
+/// figures are not what `init` writes, or that uses the Go demo's keys (`--layout seed`).
 pub async fn read(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<Meta> {
+    read_layout(conn, keys, KeyLayout::Ours).await
+}
+
+/// [`read`], for a set whose keys must be `expected`: a set of the other layout is refused with
+/// the flag to pass.
+pub async fn read_layout(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    expected: KeyLayout,
+) -> Result<Meta> {
+    let meta = read_any(conn, keys).await?;
+    match (meta.key_layout, expected) {
+        (found, wanted) if found == wanted => Ok(meta),
+        (KeyLayout::Seed, _) => bail!(
+            "the data set under {:?} was loaded with `init --layout seed` (the Go demo's keys): pass --layout seed to broker and consume (status and serve show this tool's own layout only)",
+            keys.prefix()
+        ),
+        (KeyLayout::Ours, _) => bail!(
+            "the data set under {:?} uses this tool's keys, not the Go demo's: run `interbank init --layout seed` first, or drop --layout seed",
+            keys.prefix()
+        ),
+    }
+}
+
+async fn read_any(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<Meta> {
     let fields: HashMap<String, String> =
         query_retrying(conn, redis::cmd("HGETALL").arg(keys.meta()))
             .await
@@ -142,6 +171,12 @@ fn parse(keys: &Keys, fields: &HashMap<String, String>, banks: Vec<String>) -> R
         layout,
         file: get("file").to_string(),
         loaded_at_ms: get("loaded_at_ms").parse().unwrap_or(0),
+        key_layout: match get("keys") {
+            "" => KeyLayout::Ours,
+            text => {
+                KeyLayout::parse(text).ok_or_else(|| corrupt("keys", "ours or seed".to_string()))?
+            }
+        },
     })
 }
 

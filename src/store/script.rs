@@ -53,15 +53,18 @@ pub struct BatchReply {
     pub stop: Option<ScriptStop>,
 }
 
-/// The loaded transfer script.
+/// The loaded transfer script: ours (`transfer.lua`), or the Go demo's keys and events made
+/// atomic (`seed_transfer.lua`, the seed layout). Both answer in the same outcome letters and
+/// stop codes, so the broker drives either the same way.
 #[derive(Debug, Clone)]
 pub struct TransferScript {
     script: Script,
+    seed: bool,
 }
 
 impl Default for TransferScript {
     fn default() -> Self {
-        TransferScript { script: Script::new(include_str!("lua/transfer.lua")) }
+        TransferScript { script: Script::new(include_str!("lua/transfer.lua")), seed: false }
     }
 }
 
@@ -76,11 +79,17 @@ impl TransferScript {
         include_str!("lua/transfer.lua")
     }
 
+    /// The seed layout's script: the demo's keys and events.
+    pub fn seed() -> TransferScript {
+        TransferScript { script: Script::new(SEED_SOURCE), seed: true }
+    }
+
     /// Loads the script into the server's cache (`SCRIPT LOAD`), so the first calls find it.
     pub async fn load(&self, conn: &mut impl redis::aio::ConnectionLike) -> anyhow::Result<()> {
+        let source = if self.seed { SEED_SOURCE } else { TransferScript::source() };
         let sha: String = redis::cmd("SCRIPT")
             .arg("LOAD")
-            .arg(TransferScript::source())
+            .arg(source)
             .query_async(conn)
             .await
             .map_err(|e| anyhow::anyhow!("loading the transfer script: {e}"))?;
@@ -122,7 +131,9 @@ impl TransferScript {
         assert!(!transfers.is_empty() && transfers.len() <= MAX_BATCH);
         assert!(first_seq >= 1);
         let mut call = self.script.prepare_invoke();
-        if let [t] = transfers {
+        if self.seed {
+            seed_call(&mut call, keys, banks, producer, first_seq, transfers);
+        } else if let [t] = transfers {
             let (call_keys, args) = single_call(keys, banks, scope, producer, first_seq, t);
             for key in call_keys {
                 call.key(key);
@@ -161,6 +172,40 @@ impl TransferScript {
         }
         let reply: redis::Value = call.invoke_async(conn).await?;
         Ok(parse_reply(reply, transfers.len())?)
+    }
+}
+
+const SEED_SOURCE: &str = include_str!("lua/seed_transfer.lua");
+
+/// The keys and arguments of a call of `seed_transfer.lua` (the seed layout).
+fn seed_call(
+    call: &mut redis::ScriptInvocation<'_>,
+    keys: &Keys,
+    banks: &[String],
+    producer: &str,
+    first_seq: u64,
+    transfers: &[TransferRequest<'_>],
+) {
+    call.key(keys.seed_stream())
+        .key(keys.producer(producer))
+        .key(keys.seed_people())
+        .key(keys.seed_initial());
+    for t in transfers {
+        let (from_bank, to_bank) = (&banks[t.from_bank], &banks[t.to_bank]);
+        call.key(keys.seed_account(t.from))
+            .key(keys.seed_account(t.to))
+            .key(keys.seed_bank(from_bank))
+            .key(keys.seed_bank(to_bank))
+            .key(keys.seed_pair(from_bank, to_bank))
+            .key(keys.seed_pair(to_bank, from_bank));
+    }
+    call.arg(producer).arg(first_seq).arg(transfers.len());
+    for t in transfers {
+        call.arg(t.from)
+            .arg(t.to)
+            .arg(&banks[t.from_bank])
+            .arg(&banks[t.to_bank])
+            .arg(t.amount_cents);
     }
 }
 

@@ -56,7 +56,7 @@ use crate::ledger::money::MAX_TOTAL_CENTS;
 use crate::ledger::runs::{RunStatus, Strategy};
 use crate::store::connection::Connection;
 use crate::store::cross_bank::{self, CrossBankScript};
-use crate::store::keys::Keys;
+use crate::store::keys::{KeyLayout, Keys};
 use crate::store::meta;
 use crate::store::runs;
 use crate::store::script::{MAX_BATCH, TransferScript};
@@ -90,6 +90,8 @@ pub struct BrokerConfig {
     pub connections: usize,
     /// Seed of the random choices; the same seed on the same data makes the same transfers.
     pub seed: u64,
+    /// This tool's keys, or the Go demo's (`--layout seed`, `atomic` only).
+    pub key_layout: KeyLayout,
 }
 
 impl BrokerConfig {
@@ -137,6 +139,10 @@ impl BrokerConfig {
         ensure!(
             !self.group_commit || self.batch == 1,
             "--group-commit sizes each call by the transfers waiting; leave --batch at 1"
+        );
+        ensure!(
+            self.key_layout == KeyLayout::Ours || self.strategy == Strategy::Atomic,
+            "--layout seed works with --strategy atomic only (the demo's own protocol is what it replaces)"
         );
         ensure!(
             (1..=MAX_CONNECTIONS).contains(&self.connections),
@@ -339,7 +345,7 @@ async fn prepare(
         "{} is a Redis Cluster node: there the broker runs --strategy atomic",
         config.target
     );
-    let meta = meta::read(control, &config.keys).await?;
+    let meta = meta::read_layout(control, &config.keys, config.key_layout).await?;
     let directory = Directory::load(control, &config.keys, &meta).await?;
     let connection_count = if config.strategy == Strategy::Watch {
         usize::try_from(config.workers).expect("at most MAX_WORKERS")
@@ -350,7 +356,10 @@ async fn prepare(
     for _ in 0..connection_count {
         connections.push(Connection::open(&config.target).await?);
     }
-    let script = TransferScript::default();
+    let script = match config.key_layout {
+        KeyLayout::Ours => TransferScript::default(),
+        KeyLayout::Seed => TransferScript::seed(),
+    };
     if config.strategy == Strategy::Atomic && !sharded {
         script.load(control).await?;
     }
@@ -561,6 +570,7 @@ mod tests {
             group_commit: false,
             connections: 2,
             seed: 1,
+            key_layout: KeyLayout::Ours,
         }
     }
 
@@ -569,6 +579,10 @@ mod tests {
         assert!(config().validate().is_ok());
         let cases: Vec<(BrokerConfig, &str)> = vec![
             (BrokerConfig { workers: 0, ..config() }, "--workers"),
+            (
+                BrokerConfig { strategy: Strategy::Watch, key_layout: KeyLayout::Seed, ..config() },
+                "--layout seed",
+            ),
             (BrokerConfig { transfers_per_worker: 0, ..config() }, "--transfers"),
             (BrokerConfig { min_amount_cents: 0, ..config() }, "--min-amount"),
             (BrokerConfig { min_amount_cents: -5, ..config() }, "--min-amount"),

@@ -64,7 +64,24 @@ pub fn check(config: &ServeConfig) -> Result<()> {
     Ok(())
 }
 
-/// Binds, tells `on_ready` the address it listens on, and serves until Ctrl-C.
+/// Resolves on Ctrl-C or SIGTERM (a service manager, a script's clean-up): the server then
+/// stops taking connections and ends with exit code 0.
+async fn stopped() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// Binds, tells `on_ready` the address it listens on, and serves until Ctrl-C or SIGTERM.
 pub async fn serve(config: ServeConfig, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
     check(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -95,9 +112,7 @@ pub async fn serve(config: ServeConfig, on_ready: impl FnOnce(SocketAddr)) -> Re
     });
     on_ready(address);
     let served = axum::serve(listener, routes::router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(stopped())
         .await
         .context("serving the dashboard");
     for reader in readers {
