@@ -230,6 +230,10 @@ pub struct ConsumeArgs {
     /// Also write a stand-alone HTML report of the verification to this file.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    /// `seed`: audit a data set in the Go demo's layout (its keys and `P:transactions`), written
+    /// by the demo or by `broker --layout seed`, without changing it.
+    #[arg(long, value_enum, default_value = "ours")]
+    pub layout: LayoutArg,
 }
 
 /// The flags of `interbank status`.

@@ -8,6 +8,7 @@
 pub mod args;
 pub mod progress;
 pub mod render;
+pub mod seed_view;
 pub mod status_view;
 
 use std::io::{IsTerminal, Write};
@@ -17,12 +18,13 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use args::{
-    BenchArgs, BrokerArgs, Cli, Command, ConsumeArgs, GenArgs, InitArgs, RecoverArgs, ServeArgs,
-    StatusArgs,
+    BenchArgs, BrokerArgs, Cli, Command, ConsumeArgs, GenArgs, InitArgs, LayoutArg, RecoverArgs,
+    ServeArgs, StatusArgs,
 };
 use interbank::commands::bench::{self, BenchConfig};
 use interbank::commands::broker::{self, BrokerConfig};
 use interbank::commands::consume::{self, ConsumeConfig};
+use interbank::commands::seed_audit::{self, SeedAuditConfig};
 use interbank::commands::serve::{self, ServeConfig};
 use interbank::commands::{Progress, generate, init, recover, status};
 use interbank::ledger::accounts;
@@ -158,7 +160,28 @@ async fn consume_command(args: ConsumeArgs) -> Result<ExitCode> {
         quiet,
         json,
         report,
+        layout,
     } = args;
+    if layout == LayoutArg::Seed {
+        anyhow::ensure!(
+            report.is_none(),
+            "--report shows this tool's own layout only; drop it with --layout seed"
+        );
+        let config = SeedAuditConfig {
+            target: redis.target(),
+            keys: redis.keys()?,
+            accounts_path: files.accounts,
+            banks_path: files.banks,
+            idle_timeout_ms: seconds_flag("--idle-timeout", idle_timeout, 0.1, 86_400.0)?,
+        };
+        let audited = seed_audit::audit(&config, &Bar::events(!quiet && !json)).await?;
+        if json {
+            print_json(&audited)?;
+        } else {
+            emit(&seed_view::render(&audited))?;
+        }
+        return Ok(if audited.clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     let config = ConsumeConfig {
         keys: redis.keys()?,
         target: redis.target(),

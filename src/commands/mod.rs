@@ -10,6 +10,7 @@ pub mod consume;
 pub mod generate;
 pub mod init;
 pub mod recover;
+pub mod seed_audit;
 pub mod serve;
 pub mod status;
 

@@ -18,4 +18,5 @@ pub mod iban;
 pub mod money;
 pub mod replay;
 pub mod runs;
+pub mod seed_layout;
 pub mod verify;

@@ -19,6 +19,7 @@ pub mod runs;
 pub mod scan;
 pub mod script;
 pub mod seed_protocol;
+pub mod seed_state;
 pub mod server_info;
 pub mod snapshot;
 pub mod stream_reader;

@@ -22,6 +22,7 @@ use crate::store::connection::Connection;
 use crate::store::keys::{Keys, cluster_slot};
 use crate::store::meta::{self, Meta};
 use crate::store::retry::{pipe_retrying, query_retrying};
+use crate::store::snapshot::value_of;
 use crate::store::{dataset, runs, scan};
 use crate::view::facts::{BankFacts, ConsumerFacts, Facts, Loaded, RunFacts, StreamFacts};
 use crate::view::verdict::Verdict;
@@ -238,7 +239,7 @@ fn take_bank(
             bail!("MGET of bank {bank}'s accounts did not answer a list")
         };
         for (key, value) in chunk.iter().zip(values) {
-            match to_value(value) {
+            match value_of(value) {
                 Value::Int(cents) => facts.accounts_cents += i128::from(cents),
                 _ => {
                     facts.bad_account_count += 1;
@@ -249,15 +250,15 @@ fn take_bank(
             }
         }
     }
-    facts.balance = to_value(next(replies)?);
+    facts.balance = value_of(next(replies)?);
     let n = meta.banks.len();
     for (field, value) in pairs(next(replies)?) {
         if let Some(other) = meta.banks.iter().position(|b| *b == field) {
-            interbank[index * n + other] = to_value(RedisValue::BulkString(value.into_bytes()));
+            interbank[index * n + other] = value_of(RedisValue::BulkString(value.into_bytes()));
         }
     }
     if sharded {
-        facts.in_flight = to_value(next(replies)?);
+        facts.in_flight = value_of(next(replies)?);
         for (_, value) in pairs(next(replies)?) {
             let Ok(outbound) = parse_outbound(&value) else { continue };
             if let Some(to) = meta.banks.iter().position(|b| b == outbound.to_bank) {
@@ -308,19 +309,6 @@ fn pairs(reply: RedisValue) -> Vec<(String, String)> {
         }
         RedisValue::Map(entries) => entries.into_iter().map(|(f, v)| (text(f), text(v))).collect(),
         _ => Vec::new(),
-    }
-}
-
-fn to_value(value: RedisValue) -> Value {
-    match value {
-        RedisValue::Nil => Value::Missing,
-        RedisValue::Int(v) => Value::Int(v),
-        RedisValue::BulkString(bytes) => {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            text.parse().map_or(Value::Invalid(text), Value::Int)
-        }
-        RedisValue::ServerError(err) => Value::Error(format!("{err:?}")),
-        other => Value::Invalid(format!("{other:?}")),
     }
 }
 

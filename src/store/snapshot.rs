@@ -22,14 +22,23 @@ const GETRANGE_CHUNK: u64 = 1 << 20;
 
 fn to_value(value: redis::RedisResult<RedisValue>) -> Value {
     match value {
-        Ok(RedisValue::Nil) => Value::Missing,
-        Ok(RedisValue::Int(v)) => Value::Int(v),
-        Ok(RedisValue::BulkString(bytes)) => {
+        Ok(read) => value_of(read),
+        Err(err) => Value::Error(err.to_string()),
+    }
+}
+
+/// A value Redis answered, as the ledger checks it: missing, an integer, or something else
+/// (with what it was, or the error Redis gave for it).
+pub fn value_of(read: RedisValue) -> Value {
+    match read {
+        RedisValue::Nil => Value::Missing,
+        RedisValue::Int(v) => Value::Int(v),
+        RedisValue::BulkString(bytes) => {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             text.parse().map_or(Value::Invalid(text), Value::Int)
         }
-        Ok(other) => Value::Invalid(format!("{other:?}")),
-        Err(err) => Value::Error(err.to_string()),
+        RedisValue::ServerError(err) => Value::Error(format!("{err:?}")),
+        other => Value::Invalid(format!("{other:?}")),
     }
 }
 
