@@ -7,6 +7,7 @@
 //! because a run records its end only after its last event.
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -169,6 +170,10 @@ async fn write_report(
     let mut file = tempfile::NamedTempFile::new_in(folder)
         .with_context(|| format!("cannot write the report in {}", folder.display()))?;
     std::io::Write::write_all(&mut file, html.as_bytes())
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    // A temporary file is private (0600); a report is a document to share, as any file written.
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
         .with_context(|| format!("cannot write the report {}", path.display()))?;
     file.persist(path).with_context(|| format!("cannot write the report {}", path.display()))?;
     Ok(())

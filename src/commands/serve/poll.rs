@@ -27,11 +27,22 @@ const READ_TIMEOUT_MS: u64 = 5_000;
 const FOLLOW_COUNT: usize = 5_000;
 const FOLLOW_READS_PER_TICK: usize = 20;
 
-/// Reads the overview every `refresh_ms`, for ever.
+/// How much of Redis's time the overview may take: a read of every account blocks the server
+/// while it runs, so a large data set is read less often than `--refresh` asks.
+const MAX_BUSY_SHARE: u32 = 10;
+
+/// The pause before the next read: `refresh_ms`, or longer so that a read of `took` is at most
+/// one part in [`MAX_BUSY_SHARE`] of the time.
+fn pause(refresh_ms: u64, took: Duration) -> Duration {
+    Duration::from_millis(refresh_ms).max(took * MAX_BUSY_SHARE)
+}
+
+/// Reads the overview every `refresh_ms` (or less often, see [`pause`]), for ever.
 pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms: u64) {
     let mut conn: Option<Connection> = None;
     let mut directory: Option<Directory> = None;
     loop {
+        let started = std::time::Instant::now();
         let read = async {
             if conn.is_none() {
                 conn = Some(Connection::open(&target).await?);
@@ -53,7 +64,7 @@ pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms
                 );
             }
         }
-        tokio::time::sleep(Duration::from_millis(refresh_ms)).await;
+        tokio::time::sleep(pause(refresh_ms, started.elapsed())).await;
     }
 }
 
@@ -139,4 +150,15 @@ async fn follow_tick(
     }
     hub.update(|state| state.live.caught_up = caught_up);
     Ok(caught_up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_read_spaces_the_next_one() {
+        assert_eq!(pause(1_000, Duration::from_millis(20)), Duration::from_millis(1_000));
+        assert_eq!(pause(1_000, Duration::from_millis(300)), Duration::from_millis(3_000));
+    }
 }
