@@ -62,8 +62,8 @@ fn help_never_shows_the_url_from_the_environment() {
 
 /// The ACL rules the README documents: this tool's keys and the commands it needs, nothing else.
 const ACL_RULES: &str = "on resetkeys ~banks_transfers:* resetchannels -@all +ping +info +scan +unlink +get +mget +set \
-    +mset +incr +incrby +hset +hget +hgetall +hincrby +rpush +lrange +strlen +getrange +append +xadd +xdel \
-    +xlen +xread +del +evalsha +eval +script|load +watch +unwatch +multi +exec";
+    +mset +incr +incrby +decrby +hset +hget +hgetall +hmget +hincrby +rpush +lrange +strlen +getrange +append +xadd +xdel \
+    +xlen +xread +xrevrange +del +evalsha +eval +script|load +watch +unwatch +multi +exec";
 
 fn acl_user(redis: &RedisServer, name: &str, rules: &str) -> String {
     let mut args = vec!["ACL", "SETUSER", name, ">user-s3cret"];

@@ -35,9 +35,15 @@ async fn setup() -> Setup {
     let file = interbank::ledger::accounts::load(&dir.path().join("accounts.csv"), None).unwrap();
     let target = Target::new(&cluster.url());
     let keys = Keys::new("t").unwrap();
-    interbank::commands::init::init(&target, &keys, &file, interbank::store::keys::KeyLayout::Ours)
-        .await
-        .unwrap();
+    interbank::commands::init::init(
+        &target,
+        &keys,
+        &file,
+        interbank::store::keys::KeyLayout::Ours,
+        false,
+    )
+    .await
+    .unwrap();
     let conn = Connection::open(&target).await.unwrap();
     assert!(conn.is_cluster());
     Setup { cluster, conn, keys, script: CrossBankScript::default(), _dir: dir }

@@ -148,6 +148,27 @@ fn a_public_address_needs_a_token_and_the_token_is_checked() {
     let out = run(url, dir.path(), &["serve", "--listen", "0.0.0.0:0", "--public"]);
     assert!(text(&out).contains("--public needs --token-file"), "{}", text(&out));
 
+    let open = serve(url, dir.path(), &[]);
+    let host = |h: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                h,
+                &format!("http://{}/api/state", open.address),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(host("Host: evil.example"), "403", "a page elsewhere could read the data");
+    assert_eq!(host("Host: localhost:8080"), "200");
+    drop(open);
+
     let token = "s3cret-token-of-32-characters-xx";
     std::fs::write(dir.path().join("token"), token).unwrap();
     let served = serve(url, dir.path(), &["--token-file", "token"]);

@@ -34,7 +34,9 @@ async fn setup() -> Setup {
     let file = interbank::ledger::accounts::load(&dir.path().join("accounts.csv"), None).unwrap();
     let keys = Keys::new("t").unwrap();
     let ours = interbank::store::keys::KeyLayout::Ours;
-    interbank::commands::init::init(&Target::new(&redis.url()), &keys, &file, ours).await.unwrap();
+    interbank::commands::init::init(&Target::new(&redis.url()), &keys, &file, ours, false)
+        .await
+        .unwrap();
     let conn = interbank::store::connection::manager(&Target::new(&redis.url())).await.unwrap();
     Setup { redis, keys, banks: file.banks, conn, _dir: dir }
 }

@@ -295,3 +295,18 @@ fn broker_layout_seed_killed_20_times_audits_clean() {
     assert!(text(&out).contains("CLEAN"), "{}", text(&out));
     assert!(text(&out).contains("ok events = transfers applied"), "{}", text(&out));
 }
+
+#[test]
+fn init_refuses_to_remove_the_demos_events_before_they_are_audited() {
+    let mut f = Fixture::new();
+    f.completed(0, 2, 400);
+    let url = f.server.url();
+    let args = ["init", "--layout", "seed", "--accounts", "accounts.csv"];
+    let out = run(&url, f.dir.path(), &args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("audit them first"), "{}", text(&out));
+    let length = f.server.cli(&["XLEN", &format!("{P}:transactions")]);
+    assert_eq!(length.trim(), "1", "the demo's events were removed");
+    ok(&url, f.dir.path(), &[&args[..], &["--replace"]].concat());
+    assert_eq!(f.server.cli(&["XLEN", &format!("{P}:transactions")]).trim(), "0");
+}

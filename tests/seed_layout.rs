@@ -114,3 +114,48 @@ fn this_tools_commands_refuse_a_seed_set_with_the_flag_to_pass() {
     let out = run(&url, dir.path(), &["broker", "--quiet", "--layout", "seed"]);
     assert!(text(&out).contains("run `interbank init --layout seed` first"), "{}", text(&out));
 }
+
+#[test]
+fn a_failed_write_undoes_the_whole_call_and_a_retry_applies_nothing_twice() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = seed_fixture("accounts_100.csv");
+    let accounts = accounts.to_str().unwrap();
+    ok(&url, dir.path(), &["init", "--accounts", accounts, "--layout", "seed"]);
+    // A bank key of the wrong type: every transfer out of or into ING fails at its write.
+    server.cli(&["HSET", "banks_transfers:banks:ING", "not", "a counter"]);
+    let out = run(
+        &url,
+        dir.path(),
+        &[
+            "broker",
+            "--quiet",
+            "--layout",
+            "seed",
+            "--workers",
+            "2",
+            "--transfers",
+            "300",
+            "--batch",
+            "16",
+        ],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("banks_transfers:banks:ING"), "{}", text(&out));
+    let loaded: i64 =
+        server.cli(&["HGET", "banks_transfers:meta", "total_cents"]).trim().parse().unwrap();
+    assert_eq!(read_seed_keys(&server).accounts_cents, loaded, "a stopped call moved money");
+    let letters: u64 = ["r1-w1", "r1-w2"]
+        .iter()
+        .map(|p| {
+            server
+                .cli(&["STRLEN", &format!("banks_transfers:producer:{p}")])
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let events: u64 = server.cli(&["XLEN", "banks_transfers:transactions"]).trim().parse().unwrap();
+    assert_eq!(events, letters, "events of transfers that were not recorded as applied");
+}

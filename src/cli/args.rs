@@ -111,6 +111,10 @@ pub struct InitArgs {
     /// dashboards (single server only).
     #[arg(long, value_enum, default_value = "ours")]
     pub layout: LayoutArg,
+    /// Remove the Go demo's events found under the prefix (refused without it, so that they are
+    /// audited first).
+    #[arg(long)]
+    pub replace: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

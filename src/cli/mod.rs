@@ -57,10 +57,12 @@ fn gen_command(GenArgs { accounts, seed, out }: GenArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn init_command(InitArgs { redis, files, layout, json }: InitArgs) -> Result<ExitCode> {
+async fn init_command(
+    InitArgs { redis, files, layout, replace, json }: InitArgs,
+) -> Result<ExitCode> {
     let keys = redis.keys()?;
     let file = accounts::load(&files.accounts, files.banks.as_deref())?;
-    let report = init::init(&redis.target(), &keys, &file, layout.into()).await?;
+    let report = init::init(&redis.target(), &keys, &file, layout.into(), replace).await?;
     if json {
         print_json(&report)?;
     } else {

@@ -143,7 +143,7 @@ pub async fn run(
     progress(&format!("generating {} accounts", config.accounts));
     let generated = crate::commands::generate::generate(work_dir, config.accounts, config.seed)?;
     let file = crate::ledger::accounts::load(&generated.accounts_path, None)?;
-    crate::commands::init::init(&target, &keys, &file, KeyLayout::Ours).await?;
+    crate::commands::init::init(&target, &keys, &file, KeyLayout::Ours, false).await?;
 
     let broker_config =
         |strategy: Strategy, batch: usize| run_config(&config, &target, &keys, strategy, batch);
@@ -307,7 +307,7 @@ impl ClusterRun {
         batch: usize,
     ) -> Result<ClusterRun> {
         let file = crate::ledger::accounts::load(accounts_path, None)?;
-        crate::commands::init::init(target, keys, &file, KeyLayout::Ours).await?;
+        crate::commands::init::init(target, keys, &file, KeyLayout::Ours, false).await?;
         let mut before = Vec::with_capacity(masters.len());
         for master in masters.iter_mut() {
             before.push(server_info::counters(master).await?);
@@ -353,7 +353,7 @@ async fn ceiling(
     conn: &mut Connection,
 ) -> Result<Row> {
     let keys = Keys::new(CEILING_PREFIX).map_err(anyhow::Error::msg)?;
-    crate::commands::init::init(target, &keys, file, KeyLayout::Ours).await?;
+    crate::commands::init::init(target, &keys, file, KeyLayout::Ours, false).await?;
     let from = &file.accounts[0];
     let to = file
         .accounts

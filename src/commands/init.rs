@@ -35,12 +35,19 @@ pub async fn init(
     keys: &Keys,
     file: &AccountsFile,
     key_layout: KeyLayout,
+    replace: bool,
 ) -> Result<InitReport> {
     let started = Instant::now();
     let mut conn = Connection::open(target).await?;
     anyhow::ensure!(
         !(conn.is_cluster() && key_layout == KeyLayout::Seed),
         "{target} is a Redis Cluster: the Go demo's keys (--layout seed) carry no hash tags, so a transfer would span slots; use a single server, or this tool's own layout"
+    );
+    anyhow::ensure!(
+        replace || !dataset::holds_demo_data(&mut conn, keys).await?,
+        "{} holds the Go demo's events and no {} of this tool: audit them first with `interbank consume --layout seed --accounts FILE`, then run init again with --replace to remove them",
+        keys.seed_stream(),
+        keys.meta()
     );
     let removed_keys = dataset::remove_our_keys(&mut conn, keys).await?;
     let layout = if conn.is_cluster() { Layout::Sharded } else { Layout::Single };

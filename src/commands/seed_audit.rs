@@ -25,6 +25,8 @@ use crate::store::{runs, seed_state};
 /// Entries asked for per `XREAD`, and how long one read waits for new ones.
 const READ_COUNT: usize = 10_000;
 const BLOCK_MS: u64 = 250;
+/// Reads after the runs ended, to the end of the stream (each of [`READ_COUNT`] entries).
+const MAX_DRAIN_READS: usize = 1_000_000;
 
 /// What the audit is asked to do.
 #[derive(Debug, Clone)]
@@ -138,15 +140,9 @@ async fn follow(
     loop {
         reader.read(&last_id, true, &mut chunk).await?;
         if !chunk.is_empty() {
-            for (id, fields) in chunk.iter() {
-                replay.apply(id, parse_entry(fields));
-            }
             read += chunk.len() as u64;
+            apply(replay, &chunk, &mut last_id)?;
             progress.update(read);
-            chunk
-                .last_id()
-                .context("a chunk with entries has a last one")?
-                .clone_into(&mut last_id);
             last_event_at = Instant::now();
             continue;
         }
@@ -156,9 +152,26 @@ async fn follow(
                 .iter()
                 .any(|r| r.status == RunStatus::Running);
         if !running || last_event_at.elapsed() >= Duration::from_millis(config.idle_timeout_ms) {
-            return Ok(());
+            // A run records its end after its last events: read what came meanwhile, to the end.
+            for _ in 0..MAX_DRAIN_READS {
+                reader.read(&last_id, false, &mut chunk).await?;
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                apply(replay, &chunk, &mut last_id)?;
+            }
+            bail!("{stream} kept growing after its runs ended: is another broker writing it?");
         }
     }
+}
+
+/// Replays a chunk's entries and moves the position past them.
+fn apply(replay: &mut SeedReplay, chunk: &Chunk, last_id: &mut String) -> Result<()> {
+    for (id, fields) in chunk.iter() {
+        replay.apply(id, parse_entry(fields));
+    }
+    chunk.last_id().context("a chunk with entries has a last one")?.clone_into(last_id);
+    Ok(())
 }
 
 /// Transfers applied by every `broker --layout seed` run, from their producers' outcome keys.

@@ -22,6 +22,19 @@ const PIPELINE_COMMANDS: usize = 8;
 /// IBANs read per `LRANGE` of a directory.
 const LRANGE_CHUNK: usize = 100_000;
 
+/// Whether the prefix holds the Go demo's event stream and no `P:meta` of this tool: data the
+/// demo wrote, which `init` would remove before anyone audited it.
+pub async fn holds_demo_data(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<bool> {
+    let status: Option<String> =
+        query_retrying(conn, redis::cmd("HGET").arg(keys.meta()).arg("status"))
+            .await
+            .with_context(|| format!("reading {}", keys.meta()))?;
+    let events: u64 = query_retrying(conn, redis::cmd("XLEN").arg(keys.seed_stream()))
+        .await
+        .with_context(|| format!("reading {}", keys.seed_stream()))?;
+    Ok(events > 0 && status.is_none())
+}
+
 /// Removes every key under the prefix (`SCAN MATCH prefix:*` on every master, then `UNLINK`;
 /// never `FLUSHALL` or `FLUSHDB`); returns how many were removed.
 pub async fn remove_our_keys(conn: &mut Connection, keys: &Keys) -> Result<u64> {

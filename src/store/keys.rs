@@ -21,7 +21,7 @@
 //! | `P:run:N` | hash | broker run N: strategy, workers, times, counts, status |
 //! | `P:producer:ID` | string | one outcome letter per transfer applied for producer ID (idempotency) |
 //! | `P:consumer:NAME` | string | consumer NAME's checkpoint: last stream entry read and the replay up to it (JSON) |
-//! | `P:position:NAME` | string | consumer NAME's position as of its last checkpoint, small, for the views (JSON) |
+//! | `P:positions` | hash | field NAME: consumer NAME's position as of its last checkpoint, small, for the views (JSON) |
 //! | `P:verdict` | string | the last verification `consume` reached: when, events covered, each check (JSON) |
 //! | `P:{B}:events` | stream | sharded layout: bank B's events (debits, credits, settlements, its transfers inside the bank) |
 //! | `P:{B}:producer:ID` | string | sharded layout: one outcome letter per transfer out of bank B applied for producer ID |
@@ -144,14 +144,9 @@ impl Keys {
         format!("{}:consumer:{name}", self.prefix)
     }
 
-    /// Consumer NAME's position as of its last checkpoint (what `status` shows of it).
-    pub fn position(&self, name: &str) -> String {
-        format!("{}:position:{name}", self.prefix)
-    }
-
-    /// The pattern of every consumer's position key.
-    pub fn positions_pattern(&self) -> String {
-        format!("{}:position:*", self.prefix)
+    /// Every consumer's position as of its last checkpoint, by name (what `status` shows).
+    pub fn positions(&self) -> String {
+        format!("{}:positions", self.prefix)
     }
 
     /// The last verification's verdict.

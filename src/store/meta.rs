@@ -23,6 +23,26 @@ pub struct NotLoaded {
     pub meta: String,
 }
 
+/// The data set uses the other key layout than the command was asked for. A type of its own, so
+/// a view can say what is there rather than "down".
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe_other_layout(prefix, *found))]
+pub struct OtherLayout {
+    pub prefix: String,
+    pub found: KeyLayout,
+}
+
+fn describe_other_layout(prefix: &str, found: KeyLayout) -> String {
+    match found {
+        KeyLayout::Seed => format!(
+            "the data set under {prefix:?} was loaded with `init --layout seed` (the Go demo's keys): pass --layout seed to broker and consume (status and serve show this tool's own layout only)"
+        ),
+        KeyLayout::Ours => format!(
+            "the data set under {prefix:?} uses this tool's keys, not the Go demo's: run `interbank init --layout seed` first, or drop --layout seed"
+        ),
+    }
+}
+
 /// What `init` recorded, as the broker and `consume` need it.
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -94,17 +114,10 @@ pub async fn read_layout(
     expected: KeyLayout,
 ) -> Result<Meta> {
     let meta = read_any(conn, keys).await?;
-    match (meta.key_layout, expected) {
-        (found, wanted) if found == wanted => Ok(meta),
-        (KeyLayout::Seed, _) => bail!(
-            "the data set under {:?} was loaded with `init --layout seed` (the Go demo's keys): pass --layout seed to broker and consume (status and serve show this tool's own layout only)",
-            keys.prefix()
-        ),
-        (KeyLayout::Ours, _) => bail!(
-            "the data set under {:?} uses this tool's keys, not the Go demo's: run `interbank init --layout seed` first, or drop --layout seed",
-            keys.prefix()
-        ),
+    if meta.key_layout == expected {
+        return Ok(meta);
     }
+    Err(OtherLayout { prefix: keys.prefix().to_string(), found: meta.key_layout }.into())
 }
 
 async fn read_any(conn: &mut impl ConnectionLike, keys: &Keys) -> Result<Meta> {

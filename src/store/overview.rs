@@ -23,7 +23,7 @@ use crate::store::keys::{Keys, cluster_slot};
 use crate::store::meta::{self, Meta};
 use crate::store::retry::{pipe_retrying, query_retrying};
 use crate::store::snapshot::value_of;
-use crate::store::{dataset, runs, scan};
+use crate::store::{dataset, runs};
 use crate::view::facts::{BankFacts, ConsumerFacts, Facts, Loaded, RunFacts, StreamFacts};
 use crate::view::verdict::Verdict;
 
@@ -31,6 +31,8 @@ use crate::view::verdict::Verdict;
 pub const MAX_ROUNDS: usize = 3;
 /// Keys per `MGET` inside a read.
 const MGET_CHUNK: usize = 10_000;
+/// Inbox fields asked per `HMGET`.
+const INBOX_FIELDS_PER_HMGET: usize = 1_000;
 /// Accounts named per bank when their keys are missing or not integers.
 const BAD_NAMED: usize = 5;
 /// Consumers whose positions are shown.
@@ -115,7 +117,7 @@ async fn read_instant(
     dir: &Directory,
 ) -> Result<Money> {
     let mut pipe = redis::pipe();
-    pipe.atomic();
+    pipe.atomic().ignore_errors();
     for (bank, account_keys) in meta.banks.iter().zip(&dir.account_keys) {
         queue_bank(&mut pipe, keys, bank, account_keys, false);
     }
@@ -140,18 +142,30 @@ async fn read_instant(
     Ok((banks, interbank, vec![stream], true))
 }
 
-/// A cluster: each bank in one `MULTI` on its shard, in rounds until two agree.
+/// A transfer in a source bank's outbox: debited there, not yet settled.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Pending {
+    from: usize,
+    to: usize,
+    id: String,
+    amount_cents: i64,
+}
+
+/// A cluster: each bank in one `MULTI` on its shard, in rounds until two agree. Each round also
+/// asks each destination's inbox about the transfers the round before saw in flight to it: one
+/// credited there and not yet settled at its source is in the destination's accounts already,
+/// so it no longer counts as money in flight (when the rounds agree, both saw the same outboxes).
 async fn read_rounds(
     conn: &mut Connection,
     keys: &Keys,
     meta: &Meta,
     dir: &Directory,
 ) -> Result<Money> {
-    let mut last = read_round(conn, keys, meta, dir).await?;
+    let (mut last, mut pending) = read_round(conn, keys, meta, dir, &[]).await?;
     for _ in 1..MAX_ROUNDS {
-        let next = read_round(conn, keys, meta, dir).await?;
+        let (next, next_pending) = read_round(conn, keys, meta, dir, &pending).await?;
         let same = last.2.iter().zip(&next.2).all(|(a, b)| a.last_id == b.last_id);
-        last = next;
+        (last, pending) = (next, next_pending);
         if same {
             last.3 = true;
             return Ok(last);
@@ -165,23 +179,53 @@ async fn read_round(
     keys: &Keys,
     meta: &Meta,
     dir: &Directory,
-) -> Result<Money> {
+    previous: &[Pending],
+) -> Result<(Money, Vec<Pending>)> {
     let mut banks = Vec::with_capacity(meta.banks.len());
     let mut interbank = vec![Value::Int(0); meta.banks.len() * meta.banks.len()];
     let mut streams = Vec::with_capacity(meta.banks.len());
+    let mut pending = Vec::new();
+    let mut credited = Vec::new();
     for (index, (bank, account_keys)) in meta.banks.iter().zip(&dir.account_keys).enumerate() {
+        let asked: Vec<&Pending> = previous.iter().filter(|p| p.to == index).collect();
         let mut pipe = redis::pipe();
-        pipe.atomic();
+        pipe.atomic().ignore_errors();
         queue_bank(&mut pipe, keys, bank, account_keys, true);
         queue_stream(&mut pipe, &keys.events_of(bank));
+        for chunk in asked.chunks(INBOX_FIELDS_PER_HMGET) {
+            let fields: Vec<String> =
+                chunk.iter().map(|p| format!("{}|{}", meta.banks[p.from], p.id)).collect();
+            pipe.cmd("HMGET").arg(keys.inbox(bank)).arg(fields);
+        }
         let replies: Vec<RedisValue> = pipe_retrying(conn, &pipe)
             .await
             .with_context(|| format!("reading bank {bank}'s keys in one MULTI"))?;
         let mut replies = replies.into_iter();
-        banks.push(take_bank(&mut replies, meta, index, bank, account_keys, true, &mut interbank)?);
+        let mut facts =
+            take_bank(&mut replies, meta, index, bank, account_keys, true, &mut interbank)?;
+        pending.extend(take_outbox(&mut replies, meta, index, &mut facts)?);
+        banks.push(facts);
         streams.push(take_stream(&mut replies, keys.events_of(bank), Some(bank.clone()))?);
+        for chunk in asked.chunks(INBOX_FIELDS_PER_HMGET) {
+            let RedisValue::Array(answers) = next(&mut replies)? else {
+                bail!("HMGET of bank {bank}'s inbox did not answer a list")
+            };
+            let was_credited = |answer: &RedisValue| matches!(answer, RedisValue::BulkString(b) if b.as_slice() == b"C");
+            credited.extend(
+                chunk
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(_, a)| was_credited(a))
+                    .map(|(p, _)| (*p).clone()),
+            );
+        }
     }
-    Ok((banks, interbank, streams, false))
+    for transfer in credited.iter().filter(|c| pending.contains(c)) {
+        let amount = i128::from(transfer.amount_cents);
+        banks[transfer.from].credited_unsettled_cents += amount;
+        banks[transfer.from].in_flight_to_cents[transfer.to] -= amount;
+    }
+    Ok(((banks, interbank, streams, false), pending))
 }
 
 /// Queues the reads of one bank: its accounts, balance and interbank hash, and when sharded its
@@ -232,6 +276,7 @@ fn take_bank(
         balance: Value::Missing,
         in_flight: Value::Missing,
         in_flight_to_cents: vec![0; meta.banks.len()],
+        credited_unsettled_cents: 0,
         shard: None,
     };
     for chunk in accounts.chunks(MGET_CHUNK) {
@@ -252,21 +297,41 @@ fn take_bank(
     }
     facts.balance = value_of(next(replies)?);
     let n = meta.banks.len();
-    for (field, value) in pairs(next(replies)?) {
+    let hash = next(replies)?;
+    if let RedisValue::ServerError(err) = &hash {
+        // Not a hash (a key of another type): every position of this bank is unreadable.
+        for other in (0..n).filter(|&b| b != index) {
+            interbank[index * n + other] = Value::Error(format!("{err:?}"));
+        }
+    }
+    for (field, value) in pairs(hash) {
         if let Some(other) = meta.banks.iter().position(|b| *b == field) {
             interbank[index * n + other] = value_of(RedisValue::BulkString(value.into_bytes()));
         }
     }
     if sharded {
         facts.in_flight = value_of(next(replies)?);
-        for (_, value) in pairs(next(replies)?) {
-            let Ok(outbound) = parse_outbound(&value) else { continue };
-            if let Some(to) = meta.banks.iter().position(|b| b == outbound.to_bank) {
-                facts.in_flight_to_cents[to] += i128::from(outbound.amount_cents);
-            }
-        }
     }
     Ok(facts)
+}
+
+/// Takes a bank's outbox (the reply after its in-flight total): what it has in flight to each
+/// bank, and each transfer.
+fn take_outbox(
+    replies: &mut impl Iterator<Item = RedisValue>,
+    meta: &Meta,
+    index: usize,
+    facts: &mut BankFacts,
+) -> Result<Vec<Pending>> {
+    let mut pending = Vec::new();
+    for (id, value) in pairs(next(replies)?) {
+        let Ok(outbound) = parse_outbound(&value) else { continue };
+        if let Some(to) = meta.banks.iter().position(|b| b == outbound.to_bank) {
+            facts.in_flight_to_cents[to] += i128::from(outbound.amount_cents);
+            pending.push(Pending { from: index, to, id, amount_cents: outbound.amount_cents });
+        }
+    }
+    Ok(pending)
 }
 
 fn take_stream(
@@ -342,28 +407,25 @@ async fn read_runs(conn: &mut Connection, keys: &Keys, meta: &Meta) -> Result<Ve
     Ok(out)
 }
 
-/// The positions consumers recorded with their checkpoints, by name.
+/// The positions consumers recorded with their checkpoints, by name (the first
+/// [`MAX_CONSUMERS`]; one that cannot be read is left out).
 async fn read_consumers(conn: &mut Connection, keys: &Keys) -> Result<Vec<ConsumerFacts>> {
-    let mut names = scan::matching(conn, &keys.positions_pattern(), MAX_CONSUMERS).await?;
-    names.sort();
-    let mut consumers = Vec::with_capacity(names.len());
-    for key in names {
-        let stored: Option<String> = query_retrying(conn, redis::cmd("GET").arg(&key))
-            .await
-            .with_context(|| format!("reading {key}"))?;
-        if let Some(position) = stored.and_then(|text| serde_json::from_str(&text).ok()) {
-            consumers.push(position);
-        }
-    }
+    let key = keys.positions();
+    let stored: Vec<(String, String)> = query_retrying(conn, redis::cmd("HGETALL").arg(&key))
+        .await
+        .with_context(|| format!("reading {key}"))?;
+    let mut consumers: Vec<ConsumerFacts> =
+        stored.iter().filter_map(|(_, json)| serde_json::from_str(json).ok()).collect();
+    consumers.sort_by(|a, b| a.name.cmp(&b.name));
+    consumers.truncate(MAX_CONSUMERS);
     Ok(consumers)
 }
 
+/// The last verdict; one this version cannot read (another version's, or not ours) is left out.
 async fn read_verdict(conn: &mut Connection, keys: &Keys) -> Result<Option<Verdict>> {
     let key = keys.verdict();
     let stored: Option<String> = query_retrying(conn, redis::cmd("GET").arg(&key))
         .await
         .with_context(|| format!("reading {key}"))?;
-    stored
-        .map(|text| Verdict::from_json(&text).map_err(|why| anyhow::anyhow!("{key} is {why}")))
-        .transpose()
+    Ok(stored.and_then(|text| Verdict::from_json(&text).ok()))
 }

@@ -33,26 +33,9 @@ impl Transient for CallError {
     }
 }
 
-/// Sends a request that is safe to repeat, again after each transient error, at most
-/// [`RETRY_LIMIT`] times with [`backoff_ms`] between. (Its future is not `Send`, an async closure
-/// being what it is: a spawned task retries with a loop of its own.)
-pub async fn retrying<T, E: Transient>(
-    mut send: impl AsyncFnMut() -> Result<T, E>,
-) -> Result<T, E> {
-    let mut attempt = 0;
-    loop {
-        match send().await {
-            Err(err) if err.is_transient() && attempt < RETRY_LIMIT => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(backoff_ms(attempt))).await;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// [`retrying`] as a loop around one expression, for futures that must stay `Send` (spawned
-/// tasks, such as the dashboard's readers): the same bound and pauses.
+/// The retry policy as a loop around one expression: up to [`RETRY_LIMIT`] more tries after a
+/// transient error, [`backoff_ms`] apart. A loop, not a closure, so that a future built with it
+/// stays `Send` (spawned tasks, such as the dashboard's readers).
 macro_rules! retry_loop {
     ($send:expr) => {{
         let mut attempt = 0;
@@ -66,6 +49,15 @@ macro_rules! retry_loop {
             }
         }
     }};
+}
+
+/// Sends a request that is safe to repeat, again after each transient error, at most
+/// [`RETRY_LIMIT`] times with [`backoff_ms`] between. (Its future is not `Send`, an async closure
+/// being what it is: a spawned task retries with a loop of its own.)
+pub async fn retrying<T, E: Transient>(
+    mut send: impl AsyncFnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    retry_loop!(send())
 }
 
 /// Sends a command that is safe to repeat (a read, or a write that sets what it sets), again

@@ -1,5 +1,5 @@
-//! `SCAN MATCH` over every server that holds data (the one server, or each master of a cluster,
-//! since a cluster's `SCAN` sees one node's keys only), one bounded step at a time.
+//! `SCAN MATCH` on one server that holds data (the one server, or a master of a cluster, since a
+//! cluster's `SCAN` sees one node's keys only), one bounded step at a time.
 
 use anyhow::{Context, Result};
 
@@ -20,25 +20,4 @@ pub async fn step(
     let mut scan = redis::cmd("SCAN");
     scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_COUNT);
     conn.query_on(server, &scan).await.with_context(|| format!("scanning {server} for {pattern}"))
-}
-
-/// The keys matching `pattern` on every server, at most `limit` of them.
-pub async fn matching(conn: &mut Connection, pattern: &str, limit: usize) -> Result<Vec<String>> {
-    let mut found = Vec::new();
-    for server in conn.masters().await? {
-        let mut cursor = 0;
-        for _ in 0..MAX_SCAN_STEPS {
-            let (next, keys) = step(conn, &server, pattern, cursor).await?;
-            found.extend(keys);
-            if found.len() >= limit {
-                found.truncate(limit);
-                return Ok(found);
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-    }
-    Ok(found)
 }

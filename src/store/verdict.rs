@@ -1,6 +1,6 @@
 //! Records what `consume` found for the views: the verdict (`P:verdict`) and each consumer's
-//! position as of its last checkpoint (`P:position:NAME`). Each is one small JSON string written
-//! with one `SET`, so a reader sees the old record or the new one, never half of one.
+//! position as of its last checkpoint (field NAME of `P:positions`). Each is one small JSON
+//! string written with one command, so a reader sees the old record or the new one, never half.
 
 use anyhow::{Context, Result};
 use redis::aio::ConnectionLike;
@@ -24,9 +24,9 @@ pub async fn record_position(
     keys: &Keys,
     position: &ConsumerFacts,
 ) -> Result<()> {
-    let key = keys.position(&position.name);
+    let key = keys.positions();
     let json = serde_json::to_string(position).expect("a position always serializes");
-    query_retrying::<()>(conn, redis::cmd("SET").arg(&key).arg(json))
+    query_retrying::<()>(conn, redis::cmd("HSET").arg(&key).arg(&position.name).arg(json))
         .await
         .with_context(|| format!("recording the position in {key}"))
 }

@@ -55,8 +55,12 @@ pub struct BankFacts {
     pub balance: Value,
     /// Cents debited and not yet settled or voided (sharded layout; 0 on a single server).
     pub in_flight: Value,
-    /// In flight out of this bank, by destination bank (from its outbox), in the banks' order.
+    /// In flight out of this bank, by destination bank (from its outbox, less what the
+    /// destination has credited already), in the banks' order.
     pub in_flight_to_cents: Vec<i128>,
+    /// Debited here and credited at the destination, not yet settled here: in the destination's
+    /// accounts already, still in this bank's in-flight total until the settlement.
+    pub credited_unsettled_cents: i128,
     /// The node that serves this bank's slot, on a cluster.
     pub shard: Option<String>,
 }

@@ -20,8 +20,8 @@ pub fn cents(cents: i128) -> String {
 /// `-1234567` (−12,345.67) → `-12k`. For cells of a matrix that must fit 80 columns.
 pub fn compact_cents(cents: i128) -> String {
     const SUFFIXES: [&str; 6] = ["", "k", "M", "G", "T", "P"];
-    let negative = cents < 0;
     let mut units = (cents.unsigned_abs() + 50) / 100;
+    let negative = cents < 0 && units > 0;
     let room = if negative { 3 } else { 4 };
     for suffix in SUFFIXES {
         let digits = units.to_string();
@@ -88,6 +88,7 @@ mod tests {
     fn compact_cents_fit_four_characters() {
         assert_eq!(compact_cents(0), "0");
         assert_eq!(compact_cents(49), "0");
+        assert_eq!(compact_cents(-49), "0");
         assert_eq!(compact_cents(-99_900), "-999");
         assert_eq!(compact_cents(-100_000), "-1k");
         assert_eq!(compact_cents(999_900), "9999");

@@ -46,6 +46,8 @@ pub struct Overview {
 pub struct Money {
     pub total_cents: i64,
     pub accounts_cents: i128,
+    /// Debited and not yet credited (the in-flight totals, less the transfers credited at their
+    /// destination and not yet settled at their source).
     pub in_flight_cents: i128,
     /// accounts + in flight − total: zero when nothing is lost or created.
     pub difference_cents: i128,
@@ -322,7 +324,9 @@ fn matrix(facts: &Facts, banks: &[BankLine], problems: &mut Problems) -> Matrix 
 
 fn money(facts: &Facts, banks: &[BankLine]) -> Money {
     let accounts_cents = banks.iter().map(|b| b.accounts_cents).sum::<i128>();
-    let in_flight_cents = banks.iter().filter_map(|b| b.in_flight_cents).map(i128::from).sum();
+    let counted: i128 = banks.iter().filter_map(|b| b.in_flight_cents).map(i128::from).sum();
+    let credited: i128 = facts.banks.iter().map(|b| b.credited_unsettled_cents).sum();
+    let in_flight_cents = counted - credited;
     let total_cents = facts.loaded.total_cents;
     Money {
         total_cents,
@@ -515,6 +519,7 @@ mod tests {
             balance: Value::Int(balance),
             in_flight: Value::Int(flight),
             in_flight_to_cents: vec![0, i128::from(flight)],
+            credited_unsettled_cents: 0,
             shard: None,
         };
         let arrived = moved - in_flight;
@@ -563,6 +568,18 @@ mod tests {
         assert_eq!(view.banks[1].owed_cents, 20);
         assert_eq!(view.matrix.row_totals, vec![-30, 20]);
         assert_eq!(view.matrix.max_abs_cents, 30);
+    }
+
+    #[test]
+    fn a_transfer_credited_and_not_yet_settled_is_not_counted_twice() {
+        // A debited 30 to B and B credited it; A's in-flight total keeps it until the settlement.
+        let mut credited = facts(30, 0, true);
+        credited.banks[0].in_flight = Value::Int(30);
+        credited.banks[0].credited_unsettled_cents = 30;
+        let view = overview(&credited);
+        assert_eq!(view.conservation.state, State::Conserved, "{:?}", view.conservation);
+        assert_eq!(view.money.in_flight_cents, 0);
+        assert_eq!(view.banks[0].in_flight_cents, Some(30));
     }
 
     #[test]

@@ -57,8 +57,8 @@ pub fn check(config: &ServeConfig) -> Result<()> {
             "the token must have at least {MIN_TOKEN_CHARS} characters"
         );
         ensure!(
-            token.chars().all(|c| c.is_ascii_graphic()),
-            "the token must be printable ASCII without spaces"
+            token.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-')),
+            "the token may hold letters, digits and . _ ~ - only (it travels in a cookie and an address)"
         );
     }
     Ok(())
@@ -109,6 +109,7 @@ pub async fn serve(config: ServeConfig, on_ready: impl FnOnce(SocketAddr)) -> Re
         events_conn: tokio::sync::Mutex::new(None),
         target: config.target.clone(),
         token: config.token.clone(),
+        listen: address,
     });
     on_ready(address);
     let served = axum::serve(listener, routes::router(app))

@@ -13,7 +13,7 @@ use crate::commands::now_ms;
 use crate::ledger::events::{Layout, parse_entry};
 use crate::store::connection::Connection;
 use crate::store::keys::Keys;
-use crate::store::meta::{self, NotLoaded};
+use crate::store::meta::{self, NotLoaded, OtherLayout};
 use crate::store::overview::{self, Directory};
 use crate::store::stream_reader::read_once;
 use crate::store::target::Target;
@@ -26,6 +26,8 @@ const READ_TIMEOUT_MS: u64 = 5_000;
 /// Entries per `XREAD`, and reads per stream per tick: a tick reads at most their product.
 const FOLLOW_COUNT: usize = 5_000;
 const FOLLOW_READS_PER_TICK: usize = 20;
+/// The least pause before the follower tries again after a failed read.
+const FOLLOW_RETRY_MS: u64 = 2_000;
 
 /// How much of Redis's time the overview may take: a read of every account blocks the server
 /// while it runs, so a large data set is read less often than `--refresh` asks.
@@ -43,6 +45,8 @@ pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms
     let mut directory: Option<Directory> = None;
     loop {
         let started = std::time::Instant::now();
+        // Only a read that succeeded tells how long reading takes; a failed one is retried soon.
+        let mut took = Duration::ZERO;
         let read = async {
             if conn.is_none() {
                 conn = Some(Connection::open(&target).await?);
@@ -51,8 +55,14 @@ pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms
             overview::read(conn, &keys, &mut directory, now_ms).await
         };
         match tokio::time::timeout(Duration::from_millis(READ_TIMEOUT_MS), read).await {
-            Ok(Ok(facts)) => hub.read_ok(build(&facts), now_ms()),
-            Ok(Err(err)) if err.downcast_ref::<NotLoaded>().is_some() => {
+            Ok(Ok(facts)) => {
+                hub.read_ok(build(&facts), now_ms());
+                took = started.elapsed();
+            }
+            Ok(Err(err))
+                if err.downcast_ref::<NotLoaded>().is_some()
+                    || err.downcast_ref::<OtherLayout>().is_some() =>
+            {
                 hub.read_empty(format!("{err:#}"), now_ms());
             }
             Ok(Err(err)) => hub.read_failed(format!("{err:#}"), now_ms()),
@@ -64,7 +74,7 @@ pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms
                 );
             }
         }
-        tokio::time::sleep(pause(refresh_ms, started.elapsed())).await;
+        tokio::time::sleep(pause(refresh_ms, took)).await;
     }
 }
 
@@ -87,21 +97,23 @@ pub async fn follow_loop(hub: Arc<Hub>, target: Target, keys: Keys, tick_ms: u64
             let conn = conn.as_mut().expect("just opened");
             follow_tick(&hub, conn, &keys, &mut position).await
         };
-        let caught_up =
+        let read =
             match tokio::time::timeout(Duration::from_millis(READ_TIMEOUT_MS * 4), step).await {
-                Ok(Ok(caught_up)) => caught_up,
-                Ok(Err(_)) => false,
+                Ok(Ok(caught_up)) => Some(caught_up),
+                Ok(Err(_)) => None,
                 Err(_) => {
                     conn = None;
-                    false
+                    None
                 }
             };
-        if caught_up {
-            tokio::time::sleep(Duration::from_millis(tick_ms)).await;
-        } else {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let pause_ms = match read {
+            // Behind: read on at once (each tick is bounded), letting the others run first.
+            Some(false) => 1,
+            Some(true) => tick_ms,
+            // Redis down, nothing loaded, another layout: the overview says so; try again later.
+            None => tick_ms.max(FOLLOW_RETRY_MS),
+        };
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
     }
 }
 

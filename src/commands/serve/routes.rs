@@ -26,6 +26,8 @@ const APP_JS: &str = include_str!("../../../assets/dashboard/app.js");
 const STYLE_CSS: &str = include_str!("../../../assets/dashboard/style.css");
 /// The cookie a browser keeps the token in, once `/?token=` gave it.
 const TOKEN_COOKIE: &str = "interbank_token";
+/// How long a page of events may take, waiting for the connection included.
+const EVENTS_TIMEOUT_MS: u64 = 5_000;
 /// How often an idle event stream sends a comment, so proxies keep it open.
 const KEEP_ALIVE_MS: u64 = 15_000;
 
@@ -37,6 +39,8 @@ pub struct App {
     pub events_conn: tokio::sync::Mutex<Option<Connection>>,
     pub target: crate::store::target::Target,
     pub token: Option<String>,
+    /// The address listened on (a `Host` naming it is this machine).
+    pub listen: std::net::SocketAddr,
 }
 
 /// Every route, behind the token check and the security headers.
@@ -57,16 +61,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// Refuses a request without the token (when there is one), and adds the headers that keep the
 /// page from being framed, sniffed or fed foreign scripts.
 async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &app.token
-        && !carries(request.headers(), token)
-    {
-        let given = request.uri().query().and_then(query_token);
-        if request.uri().path() == "/" && given.as_deref().is_some_and(|g| same(g, token)) {
-            return with_cookie(token);
-        }
-        return (StatusCode::UNAUTHORIZED, "a bearer token is required: open /?token=<token> or send Authorization: Bearer <token>\n").into_response();
-    }
-    let mut response = next.run(request).await;
+    let mut response = admit(&app, request, next).await;
     let headers = response.headers_mut();
     let fixed = [
         (
@@ -81,6 +76,40 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// The request's answer, or why it is refused: without the token (when there is one), or,
+/// without a token, a `Host` that is not this machine's (a page elsewhere that had its name
+/// point here, DNS rebinding, must not read the data).
+async fn admit(app: &App, request: Request, next: Next) -> Response {
+    match &app.token {
+        Some(token) if !carries(request.headers(), token) => {
+            let given = request.uri().query().and_then(query_token);
+            if request.uri().path() == "/" && given.as_deref().is_some_and(|g| same(g, token)) {
+                return with_cookie(token);
+            }
+            let why = "a bearer token is required: open /?token=<token> or send Authorization: Bearer <token>\n";
+            (StatusCode::UNAUTHORIZED, why).into_response()
+        }
+        None if !local_host(request.headers(), app.listen) => (
+            StatusCode::FORBIDDEN,
+            "this dashboard answers requests for 127.0.0.1 or localhost only\n",
+        )
+            .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// Whether the request's `Host` names this machine: `localhost`, a loopback address, or the
+/// address listened on.
+fn local_host(headers: &HeaderMap, listen: std::net::SocketAddr) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip == listen.ip())
 }
 
 fn carries(headers: &HeaderMap, token: &str) -> bool {
@@ -172,6 +201,21 @@ async fn stream(State(app): State<Arc<App>>) -> Sse<impl Stream<Item = Result<Ev
 }
 
 async fn events(State(app): State<Arc<App>>, Query(query): Query<EventsQuery>) -> Response {
+    let page =
+        tokio::time::timeout(Duration::from_millis(EVENTS_TIMEOUT_MS), events_page(&app, &query));
+    match page.await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Redis did not answer within {EVENTS_TIMEOUT_MS} ms\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// One page of events, on the one connection kept for them (requests wait their turn, within
+/// [`EVENTS_TIMEOUT_MS`]).
+async fn events_page(app: &App, query: &EventsQuery) -> Response {
     let mut slot = app.events_conn.lock().await;
     if slot.is_none() {
         match Connection::open(&app.target).await {
@@ -182,7 +226,7 @@ async fn events(State(app): State<Arc<App>>, Query(query): Query<EventsQuery>) -
         }
     }
     let conn = slot.as_mut().expect("just opened");
-    match events::page(conn, &app.keys, &query).await {
+    match events::page(conn, &app.keys, query).await {
         Ok(page) => json(&page),
         Err(events::PageError::Bad(why)) => (StatusCode::BAD_REQUEST, why).into_response(),
         Err(events::PageError::Redis(err)) => {

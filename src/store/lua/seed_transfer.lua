@@ -28,20 +28,28 @@
 --   five values: source IBAN, destination IBAN, source bank, destination bank, amount in cents.
 --
 -- Returns the outcome letters (C completed, F insufficient funds, U unknown account, S same
--- account, A bad amount), or { letters, code, message } when a write failed (the transfer's own
--- writes undone; code FAILED or NOPERM). Refused calls answer an error reply: SEQGAP (the
--- sequence is past the producer's last + 1) or BADCALL (keys and arguments do not match).
+-- account, A bad amount), or { letters, code, message } when the call stopped: NOPERM (the ACL
+-- user may not run a command on that key, asked with redis.acl_check_cmd), BADKEY (an account
+-- holds no integer) or FAILED. A stopped call is undone whole (its writes reversed, its events
+-- deleted, no letter recorded): the letters returned then are only those of transfers applied by
+-- an earlier call. Refused calls answer an error reply: SEQGAP (the sequence is past the
+-- producer's last + 1) or BADCALL (keys and arguments do not match).
+--
+-- Order: every read first (nothing is written if one fails), then the events, then the money,
+-- then the letters; a failure at any write undoes what the call wrote before it.
 --
 -- The `#!lua` line (no flags) makes Redis refuse the whole script up front when it is out of
 -- memory, instead of failing halfway through.
 
 local MAX_SAFE_CENTS = 9007199254740991
+local MAX_BATCH = 8192
 local FIRST_TRANSFER_KEY = 4
+local CANONICAL = '^[1-9]%d*$'
 
 local producer = ARGV[1]
-local first_seq = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-if not producer or not first_seq or first_seq < 1 or not n or n < 1 then
+local first_seq = ARGV[2] and string.find(ARGV[2], CANONICAL) and tonumber(ARGV[2])
+local n = ARGV[3] and string.find(ARGV[3], CANONICAL) and tonumber(ARGV[3])
+if not producer or not first_seq or first_seq > MAX_SAFE_CENTS or not n or n > MAX_BATCH then
   return redis.error_reply('BADCALL interbank: malformed call: bad producer, sequence or count')
 end
 if #KEYS ~= FIRST_TRANSFER_KEY + 6 * n or #ARGV ~= 3 + 5 * n then
@@ -57,12 +65,48 @@ end
 
 -- The letters of the transfers of this call already applied by an earlier call.
 local repeated = math.min(applied - first_seq + 1, n)
-local letters = {}
+local old = ''
 if repeated > 0 then
-  letters[1] = redis.call('GETRANGE', producer_key, first_seq - 1, first_seq - 2 + repeated)
+  old = redis.call('GETRANGE', producer_key, first_seq - 1, first_seq - 2 + repeated)
 end
 
-local function integer(n) return string.format('%.0f', n) end
+-- Why the call stopped: NOPERM when the ACL user may not run the command on that key (Redis 7.0
+-- reports a denied command inside a script as a plain ERR), else FAILED.
+local function failure(command, key, err)
+  local code = 'FAILED'
+  if not redis.acl_check_cmd(command, key) then code = 'NOPERM' end
+  return { old, code, command .. ' ' .. key .. ': ' .. err }
+end
+
+local function failed(reply) return type(reply) == 'table' and reply.err end
+
+-- Reads: each account once, the names and loaded balances of the parties.
+local balances, names, initial = {}, {}, {}
+local function read_balance(key)
+  if balances[key] ~= nil then return nil end
+  local raw = redis.pcall('GET', key)
+  if failed(raw) then return failure('GET', key, raw.err) end
+  if not raw then balances[key] = false; return nil end
+  local value = tonumber(raw)
+  if value == nil or value ~= math.floor(value) then
+    return { old, 'BADKEY', key .. ' holds ' .. raw .. ', not an integer balance' }
+  end
+  balances[key] = value
+  return nil
+end
+for i = repeated + 1, n do
+  local k, a = FIRST_TRANSFER_KEY + 6 * (i - 1), 3 + 5 * (i - 1)
+  local stop = read_balance(KEYS[k + 1]) or read_balance(KEYS[k + 2])
+  if stop then return stop end
+  local people = redis.pcall('HMGET', people_key, ARGV[a + 1], ARGV[a + 2])
+  if failed(people) then return failure('HMGET', people_key, people.err) end
+  names[i] = people
+  local loaded = redis.pcall('HGET', initial_key, ARGV[a + 2])
+  if failed(loaded) then return failure('HGET', initial_key, loaded.err) end
+  initial[i] = tonumber(loaded or '0') or 0
+end
+
+local function integer(value) return string.format('%.0f', value) end
 
 -- One party of the event, as the demo writes it.
 local function party(iban, bank, person, balance)
@@ -75,45 +119,16 @@ local function event(err, from, to, amount, status)
     .. integer(amount) .. ',"status":' .. status .. '}'
 end
 
--- Applies `writes` ({ key, command, delta } in order); on a failure undoes those made and
--- returns the failing command's words.
-local function apply(writes)
-  for i, w in ipairs(writes) do
-    local ok = redis.pcall(w[2], w[1], w[3])
-    if type(ok) == 'table' and ok.err then
-      for j = i - 1, 1, -1 do
-        local undo = writes[j][2] == 'INCRBY' and 'DECRBY' or 'INCRBY'
-        redis.pcall(undo, writes[j][1], writes[j][3])
-      end
-      local code = string.find(ok.err, 'NOPERM', 1, true) and 'NOPERM' or 'FAILED'
-      return code, w[2] .. ' ' .. w[1] .. ': ' .. ok.err
-    end
-  end
-  return nil
-end
-
--- Balances as this call left them, so a batch that moves one account twice reads its own writes.
-local balances = {}
-local function balance(key)
-  if balances[key] == nil then
-    local raw = redis.call('GET', key)
-    balances[key] = raw and tonumber(raw) or false
-  end
-  return balances[key]
-end
-
-local decided = {}
+-- Decisions, against the balances as the transfers before each left them.
+local letters, events, writes = {}, {}, {}
 for i = repeated + 1, n do
-  local k = FIRST_TRANSFER_KEY + 6 * (i - 1)
-  local a = 3 + 5 * (i - 1)
+  local k, a = FIRST_TRANSFER_KEY + 6 * (i - 1), 3 + 5 * (i - 1)
   local from_iban, to_iban, from_bank, to_bank = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local amount = tonumber(ARGV[a + 5])
+  local amount = string.find(ARGV[a + 5], CANONICAL) and tonumber(ARGV[a + 5])
   local from_key, to_key = KEYS[k + 1], KEYS[k + 2]
-  local names = redis.call('HMGET', people_key, from_iban, to_iban)
-  local to_initial = tonumber(redis.call('HGET', initial_key, to_iban) or '0')
-  local from_balance, to_balance = balance(from_key), balance(to_key)
+  local from_balance, to_balance = balances[from_key], balances[to_key]
   local letter, status, err = 'C', 2, ''
-  if not amount or amount < 1 or amount > MAX_SAFE_CENTS or amount % 1 ~= 0 then
+  if not amount or amount > MAX_SAFE_CENTS then
     letter, status, err = 'A', 4, 'bad amount'
   elseif from_key == to_key then
     letter, status, err = 'S', 4, 'same account'
@@ -123,7 +138,7 @@ for i = repeated + 1, n do
     letter, status = 'F', 3
   end
   if letter == 'C' then
-    local writes = { { from_key, 'DECRBY', amount } }
+    table.insert(writes, { from_key, 'DECRBY', amount })
     if from_bank ~= to_bank then
       table.insert(writes, { KEYS[k + 3], 'DECRBY', amount })
       table.insert(writes, { KEYS[k + 4], 'INCRBY', amount })
@@ -131,20 +146,37 @@ for i = repeated + 1, n do
       table.insert(writes, { KEYS[k + 6], 'DECRBY', amount })
     end
     table.insert(writes, { to_key, 'INCRBY', amount })
-    local code, message = apply(writes)
-    if code then
-      if #decided > 0 then redis.call('APPEND', producer_key, table.concat(decided)) end
-      table.insert(letters, table.concat(decided))
-      return { table.concat(letters), code, message }
-    end
     balances[from_key] = from_balance - amount
     balances[to_key] = to_balance + amount
   end
-  local from = party(from_iban, from_bank, names[1], from_balance or 0)
-  local to = party(to_iban, to_bank, names[2], to_initial)
-  redis.call('XADD', stream, '*', 'json', event(err, from, to, amount or 0, status))
-  table.insert(decided, letter)
+  local from = party(from_iban, from_bank, names[i][1], from_balance or 0)
+  local to = party(to_iban, to_bank, names[i][2], initial[i])
+  table.insert(events, event(err, from, to, amount or 0, status))
+  table.insert(letters, letter)
 end
-if #decided > 0 then redis.call('APPEND', producer_key, table.concat(decided)) end
-table.insert(letters, table.concat(decided))
-return table.concat(letters)
+
+-- Writes, all or none: what was written before a failure is undone.
+local added, made = {}, 0
+local function undo()
+  for j = made, 1, -1 do
+    local w = writes[j]
+    redis.pcall(w[2] == 'INCRBY' and 'DECRBY' or 'INCRBY', w[1], w[3])
+  end
+  for _, id in ipairs(added) do redis.pcall('XDEL', stream, id) end
+end
+for _, json in ipairs(events) do
+  local id = redis.pcall('XADD', stream, '*', 'json', json)
+  if failed(id) then undo(); return failure('XADD', stream, id.err) end
+  table.insert(added, id)
+end
+for j, w in ipairs(writes) do
+  local reply = redis.pcall(w[2], w[1], w[3])
+  if failed(reply) then undo(); return failure(w[2], w[1], reply.err) end
+  made = j
+end
+local fresh = table.concat(letters)
+if #fresh > 0 then
+  local reply = redis.pcall('APPEND', producer_key, fresh)
+  if failed(reply) then undo(); return failure('APPEND', producer_key, reply.err) end
+end
+return old .. fresh
