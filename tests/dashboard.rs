@@ -207,3 +207,21 @@ fn a_public_address_needs_a_token_and_the_token_is_checked() {
     assert!(body.contains("\"redis\":{\"ok\":false"), "{body}");
     assert!(!body.contains(token), "the token is in a page");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_page_shows_each_bank_on_its_shard() {
+    browser::require();
+    let cluster = common::cluster::RedisCluster::single();
+    let url = cluster.url();
+    let dir = workdir_with_accounts(&url, 100);
+    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_100.csv"]);
+    broker(&url, dir.path(), &["--workers", "2", "--transfers", "200"]);
+    let served = serve(&url, dir.path(), &[]);
+    let page = Browser::start().await;
+    page.goto(&format!("http://{}/", served.address)).await;
+    page.wait_for_text("#banner", |t| t.contains("Money conserved"), 10_000).await;
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let shards = page.wait_for_text("#shards", |t| t.contains(&port), 10_000).await;
+    assert!(shards.contains("Santander"), "{shards}");
+    page.close().await;
+}
