@@ -22,15 +22,13 @@ use crate::store::connection::Connection;
 use crate::store::keys::{Keys, cluster_slot};
 use crate::store::meta::{self, Meta};
 use crate::store::retry::{pipe_retrying, query_retrying};
-use crate::store::snapshot::value_of;
+use crate::store::snapshot::{MGET_CHUNK, value_of};
 use crate::store::{dataset, runs};
 use crate::view::facts::{BankFacts, ConsumerFacts, Facts, Loaded, RunFacts, StreamFacts};
 use crate::view::verdict::Verdict;
 
 /// Rounds of per-bank reads on a cluster before giving up on one instant.
 pub const MAX_ROUNDS: usize = 3;
-/// Keys per `MGET` inside a read.
-const MGET_CHUNK: usize = 10_000;
 /// Inbox fields asked per `HMGET`.
 const INBOX_FIELDS_PER_HMGET: usize = 1_000;
 /// Accounts named per bank when their keys are missing or not integers.

@@ -11,10 +11,7 @@ use crate::ledger::seed_layout::SeedState;
 use crate::ledger::verify::Value;
 use crate::store::keys::Keys;
 use crate::store::retry::query_retrying;
-use crate::store::snapshot::value_of;
-
-/// Keys per `MGET`.
-const MGET_CHUNK: usize = 10_000;
+use crate::store::snapshot::{MGET_CHUNK, value_of};
 
 /// Reads the keys of every account, bank and pair of `file`.
 pub async fn read(

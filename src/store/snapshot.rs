@@ -16,8 +16,9 @@ use crate::store::keys::Keys;
 use crate::store::retry::{pipe_retrying, query_retrying};
 use crate::store::runs;
 
-/// Keys per `MGET` when reading the snapshot, and bytes per `GETRANGE` of a producer key.
-const MGET_CHUNK: usize = 10_000;
+/// Keys per `MGET` (the snapshot's, and the views' reads), and bytes per `GETRANGE` of a producer
+/// key.
+pub const MGET_CHUNK: usize = 10_000;
 const GETRANGE_CHUNK: u64 = 1 << 20;
 
 fn to_value(value: redis::RedisResult<RedisValue>) -> Value {
