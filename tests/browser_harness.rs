@@ -1,8 +1,9 @@
 //! Proves the browser harness (`tests/common/browser.rs`) works on this machine: a real headless
 //! Chromium runs a local page's scripts, reads text, clicks and takes a screenshot.
 
-#[path = "common/browser.rs"]
-mod browser;
+mod common;
+
+use common::browser;
 
 use std::time::Instant;
 

@@ -7,44 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 
 use common::browser::{self, Browser};
+use common::serve::serve;
 use common::*;
-
-/// `interbank serve` on a free port, and its address once it listens.
-struct Served {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(url: &str, dir: &Path, extra: &[&str]) -> Served {
-    let mut child = interbank(url, dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--refresh", "0.3"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("interbank serve starts");
-    let stderr = child.stderr.take().expect("piped");
-    let mut line = String::new();
-    BufReader::new(stderr).read_line(&mut line).expect("serve says where it listens");
-    let address = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("serve printed {line:?}"))
-        .to_string();
-    Served { child, address }
-}
 
 fn count(text: &str) -> u64 {
     text.trim().parse().unwrap_or_else(|_| panic!("not a count: {text:?}"))
@@ -57,7 +24,7 @@ async fn the_page_follows_a_run_live_and_shows_the_verdict() {
     let url = server.url();
     let dir = workdir_with_accounts(&url, 1000);
     ok(&url, dir.path(), &["init", "--accounts", "data/accounts_1000.csv"]);
-    let served = serve(&url, dir.path(), &[]);
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let page = Browser::start().await;
     page.goto(&format!("http://{}/", served.address)).await;
     page.wait_for_text("#banner", |t| t.contains("Money conserved"), 10_000).await;
@@ -101,7 +68,7 @@ async fn the_page_says_when_redis_is_down_and_recovers() {
     let url = server.url();
     let dir = workdir_with_accounts(&url, 100);
     ok(&url, dir.path(), &["init", "--accounts", "data/accounts_100.csv"]);
-    let served = serve(&url, dir.path(), &[]);
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let page = Browser::start().await;
     page.goto(&format!("http://{}/", served.address)).await;
     page.wait_for_text("#banner", |t| t.contains("Money conserved"), 10_000).await;
@@ -127,7 +94,7 @@ async fn names_from_the_data_are_shown_as_text() {
     let dir = workdir_with_hostile_bank(&url);
     ok(&url, dir.path(), &["init", "--accounts", "data/accounts_100.csv"]);
     broker(&url, dir.path(), &["--workers", "2", "--transfers", "300"]);
-    let served = serve(&url, dir.path(), &[]);
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let page = Browser::start().await;
     page.goto(&format!("http://{}/", served.address)).await;
     page.wait_for_text("#banks", |t| t.contains(HOSTILE_BANK), 10_000).await;
@@ -148,7 +115,7 @@ fn a_public_address_needs_a_token_and_the_token_is_checked() {
     let out = run(url, dir.path(), &["serve", "--listen", "0.0.0.0:0", "--public"]);
     assert!(text(&out).contains("--public needs --token-file"), "{}", text(&out));
 
-    let open = serve(url, dir.path(), &[]);
+    let open = serve(url, dir.path(), &["--refresh", "0.3"]);
     let host = |h: &str| {
         let out = std::process::Command::new("curl")
             .args([
@@ -171,7 +138,7 @@ fn a_public_address_needs_a_token_and_the_token_is_checked() {
 
     let token = "s3cret-token-of-32-characters-xx";
     std::fs::write(dir.path().join("token"), token).unwrap();
-    let served = serve(url, dir.path(), &["--token-file", "token"]);
+    let served = serve(url, dir.path(), &["--refresh", "0.3", "--token-file", "token"]);
     let get = |path: &str, header: Option<&str>| {
         let mut cmd = std::process::Command::new("curl");
         cmd.args([
@@ -216,7 +183,7 @@ async fn on_a_cluster_the_page_shows_each_bank_on_its_shard() {
     let dir = workdir_with_accounts(&url, 100);
     ok(&url, dir.path(), &["init", "--accounts", "data/accounts_100.csv"]);
     broker(&url, dir.path(), &["--workers", "2", "--transfers", "200"]);
-    let served = serve(&url, dir.path(), &[]);
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let page = Browser::start().await;
     page.goto(&format!("http://{}/", served.address)).await;
     page.wait_for_text("#banner", |t| t.contains("Money conserved"), 10_000).await;

@@ -10,13 +10,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::RedisCluster;
+use common::serve::serve;
 use common::*;
 use serde_json::Value;
 
@@ -25,50 +24,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most pages a walk through `/api/events` may take.
 const MAX_PAGES: usize = 500;
 const STREAM: &str = "banks_transfers:events";
-
-/// `interbank serve` on a free port, and its address once it listens. The rest of its stderr is
-/// kept (so the server never writes to a closed pipe) and shown when a test fails.
-struct Served {
-    child: Child,
-    address: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("serve's stderr:\n{}", self.stderr.lock().unwrap());
-        }
-    }
-}
-
-fn serve(url: &str, dir: &Path, refresh: &str) -> Served {
-    let mut child = interbank(url, dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--refresh", refresh])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("interbank serve starts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("serve says where it listens");
-    let address = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("serve printed {line:?}"))
-        .to_string();
-    let kept = Arc::new(Mutex::new(line));
-    let sink = Arc::clone(&kept);
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-        sink.lock().unwrap().push_str(&rest);
-    });
-    Served { child, address, stderr: kept }
-}
 
 /// One HTTP answer.
 struct Reply {
@@ -312,7 +267,7 @@ fn metrics_equal_what_redis_holds() {
     verified(&url, dir.path(), "data/accounts_200.csv");
     let xlen = number(&server.cli(&["XLEN", STREAM]));
     assert!(xlen > 0);
-    let served = serve(&url, dir.path(), "0.3");
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
 
     let metrics = wait_for("/metrics counting every entry", SETTLE_TIMEOUT, || {
         let reply = get(&served.address, "/metrics");
@@ -425,7 +380,7 @@ fn events_page_back_without_gaps_and_filter() {
     broker(&url, dir.path(), &["--workers", "2", "--transfers", "150"]);
     let xlen = number(&server.cli(&["XLEN", STREAM]));
     assert_eq!(xlen, 4 * 500 + 2 * 150);
-    let served = serve(&url, dir.path(), "0.3");
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let address = served.address.as_str();
 
     let all = all_events(address, "limit=100");
@@ -530,7 +485,7 @@ fn state_and_stream_carry_the_same_state() {
     broker(&url, dir.path(), &["--workers", "4", "--transfers", "500"]);
     let loaded = number(&server.cli(&["HGET", "banks_transfers:meta", "total_cents"]));
     // A long refresh: once read, the state stays still, so an event is the one sent on connect.
-    let served = serve(&url, dir.path(), "60");
+    let served = serve(&url, dir.path(), &["--refresh", "60"]);
     let address = served.address.as_str();
 
     let state = wait_for("a state read and caught up", SETTLE_TIMEOUT, || {
@@ -616,7 +571,7 @@ fn on_a_cluster_each_bank_shows_its_shard() {
         .collect();
     let total: i64 = lengths.values().sum();
     assert!(total >= 600, "every transfer leaves at least one entry: {total}");
-    let served = serve(&url, dir.path(), "0.3");
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let address = served.address.as_str();
 
     let overview = overview_when(address, |o| {
@@ -668,7 +623,7 @@ fn a_dead_redis_is_reported_not_fatal() {
     let port = free_port();
     let password = "hunter2secret";
     let url = format!("redis://:{password}@127.0.0.1:{port}");
-    let served = serve(&url, dir.path(), "0.3");
+    let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let address = served.address.as_str();
 
     let state = wait_for("a failed read in /api/state", SETTLE_TIMEOUT, || {
@@ -701,7 +656,7 @@ fn a_dead_redis_is_reported_not_fatal() {
         ("/metrics", metrics.body.clone()),
         ("/api/events", events.body.clone()),
         ("/api/stream", first.data.clone()),
-        ("serve's stderr", served.stderr.lock().unwrap().clone()),
+        ("serve's stderr", served.stderr()),
     ] {
         assert!(!text.contains(password), "{what} shows the password: {text}");
     }
@@ -711,7 +666,7 @@ fn a_dead_redis_is_reported_not_fatal() {
 fn a_redis_without_a_data_set_is_empty_not_down() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let served = serve(&server.url(), dir.path(), "0.3");
+    let served = serve(&server.url(), dir.path(), &["--refresh", "0.3"]);
     let address = served.address.as_str();
     let state = wait_for("an empty read in /api/state", SETTLE_TIMEOUT, || {
         let state = get(address, "/api/state").json();

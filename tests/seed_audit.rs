@@ -19,6 +19,17 @@ const ACCOUNTS: [(&str, &str, &str, i64); 4] = [
     ("ES4408457704323356969370", "Deutsche Bank", "Graciela Montserrat Bellido Borrell", 3969),
     ("ES0804244907769990166862", "Kutxa", "Hortensia Salcedo Rivera", 2106),
 ];
+/// `consume --layout seed` on the fixture's files.
+const AUDIT: &[&str] = &[
+    "consume",
+    "--layout",
+    "seed",
+    "--accounts",
+    "accounts.csv",
+    "--quiet",
+    "--idle-timeout",
+    "0.5",
+];
 const BANKS: [&str; 3] = ["ING", "Deutsche Bank", "Kutxa"];
 const ING: usize = 0;
 const DB: usize = 1;
@@ -90,18 +101,7 @@ impl Fixture {
 
     /// `consume --layout seed --json`: its exit code and its audit.
     fn audit(&self) -> (Option<i32>, Value) {
-        let args = [
-            "consume",
-            "--layout",
-            "seed",
-            "--accounts",
-            "accounts.csv",
-            "--quiet",
-            "--json",
-            "--idle-timeout",
-            "0.5",
-        ];
-        let out = run(&self.server.url(), self.dir.path(), &args);
+        let out = run(&self.server.url(), self.dir.path(), &[AUDIT, &["--json"][..]].concat());
         let audit =
             serde_json::from_slice(&out.stdout).unwrap_or_else(|_| json!({"error": text(&out)}));
         (out.status.code(), audit)
@@ -244,17 +244,7 @@ fn a_stream_of_this_tools_own_layout_is_refused_clearly() {
 
 /// The audit as text (exit code ignored).
 fn ok_or_fail_text(f: &Fixture) -> String {
-    let args = [
-        "consume",
-        "--layout",
-        "seed",
-        "--accounts",
-        "accounts.csv",
-        "--quiet",
-        "--idle-timeout",
-        "0.5",
-    ];
-    text(&run(&f.server.url(), f.dir.path(), &args))
+    text(&run(&f.server.url(), f.dir.path(), AUDIT))
 }
 
 #[test]

@@ -25,6 +25,16 @@ fn read_seed_keys(server: &RedisServer) -> SeedKeys {
     SeedKeys { accounts_cents, banks_sum, pairs }
 }
 
+/// A private server with the seed's `accounts_100.csv` loaded in the seed layout, a work folder
+/// and the file's path.
+fn seed_set() -> (RedisServer, tempfile::TempDir, String) {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = seed_fixture("accounts_100.csv").to_str().unwrap().to_string();
+    ok(&server.url(), dir.path(), &["init", "--accounts", &accounts, "--layout", "seed"]);
+    (server, dir, accounts)
+}
+
 #[test]
 fn the_seed_files_load_in_both_layouts() {
     let server = RedisServer::start();
@@ -60,12 +70,8 @@ fn the_seed_files_load_in_both_layouts() {
 
 #[test]
 fn broker_layout_seed_writes_the_demos_keys_and_events_atomically() {
-    let server = RedisServer::start();
+    let (server, dir, _) = seed_set();
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let accounts = seed_fixture("accounts_100.csv");
-    let accounts = accounts.to_str().unwrap();
-    ok(&url, dir.path(), &["init", "--accounts", accounts, "--layout", "seed"]);
     broker(
         &url,
         dir.path(),
@@ -99,12 +105,8 @@ fn broker_layout_seed_writes_the_demos_keys_and_events_atomically() {
 
 #[test]
 fn this_tools_commands_refuse_a_seed_set_with_the_flag_to_pass() {
-    let server = RedisServer::start();
-    let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let accounts = seed_fixture("accounts_100.csv");
-    let accounts = accounts.to_str().unwrap();
-    ok(&url, dir.path(), &["init", "--accounts", accounts, "--layout", "seed"]);
+    let (server, dir, accounts) = seed_set();
+    let (url, accounts) = (server.url(), accounts.as_str());
     for args in [&["broker", "--quiet"][..], &["status"][..]] {
         let out = run(&url, dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
@@ -117,12 +119,8 @@ fn this_tools_commands_refuse_a_seed_set_with_the_flag_to_pass() {
 
 #[test]
 fn a_failed_write_undoes_the_whole_call_and_a_retry_applies_nothing_twice() {
-    let server = RedisServer::start();
+    let (server, dir, _) = seed_set();
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    let accounts = seed_fixture("accounts_100.csv");
-    let accounts = accounts.to_str().unwrap();
-    ok(&url, dir.path(), &["init", "--accounts", accounts, "--layout", "seed"]);
     // A bank key of the wrong type: every transfer out of or into ING fails at its write.
     server.cli(&["HSET", "banks_transfers:banks:ING", "not", "a counter"]);
     let out = run(

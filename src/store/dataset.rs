@@ -97,12 +97,7 @@ pub async fn load_seed(
     keys: &Keys,
     file: &AccountsFile,
 ) -> Result<()> {
-    redis::cmd("RPUSH")
-        .arg(keys.banks())
-        .arg(&file.banks)
-        .query_async::<()>(conn)
-        .await
-        .with_context(|| format!("writing {}", keys.banks()))?;
+    write_bank_list(conn, keys, file).await?;
     for chunk in file.accounts.chunks(CHUNK_ITEMS) {
         let mut pipe = redis::pipe();
         let balances: Vec<(String, i64)> =
@@ -122,8 +117,8 @@ pub async fn load_seed(
     Ok(())
 }
 
-/// The bank list, then each bank's balance and interbank positions in one pipeline per bank.
-async fn load_banks(
+/// `P:banks`: the bank names in the banks file's order (both layouts).
+async fn write_bank_list(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     file: &AccountsFile,
@@ -133,7 +128,16 @@ async fn load_banks(
         .arg(&file.banks)
         .query_async::<()>(conn)
         .await
-        .with_context(|| format!("writing {}", keys.banks()))?;
+        .with_context(|| format!("writing {}", keys.banks()))
+}
+
+/// The bank list, then each bank's balance and interbank positions in one pipeline per bank.
+async fn load_banks(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    file: &AccountsFile,
+) -> Result<()> {
+    write_bank_list(conn, keys, file).await?;
     for bank in &file.banks {
         let mut pipe = redis::pipe();
         pipe.set(keys.bank_balance(bank), 0).ignore();

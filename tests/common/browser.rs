@@ -13,7 +13,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -22,6 +21,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Map, json};
 use tokio::process::{Child, Command};
+
+use super::free_port;
 
 /// How long chromedriver may take to accept connections after it was started.
 const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,14 +60,6 @@ pub fn available() -> bool {
 /// Panics with the install hint unless [`available`].
 pub fn require() {
     assert!(available(), "chromium or chromedriver is missing: {INSTALL_HINT}");
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0 to find a free port")
-        .local_addr()
-        .expect("local address of a bound listener")
-        .port()
 }
 
 impl Browser {

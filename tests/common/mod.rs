@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod cluster;
+pub mod serve;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

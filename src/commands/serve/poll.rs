@@ -4,7 +4,7 @@
 //! and never stops the server.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -26,6 +26,8 @@ const READ_TIMEOUT_MS: u64 = 5_000;
 /// Entries per `XREAD`, and reads per stream per tick: a tick reads at most their product.
 const FOLLOW_COUNT: usize = 5_000;
 const FOLLOW_READS_PER_TICK: usize = 20;
+/// How often the follower reads `P:meta` again (not at every tick: it reads fast when behind).
+const META_RECHECK: Duration = Duration::from_secs(1);
 /// The least pause before the follower tries again after a failed read.
 const FOLLOW_RETRY_MS: u64 = 2_000;
 
@@ -83,6 +85,8 @@ struct Position {
     sha256: String,
     streams: Vec<String>,
     last_ids: Vec<String>,
+    /// When `P:meta` was last read (a new `init` is noticed within [`META_RECHECK`]).
+    checked: Instant,
 }
 
 /// Follows every event stream from its beginning, for ever, counting into the hub's `live`.
@@ -124,16 +128,22 @@ async fn follow_tick(
     keys: &Keys,
     position: &mut Option<Position>,
 ) -> Result<bool> {
-    let meta = meta::read(conn, keys).await?;
-    if position.as_ref().is_none_or(|p| p.sha256 != meta.sha256) {
-        // A new data set (another `init`): its streams are counted from their beginning.
-        let streams: Vec<String> = match meta.layout {
-            Layout::Single => vec![keys.events()],
-            Layout::Sharded => meta.banks.iter().map(|b| keys.events_of(b)).collect(),
-        };
-        let last_ids = vec!["0-0".to_string(); streams.len()];
-        *position = Some(Position { sha256: meta.sha256.clone(), streams, last_ids });
-        hub.update(|state| state.live = Live::default());
+    if position.as_ref().is_none_or(|p| p.checked.elapsed() >= META_RECHECK) {
+        let meta = meta::read(conn, keys).await?;
+        match position.as_mut() {
+            Some(p) if p.sha256 == meta.sha256 => p.checked = Instant::now(),
+            _ => {
+                // A new data set (another `init`): its streams are counted from their beginning.
+                let streams: Vec<String> = match meta.layout {
+                    Layout::Single => vec![keys.events()],
+                    Layout::Sharded => meta.banks.iter().map(|b| keys.events_of(b)).collect(),
+                };
+                let last_ids = vec!["0-0".to_string(); streams.len()];
+                let (sha256, checked) = (meta.sha256.clone(), Instant::now());
+                *position = Some(Position { sha256, streams, last_ids, checked });
+                hub.update(|state| state.live = Live::default());
+            }
+        }
     }
     let position = position.as_mut().expect("just set");
     let mut chunk = Chunk::default();

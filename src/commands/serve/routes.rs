@@ -28,6 +28,8 @@ const STYLE_CSS: &str = include_str!("../../../assets/dashboard/style.css");
 const TOKEN_COOKIE: &str = "interbank_token";
 /// How long a page of events may take, waiting for the connection included.
 const EVENTS_TIMEOUT_MS: u64 = 5_000;
+/// The shortest time between two events of one stream.
+const MIN_EVENT_INTERVAL_MS: u64 = 250;
 /// How often an idle event stream sends a comment, so proxies keep it open.
 const KEEP_ALIVE_MS: u64 = 15_000;
 
@@ -184,8 +186,13 @@ async fn stream(State(app): State<Arc<App>>) -> Sse<impl Stream<Item = Result<Ev
     let updates = futures_util::stream::unfold(
         (app, receiver, true),
         |(app, mut receiver, first)| async move {
-            if !first && receiver.changed().await.is_err() {
-                return None;
+            if !first {
+                // At most one event per interval: a fast follower changes the state far more often
+                // than a person can read it, and each event carries the whole state.
+                tokio::time::sleep(Duration::from_millis(MIN_EVENT_INTERVAL_MS)).await;
+                if receiver.changed().await.is_err() {
+                    return None;
+                }
             }
             receiver.borrow_and_update();
             let state = app.hub.snapshot();
