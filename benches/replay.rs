@@ -4,7 +4,9 @@
 
 use divan::Bencher;
 use interbank::ledger::accounts::{Account, AccountsFile};
-use interbank::ledger::events::{Entry, Event, Layout, Outcome, Phase, Step, TransferId};
+use interbank::ledger::events::{
+    Entry, Event, Layout, Outcome, Phase, Settlement, Step, TransferId,
+};
 use interbank::ledger::replay::Ledger;
 use interbank::ledger::runs::{RunRecord, RunStatus, Strategy};
 use interbank::ledger::verify::{ProducerRecord, Snapshot, Value, verify};
@@ -59,7 +61,7 @@ fn events(file: &AccountsFile, count: u64) -> Vec<Event<'_>> {
 
 /// The sharded layout's entries for as many transfers of one atomic producer, each with the bank
 /// whose stream holds it: a transfer inside a bank is one event, one between banks a debit, a
-/// credit and a settlement, in that order.
+/// credit and a settlement (of that one transfer), in that order.
 fn sharded_entries(file: &AccountsFile, transfers: u64) -> Vec<(u16, Entry<'_>)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut balances: Vec<i64> = file.accounts.iter().map(|a| a.balance_cents).collect();
@@ -98,7 +100,8 @@ fn sharded_entries(file: &AccountsFile, transfers: u64) -> Vec<(u16, Entry<'_>)>
         };
         entries.push((stream(a), step(Phase::Debited { from_balance_cents: balances[from] })));
         entries.push((stream(b), step(Phase::Credited { to_balance_cents: balances[to] })));
-        entries.push((stream(a), step(Phase::Settled)));
+        let settlement = Settlement { from_bank, amount_cents, ids: vec![id] };
+        entries.push((stream(a), Entry::Settlement(settlement)));
     }
     entries
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::cluster::RedisCluster;
 use interbank::commands::recover::recover_banks;
-use interbank::ledger::events::CancelReason;
+use interbank::ledger::events::{self, CancelReason, Entry, TransferId, parse_entry};
 use interbank::store::connection::Connection;
 use interbank::store::cross_bank::{self, Credit, CrossBankScript, Debit, InFlight, Settlement};
 use interbank::store::error::{BAD_CALL_CODE, CallError};
@@ -188,4 +188,55 @@ async fn malformed_calls_are_refused_before_anything_is_written() {
     let err = call.invoke_async::<String>(&mut s.conn).await.unwrap_err();
     assert_eq!(err.code(), Some(BAD_CALL_CODE), "{err}");
     assert_eq!(s.cluster.dump(), before);
+}
+
+#[tokio::test]
+async fn one_settlement_event_names_every_credited_transfer_of_a_call_and_a_failed_call_undoes_itself()
+ {
+    let mut s = setup().await;
+    let batch = [
+        transfer("r1-w1-1", B, 100),
+        transfer("r1-w1-2", UNKNOWN, 200),
+        transfer("r1-w1-3", B, 300),
+    ];
+    let debits = s.script.debit_batch(&mut s.conn, &s.keys, "r1-w1", 1, &batch).await.unwrap();
+    assert_eq!(debits, vec![Debit::Debited; 3]);
+    let credits = s.script.credit_batch(&mut s.conn, &s.keys, &batch).await.unwrap();
+    let rejected = Credit::Rejected(CancelReason::UnknownAccount);
+    assert_eq!(credits, vec![Credit::Credited, rejected, Credit::Credited]);
+    let answered: Vec<(&InFlight, Credit)> = batch.iter().zip(credits).collect();
+
+    // A settlement that cannot finish (the in-flight total is not a number) leaves no trace.
+    let in_flight = s.keys.in_flight("CaixaBank");
+    s.cluster.nodes[0].cli(&["SET", &in_flight, "x"]);
+    let before = s.cluster.dump();
+    let err = s.script.settle_batch(&mut s.conn, &s.keys, &answered).await.unwrap_err();
+    assert!(
+        matches!(&err, CallError::Stopped(stop) if stop.message.contains(&in_flight)),
+        "{err:?}"
+    );
+    assert_eq!(s.cluster.dump(), before);
+    s.cluster.nodes[0].cli(&["SET", &in_flight, "600"]);
+
+    let settled = s.script.settle_batch(&mut s.conn, &s.keys, &answered).await.unwrap();
+    assert_eq!(settled, vec![Settlement::Settled, Settlement::Voided, Settlement::Settled]);
+    assert_eq!(s.balances(), ("600".into(), "900".into()));
+    assert_eq!((s.get(&in_flight), s.outbox()), ("0".into(), String::new()));
+    // Three debits, the void, and one settlement for the two credited transfers.
+    assert_eq!(s.events("CaixaBank"), "5");
+    let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(s.keys.events_of("CaixaBank"))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    let fields = &newest[0].1;
+    let entry = parse_entry(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap();
+    let id = |seq| TransferId { run: 1, producer: 1, seq };
+    let expected =
+        events::Settlement { from_bank: "CaixaBank", amount_cents: 400, ids: vec![id(1), id(3)] };
+    assert_eq!(entry, Entry::Settlement(expected));
 }

@@ -461,11 +461,12 @@ async fn apply_bank_entries(
     for (id, fields) in chunk.iter() {
         match events::parse_entry(fields) {
             Ok(entry) => {
-                let run = entry.id().run;
-                if !replay.runs.contains_key(&run) {
+                // A settlement names transfers of any runs and moves no money: it needs none.
+                let run = entry.run();
+                if run.is_some_and(|run| !replay.runs.contains_key(&run)) {
                     refresh(replay.runs, runs::read_all(conn, keys).await?);
                 }
-                let strategy: Option<Strategy> = replay.runs.get(&run).map(|r| r.strategy);
+                let strategy = run.and_then(|run| replay.runs.get(&run)).map(|r| r.strategy);
                 replay.ledger.apply_on(stream, id, &entry, strategy);
                 replay.count(id, &entry);
             }

@@ -5,13 +5,14 @@
 //! of one slot, and each bank's keys share one, so each bank B has its own stream `P:{B}:events`
 //! holding only events that change B's keys. A transfer inside a bank is still one step there; a
 //! transfer from bank A to bank B takes three, each on one bank's stream: `debited` on A's,
-//! `credited` or `rejected` on B's, then `settled` or `voided` (the refund after a rejection) on
-//! A's ([`Step`], [`Phase`]). Transfer ids are then unique per source bank.
+//! `credited` or `rejected` on B's, then `voided` (the refund after a rejection) on A's ([`Step`],
+//! [`Phase`]), or, after a credit, a settlement on A's that moves no money and names every
+//! transfer one call settled ([`Settlement`]). Transfer ids are then unique per source bank.
 //!
 //! | field | value |
 //! |---|---|
 //! | `id` | transfer id `r<run>-w<worker>-<seq>`: run number, worker (producer) number, sequence from 1 |
-//! | `status` | `completed` or `cancelled`; sharded layout, between banks: `debited`, `credited`, `rejected`, `settled`, `voided` |
+//! | `status` | `completed` or `cancelled`; sharded layout, between banks: `debited`, `credited`, `rejected`, `voided`, and `settled` |
 //! | `from`, `to` | source and destination IBAN |
 //! | `from_bank`, `to_bank` | their banks |
 //! | `amount` | cents, an integer >= 1 |
@@ -20,7 +21,10 @@
 //! | `reason` | cancelled: `insufficient_funds`, `unknown_account`, `same_account`, `bad_amount`, `overflow`; rejected and voided: `unknown_account` or `overflow` |
 //!
 //! Fields are written in the table's order, `reason` last ([`fields`], [`step_fields`]); the
-//! parser takes them in any order but refuses unknown and repeated ones. A source bank's outbox
+//! parser takes them in any order but refuses unknown and repeated ones. A settlement has only
+//! `status` (`settled`), `from_bank`, `amount` (the sum of its transfers' amounts) and `ids` (their
+//! ids, separated by spaces): one entry per call of the settlement step, which costs Redis far
+//! less than an entry per transfer. A source bank's outbox
 //! (`P:{A}:outbox`) holds each transfer it debited and has not settled or voided: field the
 //! transfer id, value `<to_bank>,<from>,<to>,<amount>` ([`parse_outbound`]).
 //!
@@ -180,8 +184,6 @@ pub enum Phase {
     Credited { to_balance_cents: i64 },
     /// On the destination bank's stream: refused there (`unknown_account` or `overflow`).
     Rejected(CancelReason),
-    /// On the source bank's stream, after a credit: the transfer is no longer in flight.
-    Settled,
     /// On the source bank's stream, after a rejection: the source was refunded; its balance after.
     Voided { reason: CancelReason, from_balance_cents: i64 },
 }
@@ -193,7 +195,6 @@ impl Phase {
             Phase::Debited { .. } => "debited",
             Phase::Credited { .. } => "credited",
             Phase::Rejected(_) => "rejected",
-            Phase::Settled => "settled",
             Phase::Voided { .. } => "voided",
         }
     }
@@ -211,24 +212,39 @@ pub struct Step<'a> {
     pub amount_cents: i64,
 }
 
-/// Any stream entry of this tool: a transfer decided in one event, or a step between banks.
+/// A settlement on a source bank's stream: the transfers it names, each credited at its
+/// destination, are no longer in flight. No money moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement<'a> {
+    pub from_bank: &'a str,
+    /// The sum of the settled transfers' amounts: what leaves the bank's in-flight total.
+    pub amount_cents: i64,
+    /// At least one.
+    pub ids: Vec<TransferId>,
+}
+
+/// Any stream entry of this tool: a transfer decided in one event, a step between banks, or a
+/// settlement of many.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry<'a> {
     Transfer(Event<'a>),
     Step(Step<'a>),
+    Settlement(Settlement<'a>),
 }
 
 impl Entry<'_> {
-    pub fn id(&self) -> TransferId {
+    /// The run of the entry's transfer; `None` for a settlement, which names many transfers.
+    pub fn run(&self) -> Option<u64> {
         match self {
-            Entry::Transfer(event) => event.id,
-            Entry::Step(step) => step.id,
+            Entry::Transfer(event) => Some(event.id.run),
+            Entry::Step(step) => Some(step.id.run),
+            Entry::Settlement(_) => None,
         }
     }
 }
 
 /// The names of an entry's fields; [`parse_entry`] keeps each value in the slot of its name.
-const NAMES: [&str; 10] = [
+const NAMES: [&str; 11] = [
     "id",
     "status",
     "from",
@@ -239,10 +255,16 @@ const NAMES: [&str; 10] = [
     "from_balance",
     "reason",
     "to_balance",
+    "ids",
 ];
+const FROM_BANK: usize = 4;
+const AMOUNT: usize = 6;
 const FROM_BALANCE: usize = 7;
 const REASON: usize = 8;
 const TO_BALANCE: usize = 9;
+const IDS: usize = 10;
+/// The most transfers one settlement names: the script's largest batch.
+const MAX_SETTLED: usize = 8192;
 
 /// An entry's field values, each in the slot of its name in [`NAMES`].
 struct Found<'a>([Option<&'a str>; NAMES.len()]);
@@ -284,13 +306,12 @@ impl<'a> Found<'a> {
 pub fn parse<'a>(
     fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<Event<'a>, String> {
-    match parse_entry(fields)? {
-        Entry::Transfer(event) => Ok(event),
-        Entry::Step(step) => Err(format!(
-            "status {:?} is a step between banks, which only the sharded layout has",
-            step.phase.as_str()
-        )),
-    }
+    let status = match parse_entry(fields)? {
+        Entry::Transfer(event) => return Ok(event),
+        Entry::Step(step) => step.phase.as_str(),
+        Entry::Settlement(_) => "settled",
+    };
+    Err(format!("status {status:?} is a step between banks, which only the sharded layout has"))
 }
 
 /// Builds any entry of either layout from a stream entry's fields; the error names what is wrong.
@@ -298,9 +319,15 @@ pub fn parse_entry<'a>(
     fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Result<Entry<'a>, String> {
     let found = Found::collect(fields)?;
+    if found.0[1] == Some("settled") {
+        return settlement(&found).map(Entry::Settlement);
+    }
     let id = TransferId::parse(found.get(0)?).ok_or_else(|| {
         format!("id {:?} is not r<run>-w<worker>-<seq>", found.0[0].unwrap_or_default())
     })?;
+    if found.0[IDS].is_some() {
+        return Err(format!("a {} entry has ids: only a settlement has", found.get(1)?));
+    }
     match found.get(1)? {
         "completed" | "cancelled" => transfer(&found, id).map(Entry::Transfer),
         status => step(&found, id, status).map(Entry::Step),
@@ -344,6 +371,34 @@ fn transfer<'a>(found: &Found<'a>, id: TransferId) -> Result<Event<'a>, String> 
     })
 }
 
+/// A settlement: `status`, `from_bank`, `amount` and `ids`, nothing else.
+fn settlement<'a>(found: &Found<'a>) -> Result<Settlement<'a>, String> {
+    let allowed = [1, FROM_BANK, AMOUNT, IDS];
+    if let Some(slot) = (0..NAMES.len()).find(|s| !allowed.contains(s) && found.0[*s].is_some()) {
+        return Err(format!(
+            "a settlement has the field {}: it names its transfers in ids",
+            NAMES[slot]
+        ));
+    }
+    let amount_cents = found.int(AMOUNT)?;
+    if amount_cents < 1 {
+        return Err(format!("a settlement of {amount_cents} cents"));
+    }
+    let ids = found
+        .get(IDS)?
+        .split(' ')
+        .take(MAX_SETTLED + 1)
+        .map(|text| {
+            TransferId::parse(text)
+                .ok_or_else(|| format!("ids: {text:?} is not r<run>-w<worker>-<seq>"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.len() > MAX_SETTLED {
+        return Err(format!("a settlement names more than {MAX_SETTLED} transfers"));
+    }
+    Ok(Settlement { from_bank: found.get(FROM_BANK)?, amount_cents, ids })
+}
+
 fn step<'a>(found: &Found<'a>, id: TransferId, status: &str) -> Result<Step<'a>, String> {
     let step = Step {
         id,
@@ -384,7 +439,6 @@ fn phase(found: &Found<'_>, status: &str) -> Result<Phase, String> {
         "rejected" => {
             carries(false, true, false).and_then(|()| rejection(found).map(Phase::Rejected))
         }
-        "settled" => carries(false, false, false).map(|()| Phase::Settled),
         "voided" => carries(true, true, false).and_then(|()| {
             Ok(Phase::Voided {
                 reason: rejection(found)?,
@@ -393,7 +447,7 @@ fn phase(found: &Found<'_>, status: &str) -> Result<Phase, String> {
         }),
         other => Err(format!(
             "status {other:?} is neither completed nor cancelled nor a step between banks \
-             (debited, credited, rejected, settled, voided)"
+             (debited, credited, rejected, voided, settled)"
         )),
     }
 }
@@ -451,7 +505,6 @@ pub fn step_fields(step: &Step<'_>) -> Vec<(&'static str, String)> {
             fields.push(("to_balance", to_balance_cents.to_string()));
         }
         Phase::Rejected(reason) => fields.push(("reason", reason.as_str().to_string())),
-        Phase::Settled => {}
         Phase::Voided { reason, from_balance_cents } => {
             fields.push(("from_balance", from_balance_cents.to_string()));
             fields.push(("reason", reason.as_str().to_string()));
@@ -586,7 +639,6 @@ mod tests {
             (Phase::Debited { from_balance_cents: 700 }, &["from_balance"][..]),
             (Phase::Credited { to_balance_cents: 300 }, &["to_balance"]),
             (Phase::Rejected(CancelReason::Overflow), &["reason"]),
-            (Phase::Settled, &[]),
             (
                 Phase::Voided { reason: unknown, from_balance_cents: 1000 },
                 &["from_balance", "reason"],
@@ -624,7 +676,8 @@ mod tests {
             (with("status", "credited"), "a credited step has a from_balance"),
             (with("to_bank", "ING"), "debited step inside bank \"ING\""),
             (with("amount", "0"), "debited step of 0 cents"),
-            (with("status", "settled"), "a settled step has a from_balance"),
+            (with("status", "settled"), "a settlement has the field id"),
+            (with("ids", "r1-w3-17"), "a debited entry has ids: only a settlement has"),
             (
                 with("status", "completed")
                     .into_iter()
@@ -646,6 +699,38 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn settlements_name_their_transfers_and_nothing_else() {
+        let fields = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, String)> {
+            let base = [("status", "settled"), ("from_bank", "ING"), ("amount", "450")];
+            base.iter().chain(extra).map(|(n, v)| (*n, v.to_string())).collect()
+        };
+        let two = fields(&[("ids", "r1-w3-17 r2-w1-4")]);
+        let ids = vec![
+            TransferId { run: 1, producer: 3, seq: 17 },
+            TransferId { run: 2, producer: 1, seq: 4 },
+        ];
+        let settlement = Settlement { from_bank: "ING", amount_cents: 450, ids };
+        assert_eq!(parse_pairs(&two), Ok(Entry::Settlement(settlement)));
+        assert_eq!(parse_pairs(&two).unwrap().run(), None);
+        let err = parse(two.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap_err();
+        assert!(err.contains("status \"settled\" is a step between banks"), "{err}");
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (&[("ids", "r1-w3-17,r1-w3-18")], "ids: \"r1-w3-17,r1-w3-18\" is not"),
+            (&[("ids", "r1-w3-17  r1-w3-18")], "ids: \"\" is not"),
+            (&[("ids", "r1-w3-17"), ("to_bank", "BBVA")], "a settlement has the field to_bank"),
+            (&[("ids", "r1-w3-17"), ("from_balance", "5")], "has the field from_balance"),
+            (&[], "field ids is missing"),
+        ];
+        for (extra, expected) in cases {
+            let err = parse_pairs(&fields(extra)).unwrap_err();
+            assert!(err.contains(expected), "{extra:?}: {err}");
+        }
+        let mut zero = fields(&[("ids", "r1-w3-17")]);
+        zero[2].1 = "0".into();
+        assert!(parse_pairs(&zero).unwrap_err().contains("a settlement of 0 cents"));
     }
 
     #[test]
@@ -671,7 +756,6 @@ mod tests {
             any::<i64>().prop_map(|b| Phase::Debited { from_balance_cents: b }),
             any::<i64>().prop_map(|b| Phase::Credited { to_balance_cents: b }),
             reason.clone().prop_map(Phase::Rejected),
-            Just(Phase::Settled),
             (reason, any::<i64>())
                 .prop_map(|(reason, b)| Phase::Voided { reason, from_balance_cents: b }),
         ];

@@ -201,10 +201,13 @@ impl CrossBankScript {
             .key(keys.in_flight(a))
             .key(keys.bank_balance(a))
             .key(keys.interbank(a));
-        call.arg("settle").arg(a).arg(batch.len());
+        let answers: String = batch.iter().map(|(_, credit)| credit.letter()).collect();
+        call.arg("settle").arg(a).arg(batch.len()).arg(answers);
         for (t, credit) in batch {
-            call.key(keys.account(a, &t.from));
-            call.arg(&t.to_bank).arg(&t.id).arg(credit.letter()).arg(&t.from);
+            if *credit != Credit::Credited {
+                call.key(keys.account(a, &t.from));
+            }
+            call.arg(&t.id);
         }
         let letters = letters_or_stop(call.invoke_async(conn).await?, batch.len())?;
         letters

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::ledger::events::{Entry, Outcome, Phase};
+use crate::ledger::events::{Entry, Outcome, Phase, Settlement};
 
 /// One stream entry, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +43,9 @@ impl EventRow {
                 let parties = (step.from, step.to, step.from_bank, step.to_bank, step.amount_cents);
                 (step.id, step.phase.as_str(), reason, parties)
             }
+            Entry::Settlement(settlement) => {
+                return EventRow::of_settlement(stream, id, settlement);
+            }
         };
         let (from, to, from_bank, to_bank, amount_cents) = parties;
         EventRow {
@@ -57,6 +60,30 @@ impl EventRow {
             to_bank: to_bank.to_string(),
             amount_cents,
             reason,
+        }
+    }
+}
+
+impl EventRow {
+    /// A settlement's row: its first transfer and how many more, their source bank and sum. Its
+    /// run is the first transfer's (a broker settles its own run's transfers).
+    fn of_settlement(stream: &str, id: &str, settlement: &Settlement<'_>) -> EventRow {
+        let first = settlement.ids[0];
+        let more = settlement.ids.len() - 1;
+        let transfer =
+            if more == 0 { first.to_string() } else { format!("{first} and {more} more") };
+        EventRow {
+            id: id.to_string(),
+            stream: stream.to_string(),
+            transfer,
+            run: first.run,
+            status: "settled",
+            from: String::new(),
+            to: String::new(),
+            from_bank: settlement.from_bank.to_string(),
+            to_bank: String::new(),
+            amount_cents: settlement.amount_cents,
+            reason: None,
         }
     }
 }
@@ -115,6 +142,22 @@ mod tests {
         assert!(!Filter { bank: Some("C".into()), ..Filter::default() }.keeps(&row));
         assert!(!Filter { run: Some(1), ..Filter::default() }.keeps(&row));
         assert!(!Filter { status: Some("completed".into()), ..Filter::default() }.keeps(&row));
+    }
+
+    #[test]
+    fn a_settlement_is_one_row_naming_its_first_transfer() {
+        let row = entry(&[
+            ("status", "settled"),
+            ("from_bank", "A"),
+            ("amount", "30"),
+            ("ids", "r3-w1-7 r3-w2-1 r4-w1-1"),
+        ]);
+        assert_eq!(
+            (row.transfer.as_str(), row.run, row.status),
+            ("r3-w1-7 and 2 more", 3, "settled")
+        );
+        assert_eq!((row.from_bank.as_str(), row.amount_cents), ("A", 30));
+        assert!(Filter { bank: Some("A".into()), ..Filter::default() }.keeps(&row));
     }
 
     #[test]

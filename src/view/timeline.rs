@@ -101,15 +101,16 @@ impl Timeline {
 
 /// Whether an entry decides a transfer: `Some(true)` when it completes it (completed in a bank,
 /// or credited across banks), `Some(false)` when it cancels it (cancelled, or rejected), `None`
-/// for the other steps between banks (debited, settled, voided).
+/// for the other steps between banks (debited, voided, settled).
 pub fn decision(entry: &Entry<'_>) -> Option<bool> {
     match entry {
         Entry::Transfer(event) => Some(event.outcome == Outcome::Completed),
         Entry::Step(step) => match step.phase {
             Phase::Credited { .. } => Some(true),
             Phase::Rejected(_) => Some(false),
-            Phase::Debited { .. } | Phase::Settled | Phase::Voided { .. } => None,
+            Phase::Debited { .. } | Phase::Voided { .. } => None,
         },
+        Entry::Settlement(_) => None,
     }
 }
 

@@ -31,6 +31,7 @@ macro_rules! step {
 }
 
 mod atomic;
+mod courier;
 mod directory;
 mod group_commit;
 mod sharded;
@@ -406,17 +407,22 @@ fn stop_on_ctrl_c(shared: &Arc<Shared>, interrupted: &Arc<AtomicBool>) -> JoinHa
 }
 
 /// One task per worker, each on one of the shared connections in turn (`watch`: its own).
+/// On a cluster at one transfer per call, the courier comes last: it ends once every worker has.
 fn spawn_workers(shared: &Arc<Shared>, connections: &[Connection]) -> Vec<JoinHandle<WorkerStats>> {
     let workers = shared.config.workers;
-    (1..=workers)
+    let carried = shared.sharded && shared.config.strategy == Strategy::Atomic;
+    let (sender, receiver) = courier::queue();
+    let sender = (carried && shared.config.batch == 1).then_some(sender);
+    let mut handles: Vec<JoinHandle<WorkerStats>> = (1..=workers)
         .zip(connections.iter().cycle())
         .map(|(worker, conn)| {
             let shared = Arc::clone(shared);
             let conn = conn.clone();
+            let courier = sender.clone();
             tokio::spawn(async move {
                 match shared.config.strategy {
                     Strategy::Atomic if shared.sharded => {
-                        sharded::worker(&shared, worker, conn).await
+                        sharded::worker(&shared, worker, conn, courier).await
                     }
                     Strategy::Atomic => atomic::worker(&shared, worker, conn).await,
                     Strategy::Watch | Strategy::Naive => {
@@ -425,7 +431,13 @@ fn spawn_workers(shared: &Arc<Shared>, connections: &[Connection]) -> Vec<JoinHa
                 }
             })
         })
-        .collect()
+        .collect();
+    if sender.is_some() {
+        let shared = Arc::clone(shared);
+        let conn = connections[0].clone();
+        handles.push(tokio::spawn(async move { courier::courier(&shared, conn, receiver).await }));
+    }
+    handles
 }
 
 /// `--group-commit`: one committer per connection (the run's producers), then the workers, each

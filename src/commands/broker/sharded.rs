@@ -5,21 +5,26 @@
 //! single server, with the bank's own stream and producer key. A transfer between two banks is
 //! three calls (see `store/lua/cross_bank.lua`): the debit on the source's shard, then, once a
 //! replica of that shard has the debit (when it has replicas), the credit on the destination's
-//! shard, then, once a replica there has the credit, the settlement on the source's. A worker numbers its transfers per source bank
-//! (1, 2, 3... in each), since its record of applied transfers lives in the source bank's slot.
-//! Every call is sent again after a transient error with the same numbers and id, and every step
-//! answers a repeat with its first answer, so nothing is applied twice. A transfer the worker
-//! could not carry to its end stays in the source's outbox, in flight, for the recovery pass.
+//! shard, then, once a replica there has the credit, the settlement on the source's. At one
+//! transfer per call the worker makes the debit and hands the transfer to the courier
+//! (`courier.rs`), which makes the other steps for many transfers at a time. A worker numbers its
+//! transfers per source bank (1, 2, 3... in each), since its record of applied transfers lives in
+//! the source bank's slot. Every call is sent again after a transient error with the same numbers
+//! and id, and every step answers a repeat with its first answer, so nothing is applied twice. A
+//! transfer the broker could not carry to its end stays in the source's outbox, in flight, for
+//! the recovery pass.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rand::Rng;
+use tokio::sync::mpsc;
 
+use super::courier::Debited;
 use super::{Shared, WorkerStats, worker_rng};
 use crate::ledger::events::{Outcome, producer_id};
 use crate::store::connection::Connection;
-use crate::store::cross_bank::{self, Credit, Debit, Durability, InFlight};
+use crate::store::cross_bank::{self, Debit, Durability, InFlight};
 use crate::store::error::CallError;
 use crate::store::script::{Scope, TransferRequest};
 
@@ -30,7 +35,13 @@ pub(super) enum Ended {
     InFlight,
 }
 
-pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -> WorkerStats {
+/// A worker; with `--batch 1`, `courier` takes its debited transfers to carry them further.
+pub(super) async fn worker(
+    shared: &Shared,
+    worker: u32,
+    mut conn: Connection,
+    courier: Option<mpsc::Sender<Debited>>,
+) -> WorkerStats {
     let cfg = &shared.config;
     let dir = &shared.directory;
     let producer = producer_id(shared.run, worker);
@@ -49,6 +60,7 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -
         .await;
         return stats;
     }
+    let courier = &courier.expect("one transfer per call has a courier");
     for _ in 0..cfg.transfers_per_worker {
         if shared.stop.load(Ordering::Relaxed) {
             break;
@@ -65,16 +77,18 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -
         let seq = next_seq[request.from_bank];
         let started = Instant::now();
         let ended = if request.from_bank == request.to_bank {
-            same_bank(shared, &mut conn, &producer, seq, &request, &mut stats).await
+            same_bank(shared, &mut conn, &producer, seq, &request, &mut stats).await.map(Some)
         } else {
-            cross_bank(shared, &mut conn, &producer, seq, &request, &mut stats).await
+            let step = (seq, started);
+            cross_bank(shared, &mut conn, &producer, step, &request, courier, &mut stats).await
         };
         match ended {
-            Ok(Ended::Decided(outcome)) => shared.decided(&mut stats, outcome, started),
-            Ok(Ended::InFlight) => {
+            Ok(Some(Ended::Decided(outcome))) => shared.decided(&mut stats, outcome, started),
+            Ok(Some(Ended::InFlight)) => {
                 stats.in_flight += 1;
                 shared.done.fetch_add(1, Ordering::Relaxed);
             }
+            Ok(None) => {}
             Err(error) => {
                 stats.failed += 1;
                 stats.error = Some(error);
@@ -114,15 +128,17 @@ async fn same_bank(
     }
 }
 
-/// Debit, wait for a replica, credit, settle.
+/// The debit, in a call of its own; a debited transfer goes to the courier (`None`), which
+/// carries it to its end with others.
 async fn cross_bank(
     shared: &Shared,
     conn: &mut Connection,
     producer: &str,
-    seq: u64,
+    (seq, started): (u64, Instant),
     request: &TransferRequest<'_>,
+    courier: &mpsc::Sender<Debited>,
     stats: &mut WorkerStats,
-) -> Result<Ended, String> {
+) -> Result<Option<Ended>, String> {
     let (script, keys) = (&shared.cross_bank, &shared.config.keys);
     let transfer = InFlight {
         from_bank: shared.directory.banks[request.from_bank].clone(),
@@ -132,49 +148,20 @@ async fn cross_bank(
         to: request.to.to_string(),
         amount_cents: request.amount_cents,
     };
-    let id = format!("{}:{}", transfer.from_bank, transfer.id);
-    let describe = |step: &'static str| {
-        let id = id.clone();
-        move |(err, retries): (CallError, u32)| describe_failure(step, &id, &err, retries)
-    };
-    let debit = step!(stats, script.debit(conn, keys, producer, seq, &transfer))
-        .map_err(describe("debit"))?;
+    let debit = step!(stats, script.debit(conn, keys, producer, seq, &transfer)).map_err(
+        |(err, retries)| {
+            let id = format!("{}:{}", transfer.from_bank, transfer.id);
+            describe_failure("debit", &id, &err, retries)
+        },
+    )?;
     if let Debit::Cancelled(reason) = debit {
-        return Ok(Ended::Decided(Outcome::Cancelled(reason)));
+        return Ok(Some(Ended::Decided(Outcome::Cancelled(reason))));
     }
-    let debited = (keys.outbox(&transfer.from_bank), transfer.id.clone());
-    let record = (debited.0.as_str(), debited.1.as_str());
-    match durable(shared, request.from_bank, record, stats)
-        .await
-        .map_err(describe("wait for a replica"))?
-    {
-        Next::GoOn => {}
-        Next::LeaveInFlight => return Ok(Ended::InFlight),
-        Next::Missing => {
-            return settled_elsewhere(shared, conn, producer, seq, &transfer, stats)
-                .await
-                .map_err(describe("wait for a replica"));
-        }
+    match courier.send(Debited { transfer, started }).await {
+        Ok(()) => Ok(None),
+        // The courier is gone (it panicked): the transfer waits in its outbox for recovery.
+        Err(_) => Ok(Some(Ended::InFlight)),
     }
-    let credit = step!(stats, script.credit(conn, keys, &transfer)).map_err(describe("credit"))?;
-    // The settlement removes the outbox entry, the one trace of the transfer at the source: it
-    // waits until a replica of the destination has the credit, so that a failover there cannot
-    // lose a credit the source has already settled. A credit gone from the destination's master
-    // was lost in a failover there: the recovery pass credits it again.
-    let credited = (keys.inbox(&transfer.to_bank), cross_bank::inbox_field(&transfer));
-    let record = (credited.0.as_str(), credited.1.as_str());
-    match durable(shared, request.to_bank, record, stats)
-        .await
-        .map_err(describe("wait for a replica"))?
-    {
-        Next::GoOn => {}
-        Next::LeaveInFlight | Next::Missing => return Ok(Ended::InFlight),
-    }
-    step!(stats, script.settle(conn, keys, &transfer, credit)).map_err(describe("settlement"))?;
-    Ok(Ended::Decided(match credit {
-        Credit::Credited => Outcome::Completed,
-        Credit::Rejected(reason) => Outcome::Cancelled(reason),
-    }))
 }
 
 /// What the broker may do after a step: go on, leave the transfer in flight, or look again.
@@ -214,34 +201,6 @@ pub(super) async fn durable(
             shared.replicated[bank].store(false, Ordering::Relaxed);
             Ok(Next::GoOn)
         }
-    }
-}
-
-/// A debit whose outbox entry is gone before the broker could build on it: settled meanwhile by
-/// a recovery pass (its outcome is in the destination's inbox, and the producer key still has
-/// the debit), or lost with its shard's master in a failover.
-async fn settled_elsewhere(
-    shared: &Shared,
-    conn: &mut Connection,
-    producer: &str,
-    seq: u64,
-    transfer: &InFlight,
-    stats: &mut WorkerStats,
-) -> Result<Ended, (CallError, u32)> {
-    let keys = &shared.config.keys;
-    let applied =
-        step!(stats, cross_bank::producer_applied(conn, keys, &transfer.from_bank, producer))?;
-    let answer = step!(stats, cross_bank::credit_answer(conn, keys, transfer))?;
-    match (applied >= seq, answer) {
-        (true, Some(Credit::Credited)) => Ok(Ended::Decided(Outcome::Completed)),
-        (true, Some(Credit::Rejected(reason))) => Ok(Ended::Decided(Outcome::Cancelled(reason))),
-        _ => Err((
-            CallError::Lost {
-                record: keys.outbox(&transfer.from_bank),
-                field: transfer.id.clone(),
-            },
-            0,
-        )),
     }
 }
 

@@ -95,11 +95,24 @@ pub(super) async fn round(
                 .await?,
         );
     }
-    let durable_debits = keep_durable(shared, debited, true, &mut ended, stats).await?;
-    let credited = credits(shared, conn, durable_debits, stats).await?;
-    let durable_credits = keep_durable(shared, credited, false, &mut ended, stats).await?;
-    settlements(shared, conn, durable_credits, &mut ended, stats).await?;
+    carry(shared, conn, debited, &mut ended, stats).await?;
     Ok(ended.into_iter().map(|end| end.expect("every transfer of the batch ends")).collect())
+}
+
+/// Carries debited transfers (each with its index in `ended`) to their end: once a replica of
+/// each source's shard has the debits, the credits in one call per destination bank; once a
+/// replica of each destination's shard has those, the settlements in one call per source bank.
+pub(super) async fn carry(
+    shared: &Shared,
+    conn: &mut Connection,
+    debited: Vec<(usize, InFlight)>,
+    ended: &mut [Option<Ended>],
+    stats: &mut WorkerStats,
+) -> Result<(), String> {
+    let durable_debits = keep_durable(shared, debited, true, ended, stats).await?;
+    let credited = credits(shared, conn, durable_debits, stats).await?;
+    let durable_credits = keep_durable(shared, credited, false, ended, stats).await?;
+    settlements(shared, conn, durable_credits, ended, stats).await
 }
 
 /// The transfers of `members` inside bank `bank`, in one call of the transfer script.

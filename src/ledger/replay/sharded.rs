@@ -1,6 +1,7 @@
 //! The sharded layout's transfers between banks, as the replay follows them: a debit on the
 //! source bank's stream, a credit or a rejection on the destination's, then a settlement (after a
-//! credit) or a void, the refund (after a rejection), on the source's. Each stream is in the order
+//! credit; one entry names every transfer one call settled) or a void, the refund (after a
+//! rejection), on the source's. Each stream is in the order
 //! its bank applied its events, but streams are read independently, so a credit may be replayed
 //! before its debit; nothing here assumes an order across streams.
 //!
@@ -15,7 +16,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Anomalies, Anomaly, AnomalyKind, At, Ledger, Scope, add_in_place, note};
-use crate::ledger::events::{CancelReason, Entry, Event, Layout, Outcome, Phase, Step, TransferId};
+use crate::ledger::events::{
+    CancelReason, Entry, Event, Layout, Outcome, Phase, Settlement, Step, TransferId,
+};
 use crate::ledger::runs::Strategy;
 
 /// A transfer between banks: its source bank and its id, unique among that bank's transfers.
@@ -96,7 +99,6 @@ impl Crossing {
                 seen.rejected = true;
                 self.reason.get_or_insert(reason);
             }
-            Phase::Settled => seen.settled = true,
             Phase::Voided { reason, .. } => {
                 seen.voided = true;
                 self.reason.get_or_insert(reason);
@@ -105,8 +107,15 @@ impl Crossing {
         let waits = match phase {
             Phase::Debited { .. } => false,
             Phase::Credited { .. } | Phase::Rejected(_) => !seen.debited,
-            Phase::Settled | Phase::Voided { .. } => !seen.answered(),
+            Phase::Voided { .. } => !seen.answered(),
         };
+        self.waiting = waits.then(|| Waiting { stream, entry: entry.into() });
+    }
+
+    /// Notes the settlement; it waits when the credit has not been replayed yet.
+    fn record_settled(&mut self, stream: u16, entry: &str) {
+        self.seen.settled = true;
+        let waits = !self.seen.answered();
         self.waiting = waits.then(|| Waiting { stream, entry: entry.into() });
     }
 
@@ -166,20 +175,24 @@ impl Ledger {
     ) {
         debug_assert_eq!(self.layout, Layout::Sharded, "apply reads the single stream");
         let at = At { stream: Some(bank), entry };
-        let Some(strategy) = self.known_run(at, event.id(), strategy) else {
-            return;
-        };
         match event {
             Entry::Transfer(event) => {
+                let Some(strategy) = self.known_run(at, event.id, strategy) else {
+                    return;
+                };
                 if self.decided_here(at, bank, event) {
                     self.apply_transfer(at, event, strategy);
                 }
             }
             Entry::Step(step) => {
+                let Some(strategy) = self.known_run(at, step.id, strategy) else {
+                    return;
+                };
                 if let Some(placed) = self.place(at, bank, step) {
                     self.apply_step(&placed, strategy);
                 }
             }
+            Entry::Settlement(settlement) => self.settle(at, bank, settlement),
         }
     }
 
@@ -315,10 +328,7 @@ impl Ledger {
             Phase::Debited { from_balance_cents } => self.debit(p, from_balance_cents, strategy),
             Phase::Credited { to_balance_cents } => self.credit(p, to_balance_cents, strategy),
             Phase::Rejected(reason) => self.reject(p, reason),
-            Phase::Settled => self.close(p, None, strategy),
-            Phase::Voided { from_balance_cents, .. } => {
-                self.close(p, Some(from_balance_cents), strategy)
-            }
+            Phase::Voided { from_balance_cents, .. } => self.void(p, from_balance_cents, strategy),
         }
     }
 
@@ -374,25 +384,62 @@ impl Ledger {
         *self.cancelled.entry(reason).or_default() += 1;
     }
 
-    /// A settlement, or with `refund` (the recorded source balance after it) a void.
-    fn close(&mut self, p: &Placed<'_, '_>, refund: Option<i64>, strategy: Strategy) {
-        let refund = match refund {
-            None => None,
-            Some(recorded) => match self.need(p, p.terms.from, p.step.from, p.key.bank) {
-                Some(from) => Some((from, recorded)),
-                None => return,
-            },
+    /// A void: the refund of a rejected transfer; `recorded` is the source balance after it.
+    fn void(&mut self, p: &Placed<'_, '_>, recorded: i64, strategy: Strategy) {
+        let Some(from) = self.need(p, p.terms.from, p.step.from, p.key.bank) else {
+            return;
         };
-        if !self.close_is_new(p) {
+        if !self.close_is_new(p.at, p.key, "voided") {
             return;
         }
         self.track(p);
         self.events += 1;
-        let amount = p.step.amount_cents;
-        if let Some((from, recorded)) = refund
-            && let Some(balance) = self.shift(p, from, p.key.bank, p.terms.to_bank, amount)
+        if let Some(balance) = self.shift(p, from, p.key.bank, p.terms.to_bank, p.step.amount_cents)
         {
             self.check_recorded(p, strategy, p.step.from, recorded, balance, "refund");
+        }
+    }
+
+    /// A settlement on bank `bank`'s stream: each transfer it names leaves the bank's outbox, and
+    /// its amount the in-flight total. No money moves; the entry's sum must be its transfers'.
+    fn settle(&mut self, at: At<'_>, bank: u16, settlement: &Settlement<'_>) {
+        let here = self.banks[usize::from(bank)].clone();
+        if settlement.from_bank != here {
+            let detail = format!(
+                "a settlement of bank {:?} on {here}'s stream: a bank settles on its own stream",
+                settlement.from_bank
+            );
+            self.report_at(AnomalyKind::WrongStream, at, detail);
+            return;
+        }
+        self.events += 1;
+        let mut settled_cents: i128 = 0;
+        for &id in &settlement.ids {
+            let key = FlightKey { bank, id };
+            if !self.close_is_new(at, key, "settled") {
+                continue;
+            }
+            let crossing = self.in_flight.get_mut(&key).expect("close_is_new found it debited");
+            crossing.record_settled(bank, at.entry);
+            settled_cents += i128::from(crossing.terms.amount_cents);
+            let (rejected, complete) = (crossing.seen.rejected, crossing.complete());
+            if complete {
+                self.in_flight.remove(&key);
+            }
+            if rejected {
+                let detail = format!(
+                    "{}: settled though rejected: its source is never refunded",
+                    self.label(key)
+                );
+                self.report_at(AnomalyKind::ClosedWrongly, at, detail);
+            }
+        }
+        if settled_cents != i128::from(settlement.amount_cents) {
+            let detail = format!(
+                "a settlement of {} cents at {here}, but the debits of the transfers it settles sum to {settled_cents}",
+                settlement.amount_cents
+            );
+            self.report_at(AnomalyKind::StepMismatch, at, detail);
         }
     }
 
@@ -414,11 +461,11 @@ impl Ledger {
         false
     }
 
-    /// Whether a settlement or void closes a transfer its stream debited and has not closed;
-    /// reported when not.
-    fn close_is_new(&mut self, p: &Placed<'_, '_>) -> bool {
-        let seen = self.in_flight.get(&p.key).map(|c| c.seen);
-        let (kind, why) = match (seen, self.decided_at_source(p.key)) {
+    /// Whether a settlement or void (`what`) closes a transfer its stream debited and has not
+    /// closed; reported when not.
+    fn close_is_new(&mut self, at: At<'_>, key: FlightKey, what: &str) -> bool {
+        let seen = self.in_flight.get(&key).map(|c| c.seen);
+        let (kind, why) = match (seen, self.decided_at_source(key)) {
             (Some(seen), _) if seen.closed() => (AnomalyKind::ClosedTwice, "it was closed already"),
             (Some(seen), _) if seen.debited => return true,
             (None, true) => (
@@ -430,8 +477,8 @@ impl Ledger {
             }
             (_, false) => (AnomalyKind::ClosedUndebited, "its source's stream has not debited it"),
         };
-        let detail = format!("{}: {}, but {why}", self.label(p.key), p.step.phase.as_str());
-        self.report_at(kind, p.at, detail);
+        let detail = format!("{}: {what}, but {why}", self.label(key));
+        self.report_at(kind, at, detail);
         false
     }
 
@@ -602,9 +649,6 @@ fn conflict(
         Phase::Rejected(_) if seen.settled => {
             (AnomalyKind::ClosedWrongly, "rejected, but settled as credited: never refunded")
         }
-        Phase::Settled if seen.rejected => {
-            (AnomalyKind::ClosedWrongly, "settled though rejected: its source is never refunded")
-        }
         Phase::Voided { .. } if seen.credited => {
             (AnomalyKind::ClosedWrongly, "voided (refunded) though credited: paid twice")
         }
@@ -654,7 +698,11 @@ pub(crate) mod tests {
     }
 
     pub fn settle(seq: u64, amount: i64) -> Entry<'static> {
-        step(seq, Phase::Settled, "A1", "B1", amount)
+        Entry::Settlement(Settlement {
+            from_bank: "A",
+            amount_cents: amount,
+            ids: vec![TransferId { run: 1, producer: 1, seq }],
+        })
     }
 
     pub fn void(seq: u64, amount: i64, from_balance: i64) -> Entry<'static> {

@@ -13,10 +13,12 @@
 --           position with A, with a `credited` event; or, when the destination is unknown or
 --           would overflow, moves nothing and appends a `rejected` event. Deduplicated by the
 --           source bank and the transfer id in B's inbox, which keeps each transfer's answer.
---   settle  on A's shard: takes the transfer out of the outbox and the in-flight total, with a
---           `settled` event when it was credited, or refunds the source (balance, bank balance,
---           interbank position) with a `voided` event when it was rejected. A transfer no longer
---           in the outbox was settled already: nothing happens.
+--   settle  on A's shard: takes the transfer out of the outbox and the in-flight total when it
+--           was credited, or refunds the source (balance, bank balance, interbank position) with
+--           a `voided` event when it was rejected. The credited ones of one call share one
+--           `settled` event that names them all (no money moves; an entry per transfer cost Redis
+--           as much as the debit). A transfer no longer in the outbox was settled already:
+--           nothing happens.
 --
 -- Money in flight is always visible: in A's outbox and in-flight total from the debit to the
 -- settlement. Every step can be sent again after a lost reply or by the recovery pass, in any
@@ -24,9 +26,12 @@
 --
 -- Each step takes a batch of n transfers (n = 1 and up) that share the bank whose shard runs it:
 -- the debits of one source bank, the credits of one destination bank, the settlements of one
--- source bank. Like transfer.lua, a batch reads each account once, keeps running balances, and
--- writes each changed key once at the end (one sum per key): a batch costs Redis far less per
--- transfer than one call each. ARGV[1] names the step; the keys and the other arguments:
+-- source bank. A batch reads its accounts with one MGET before anything is written, keeps running
+-- balances, and writes each changed key once at the end (one sum per key): a batch costs Redis
+-- far less per transfer than one call each. Speed (callgrind on redis-server, see
+-- docs/BENCHMARKS.md): the Lua work per transfer costs more than the commands it calls, so each
+-- transfer builds no table of its own, and each number formatted or pattern matched counts.
+-- ARGV[1] names the step; the keys and the other arguments:
 --   debit   KEYS  A's events, the producer's outcome string in A, A's balance, A's interbank
 --                 hash, A's outbox, A's in-flight total, then the n source accounts
 --           ARGV  'debit', producer id, first sequence, A, n, then per transfer: B, source IBAN,
@@ -40,23 +45,24 @@
 --           reply per transfer: C credited, or U rejected: unknown destination, O rejected: it
 --                 would overflow
 --   settle  KEYS  A's events, A's outbox, A's in-flight total, A's balance, A's interbank hash,
---                 then the n source accounts
---           ARGV  'settle', A, n, then per transfer: B, transfer id, the credit's letter (C, U or
---                 O), source IBAN
+--                 then the source account of each rejected transfer, in order
+--           ARGV  'settle', A, n, the n credits' letters as one string (C, U or O each), then
+--                 the n transfer ids (the outbox has the rest)
 --           reply per transfer: S settled, V voided (refunded), or N when settled already
 -- A step that could not finish (a key of the wrong type, a denied command) undoes all its writes
 -- and events and answers { code, message }: NOPERM, BADKEY or FAILED, as transfer.lua. A
 -- malformed call is an error reply BADCALL; a first sequence past the producer's next one, SEQGAP.
 --
 -- An outbox entry is field = transfer id, value = 'B,source IBAN,destination IBAN,amount'; an
--- inbox entry is field = 'A|transfer id', value = the credit's letter.
+-- inbox entry is field = 'A|transfer id', value = the credit's letter. A settlement's event has
+-- the fields status ('settled'), from_bank, amount (the sum) and ids (separated by spaces).
 
 local MAX_SAFE_CENTS = 9007199254740991
 local MAX_BATCH = 8192
--- Fields per HMGET, HSET or HDEL: Lua unpacks at most some 8,000 values at once.
+-- Keys per MGET, fields per HMGET, HSET or HDEL: Lua unpacks at most some 8,000 values at once.
 local FIELDS_PER_COMMAND = 1000
 local CANONICAL = '^[1-9]%d*$'
-local floor, find = math.floor, string.find
+local floor, find, match, sub, concat = math.floor, string.find, string.match, string.sub, table.concat
 
 local function bad_call(why)
   return redis.error_reply('BADCALL interbank: malformed call: ' .. why)
@@ -77,50 +83,28 @@ local function failure(command, key, err)
   return { code, command .. ' ' .. key .. ': ' .. err }
 end
 
--- A balance key read as a number: false when missing, nil and why when it holds no integer.
-local function read_balance(key)
-  local raw = redis.pcall('GET', key)
-  if type(raw) == 'table' then return nil, failure('GET', key, raw.err) end
-  if not raw then return false end
-  local value = tonumber(raw)
-  if value == nil or value ~= floor(value) then
-    return nil, { 'BADKEY', key .. ' holds ' .. raw .. ', not an integer balance' }
+-- The balances of the account keys list[first..last], read before anything is written, one MGET
+-- per FIELDS_PER_COMMAND keys: key -> balance, or false when the account does not exist (MGET
+-- reads a key holding no string as missing, as in transfer.lua). nil and why when a key holds no
+-- integer.
+local function read_accounts(list, first, last)
+  local balances = {}
+  for start = first, last, FIELDS_PER_COMMAND do
+    local stop = math.min(last, start + FIELDS_PER_COMMAND - 1)
+    local values = redis.pcall('MGET', unpack(list, start, stop))
+    if values.err then return nil, failure('MGET', list[start], values.err) end
+    for i = start, stop do
+      local raw, value = values[i - start + 1], false
+      if raw then
+        value = tonumber(raw)
+        if value == nil or value ~= floor(value) then
+          return nil, { 'BADKEY', list[i] .. ' holds ' .. raw .. ', not an integer balance' }
+        end
+      end
+      balances[list[i]] = value
+    end
   end
-  return value
-end
-
--- An account's balance as this call has left it so far (read once, then kept in `balances`):
--- false when the account does not exist, or nil and why when it cannot be read.
-local function running_balance(balances, key)
-  local value = balances[key]
-  if value ~= nil then return value end
-  local why
-  value, why = read_balance(key)
-  if value ~= nil then balances[key] = value end
-  return value, why
-end
-
--- Appends an event; returns its entry id, or nil and why.
-local function append(events_key, fields)
-  local entry = redis.pcall('XADD', events_key, '*', unpack(fields))
-  if type(entry) == 'table' then return nil, failure('XADD', events_key, entry.err) end
-  return entry
-end
-
--- The changes to make at the end, one sum per key (and hash field), in the order first met.
-local function new_changes()
-  return { list = {}, index = {} }
-end
-
-local function change(changes, command, key, field, delta)
-  local slot = key .. '\0' .. (field or '')
-  local i = changes.index[slot]
-  if i then
-    changes.list[i][4] = changes.list[i][4] + delta
-  else
-    changes.list[#changes.list + 1] = { command, key, field, delta }
-    changes.index[slot] = #changes.list
-  end
+  return balances
 end
 
 -- Removes the events this call appended (and the stream, if that leaves it empty, as it was).
@@ -131,6 +115,48 @@ local function undo_events(events_key, entries)
   if #entries > 0 and redis.call('XLEN', events_key) == 0 then
     redis.call('DEL', events_key)
   end
+end
+
+-- Keeps the entry id of an event just appended; on a failed XADD, removes the call's events and
+-- returns why.
+local function appended(events_key, entries, entry)
+  if type(entry) == 'table' then
+    undo_events(events_key, entries)
+    return failure('XADD', events_key, entry.err)
+  end
+  entries[#entries + 1] = entry
+  return nil
+end
+
+-- The sums a call writes at the end, one per key or hash field: per account (in the order first
+-- changed) and per other bank (the field of this bank's interbank hash).
+local function new_sums()
+  return { account = {}, accounts = {}, pair = {}, banks = {} }
+end
+
+local function add(delta_of, order, name, delta)
+  local d = delta_of[name]
+  if d == nil then order[#order + 1] = name d = 0 end
+  delta_of[name] = d + delta
+end
+
+-- The writes of the sums: accounts, the bank's balance and interbank hash, and (when given) its
+-- in-flight total, each { command, key, hash field or false, change }.
+local function sum_writes(sums, bank_keys, bank_cents, in_flight)
+  local writes = {}
+  for _, key in ipairs(sums.accounts) do
+    writes[#writes + 1] = { 'INCRBY', key, false, sums.account[key] }
+  end
+  if #sums.banks > 0 then
+    writes[#writes + 1] = { 'INCRBY', bank_keys[1], false, bank_cents }
+    for _, bank in ipairs(sums.banks) do
+      writes[#writes + 1] = { 'HINCRBY', bank_keys[2], bank, sums.pair[bank] }
+    end
+  end
+  if in_flight and in_flight[2] ~= 0 then
+    writes[#writes + 1] = { 'INCRBY', in_flight[1], false, in_flight[2] }
+  end
+  return writes
 end
 
 -- A hash command over many fields (HSET pairs, HDEL or HMGET names), FIELDS_PER_COMMAND at a
@@ -149,19 +175,19 @@ local function over_fields(command, key, values, per)
   return out
 end
 
--- Makes the summed changes, then the final hash write. If any fails, the ones made are undone
--- and the call's events removed: the step is as if never sent. Returns nil, or { code, message }.
-local function write_all(events_key, entries, changes, final)
+-- Makes the writes, then the final hash write. If any fails, the ones made are undone and the
+-- call's events removed: the step is as if never sent. Returns nil, or { code, message }.
+local function write_all(events_key, entries, writes, final)
   local made = 0
   local why
-  for i, c in ipairs(changes.list) do
+  for i, w in ipairs(writes) do
     local reply
-    if c[3] then
-      reply = redis.pcall(c[1], c[2], c[3], c[4])
+    if w[3] then
+      reply = redis.pcall(w[1], w[2], w[3], w[4])
     else
-      reply = redis.pcall(c[1], c[2], c[4])
+      reply = redis.pcall(w[1], w[2], w[4])
     end
-    if type(reply) == 'table' then why = failure(c[1], c[2], reply.err) break end
+    if type(reply) == 'table' then why = failure(w[1], w[2], reply.err) break end
     made = i
   end
   if not why and final then
@@ -170,8 +196,8 @@ local function write_all(events_key, entries, changes, final)
   end
   if not why then return nil end
   for i = made, 1, -1 do
-    local c = changes.list[i]
-    if c[3] then redis.call(c[1], c[2], c[3], -c[4]) else redis.call(c[1], c[2], -c[4]) end
+    local w = writes[i]
+    if w[3] then redis.call(w[1], w[2], w[3], -w[4]) else redis.call(w[1], w[2], -w[4]) end
   end
   undo_events(events_key, entries)
   return why
@@ -190,8 +216,7 @@ local function debit()
   local n = batch_size(5, 6, 4)
   local first = whole(ARGV[3])
   if not n or not first then return bad_call('debit takes 6 + n keys and 5 + 4n arguments') end
-  local events_key, producer_key, balance_key, interbank_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-  local outbox_key, in_flight_key = KEYS[5], KEYS[6]
+  local events_key, producer_key = KEYS[1], KEYS[2]
   local producer, first_text, from_bank = ARGV[2], ARGV[3], ARGV[4]
   local applied = redis.call('STRLEN', producer_key)
   if first > applied + 1 then
@@ -203,8 +228,12 @@ local function debit()
   if replayed > 0 then old = redis.call('GETRANGE', producer_key, first - 1, first + replayed - 2) end
   if replayed == n then return old end
 
-  local balance, entries, letters, outbox = {}, {}, {}, {}
-  local changes = new_changes()
+  local balance, unreadable = read_accounts(KEYS, 7 + replayed, 6 + n)
+  if not balance then return unreadable end
+  local entries, letters, outbox = {}, {}, {}
+  local sums = new_sums()
+  local debited_cents = 0
+  local id_prefix = producer .. '-'
   for i = replayed + 1, n do
     local a = 5 + 4 * (i - 1)
     local to_bank, from, to, amount_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
@@ -213,40 +242,44 @@ local function debit()
       return bad_call('debit is for two banks')
     end
     local from_key = KEYS[6 + i]
-    local from_balance, unreadable = running_balance(balance, from_key)
-    if from_balance == nil then undo_events(events_key, entries) return unreadable end
+    local from_balance = balance[from_key]
     local id
-    if i == 1 then id = producer .. '-' .. first_text else id = producer .. '-' .. (first + i - 1) end
+    if i == 1 then id = id_prefix .. first_text else id = id_prefix .. (first + i - 1) end
     local amount = whole(amount_text)
-    local letter, reason = 'D', nil
-    if not amount then letter, reason = 'A', 'bad_amount'
-    elseif not from_balance then letter, reason = 'U', 'unknown_account'
-    elseif from_balance < amount then letter, reason = 'F', 'insufficient_funds' end
-    local fields = { 'id', id, 'status', 'cancelled', 'from', from, 'to', to, 'from_bank', from_bank,
-      'to_bank', to_bank, 'amount', amount_text }
-    if letter == 'D' then
-      fields[4] = 'debited'
-      balance[from_key] = from_balance - amount
-      fields[#fields + 1], fields[#fields + 2] = 'from_balance', from_balance - amount
-      change(changes, 'INCRBY', from_key, false, -amount)
-      change(changes, 'INCRBY', balance_key, false, -amount)
-      change(changes, 'HINCRBY', interbank_key, to_bank, -amount)
-      change(changes, 'INCRBY', in_flight_key, false, amount)
+    local letter, entry
+    if amount and from_balance and from_balance >= amount then
+      letter, from_balance = 'D', from_balance - amount
+      balance[from_key] = from_balance
+      entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'debited', 'from', from, 'to', to,
+        'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance)
+      add(sums.account, sums.accounts, from_key, -amount)
+      add(sums.pair, sums.banks, to_bank, -amount)
+      debited_cents = debited_cents + amount
       outbox[#outbox + 1], outbox[#outbox + 2] = id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text
     else
-      if from_balance then fields[#fields + 1], fields[#fields + 2] = 'from_balance', from_balance end
-      fields[#fields + 1], fields[#fields + 2] = 'reason', reason
+      local reason
+      if not amount then letter, reason = 'A', 'bad_amount'
+      elseif not from_balance then letter, reason = 'U', 'unknown_account'
+      else letter, reason = 'F', 'insufficient_funds' end
+      if from_balance then
+        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
+          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance,
+          'reason', reason)
+      else
+        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
+          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
+      end
     end
-    local entry, failed = append(events_key, fields)
-    if not entry then undo_events(events_key, entries) return failed end
-    entries[#entries + 1] = entry
+    local failed = appended(events_key, entries, entry)
+    if failed then return failed end
     letters[#letters + 1] = letter
   end
+  local writes = sum_writes(sums, { KEYS[3], KEYS[4] }, -debited_cents, { KEYS[6], debited_cents })
   local final = nil
-  if #outbox > 0 then final = { 'HSET', outbox_key, outbox, 2 } end
-  local why = write_all(events_key, entries, changes, final)
+  if #outbox > 0 then final = { 'HSET', KEYS[5], outbox, 2 } end
+  local why = write_all(events_key, entries, writes, final)
   if why then return why end
-  local fresh = table.concat(letters)
+  local fresh = concat(letters)
   redis.call('APPEND', producer_key, fresh)
   return old .. fresh
 end
@@ -254,7 +287,7 @@ end
 local function credit()
   local n = batch_size(3, 4, 5)
   if not n then return bad_call('credit takes 4 + n keys and 3 + 5n arguments') end
-  local events_key, inbox_key, balance_key, interbank_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+  local events_key, inbox_key = KEYS[1], KEYS[2]
   local to_bank = ARGV[2]
   local names = {}
   for i = 1, n do
@@ -263,8 +296,15 @@ local function credit()
   end
   local answered, failed = over_fields('HMGET', inbox_key, names, 1)
   if not answered then return failed end
-  local balance, entries, letters, inbox, decided = {}, {}, {}, {}, {}
-  local changes = new_changes()
+  local unanswered = {}
+  for i = 1, n do
+    if not answered[i] then unanswered[#unanswered + 1] = KEYS[4 + i] end
+  end
+  local balance, unreadable = read_accounts(unanswered, 1, #unanswered)
+  if not balance then return unreadable end
+  local entries, letters, inbox, decided = {}, {}, {}, {}
+  local sums = new_sums()
+  local credited_cents = 0
   for i = 1, n do
     local a = 3 + 5 * (i - 1)
     local from_bank, id, from, to, amount_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
@@ -273,107 +313,128 @@ local function credit()
       undo_events(events_key, entries)
       return bad_call('credit ' .. i .. ' has a bad amount or comes from its own bank')
     end
-    local letter = answered[i] or decided[names[i]]
+    local name = names[i]
+    local letter = answered[i] or decided[name]
     if not letter then
       local to_key = KEYS[4 + i]
-      local to_balance, unreadable = running_balance(balance, to_key)
-      if to_balance == nil then undo_events(events_key, entries) return unreadable end
-      local reason
-      letter = 'C'
-      if not to_balance then letter, reason = 'U', 'unknown_account'
-      elseif to_balance + amount > MAX_SAFE_CENTS then letter, reason = 'O', 'overflow' end
-      local fields = { 'id', id, 'status', 'credited', 'from', from, 'to', to, 'from_bank', from_bank,
-        'to_bank', to_bank, 'amount', amount_text }
-      if letter == 'C' then
-        balance[to_key] = to_balance + amount
-        fields[#fields + 1], fields[#fields + 2] = 'to_balance', to_balance + amount
-        change(changes, 'INCRBY', to_key, false, amount)
-        change(changes, 'INCRBY', balance_key, false, amount)
-        change(changes, 'HINCRBY', interbank_key, from_bank, amount)
+      local to_balance = balance[to_key]
+      local entry
+      if to_balance and to_balance + amount <= MAX_SAFE_CENTS then
+        letter, to_balance = 'C', to_balance + amount
+        balance[to_key] = to_balance
+        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'credited', 'from', from, 'to', to,
+          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'to_balance', to_balance)
+        add(sums.account, sums.accounts, to_key, amount)
+        add(sums.pair, sums.banks, from_bank, amount)
+        credited_cents = credited_cents + amount
       else
-        fields[4] = 'rejected'
-        fields[#fields + 1], fields[#fields + 2] = 'reason', reason
+        local reason = 'overflow'
+        if not to_balance then letter, reason = 'U', 'unknown_account' else letter = 'O' end
+        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'rejected', 'from', from, 'to', to,
+          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
       end
-      local entry, why = append(events_key, fields)
-      if not entry then undo_events(events_key, entries) return why end
-      entries[#entries + 1] = entry
-      decided[names[i]] = letter
-      inbox[#inbox + 1], inbox[#inbox + 2] = names[i], letter
+      local why = appended(events_key, entries, entry)
+      if why then return why end
+      decided[name] = letter
+      inbox[#inbox + 1], inbox[#inbox + 2] = name, letter
     end
     letters[#letters + 1] = letter
   end
+  local writes = sum_writes(sums, { KEYS[3], KEYS[4] }, credited_cents, nil)
   local final = nil
   if #inbox > 0 then final = { 'HSET', inbox_key, inbox, 2 } end
-  local why = write_all(events_key, entries, changes, final)
+  local why = write_all(events_key, entries, writes, final)
   if why then return why end
-  return table.concat(letters)
+  return concat(letters)
 end
 
-local function settle()
-  local n = batch_size(3, 5, 4)
-  if not n then return bad_call('settle takes 5 + n keys and 3 + 4n arguments') end
-  local events_key, outbox_key, in_flight_key, balance_key, interbank_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-  local from_bank = ARGV[2]
-  local ids = {}
-  for i = 1, n do ids[i] = ARGV[3 + 4 * (i - 1) + 2] end
-  local pending, failed = over_fields('HMGET', outbox_key, ids, 1)
-  if not pending then return failed end
-  local balance, entries, letters, settled = {}, {}, {}, {}
-  local changes = new_changes()
-  for i = 1, n do
-    local a = 3 + 4 * (i - 1)
-    local to_bank, id, credit_letter, from = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-    local reason
-    if credit_letter == 'U' then reason = 'unknown_account'
-    elseif credit_letter == 'O' then reason = 'overflow'
-    elseif credit_letter ~= 'C' then
-      undo_events(events_key, entries)
-      return bad_call('settle takes the letter C, U or O')
-    end
-    local value = pending[i]
-    if not value or settled[id] then
-      letters[#letters + 1] = 'N'
-    else
-      -- Read from the right: IBANs and amounts have no comma, a bank name may.
-      local entry_to_bank, entry_from, to, amount_text = string.match(value, '^(.+),([^,]+),([^,]+),([^,]+)$')
-      local amount = whole(amount_text)
-      if entry_to_bank ~= to_bank or entry_from ~= from or not amount then
-        undo_events(events_key, entries)
-        return { 'BADKEY', outbox_key .. ' field ' .. id .. ' holds ' .. value .. ', not a transfer from '
-          .. from .. ' to bank ' .. to_bank }
-      end
-      local fields = { 'id', id, 'status', 'settled', 'from', from, 'to', to, 'from_bank', from_bank,
-        'to_bank', to_bank, 'amount', amount_text }
-      change(changes, 'INCRBY', in_flight_key, false, -amount)
-      if reason then
-        local from_key = KEYS[5 + i]
-        local from_balance, unreadable = running_balance(balance, from_key)
-        if not from_balance then
-          undo_events(events_key, entries)
-          return unreadable or { 'BADKEY', from_key .. ' is missing: the refund of ' .. id .. ' has no account' }
-        end
-        balance[from_key] = from_balance + amount
-        fields[4] = 'voided'
-        fields[#fields + 1], fields[#fields + 2] = 'from_balance', from_balance + amount
-        fields[#fields + 1], fields[#fields + 2] = 'reason', reason
-        change(changes, 'INCRBY', from_key, false, amount)
-        change(changes, 'INCRBY', balance_key, false, amount)
-        change(changes, 'HINCRBY', interbank_key, to_bank, amount)
-      end
-      local entry, why = append(events_key, fields)
-      if not entry then undo_events(events_key, entries) return why end
-      entries[#entries + 1] = entry
-      settled[id] = true
-      if reason then letters[#letters + 1] = 'V' else letters[#letters + 1] = 'S' end
-    end
+-- A rejected transfer's refund: its outbox value read, checked against the account key the call
+-- names, and the source account credited back with a `voided` event. Returns the amount, or nil
+-- and why.
+local function refund(ctx, id, value, from_key, reason)
+  -- Read from the right: IBANs and amounts have no comma, a bank name may.
+  local to_bank, from, to, amount_text = match(value, '^(.+),([^,]+),([^,]+),([^,]+)$')
+  local amount = whole(amount_text)
+  if not amount or sub(from_key, -(#from + 9)) ~= ':account:' .. from then
+    return nil, { 'BADKEY', ctx.outbox_key .. ' field ' .. id .. ' holds ' .. value .. ', not a transfer out of '
+      .. from_key }
   end
-  local done = {}
-  for id in pairs(settled) do done[#done + 1] = id end
+  local from_balance = ctx.balance[from_key]
+  if not from_balance then
+    return nil, { 'BADKEY', from_key .. ' is missing: the refund of ' .. id .. ' has no account' }
+  end
+  from_balance = from_balance + amount
+  ctx.balance[from_key] = from_balance
+  local entry = redis.pcall('XADD', ctx.events_key, '*', 'id', id, 'status', 'voided', 'from', from, 'to', to,
+    'from_bank', ctx.from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance,
+    'reason', reason)
+  local failed = appended(ctx.events_key, ctx.entries, entry)
+  if failed then return nil, failed end
+  add(ctx.sums.account, ctx.sums.accounts, from_key, amount)
+  add(ctx.sums.pair, ctx.sums.banks, to_bank, amount)
+  return amount
+end
+
+local REJECTIONS = { U = 'unknown_account', O = 'overflow' }
+
+local function settle()
+  local n = whole(ARGV[3])
+  local answers = ARGV[4]
+  if not n or n > MAX_BATCH or #ARGV ~= 4 + n or #answers ~= n or find(answers, '[^CUO]') then
+    return bad_call('settle takes 4 arguments, then n ids, and the n answers C, U or O')
+  end
+  local _, rejected = string.gsub(answers, '[UO]', '')
+  if #KEYS ~= 5 + rejected then return bad_call('settle takes 5 keys, then one per rejected answer') end
+  local ctx = { events_key = KEYS[1], outbox_key = KEYS[2], from_bank = ARGV[2], entries = {},
+    sums = new_sums() }
+  local ids = {}
+  for i = 1, n do ids[i] = ARGV[4 + i] end
+  local pending, failed = over_fields('HMGET', ctx.outbox_key, ids, 1)
+  if not pending then return failed end
+  local unreadable
+  ctx.balance, unreadable = read_accounts(KEYS, 6, #KEYS)
+  if not ctx.balance then return unreadable end
+  local letters, settled, done = {}, {}, {}
+  local settled_cents, refunded_cents = 0, 0
+  local refund_key = 5
+  for i = 1, n do
+    local answer, id, value = sub(answers, i, i), ids[i], pending[i]
+    local reason = REJECTIONS[answer]
+    if reason then refund_key = refund_key + 1 end
+    if not value or done[id] then
+      letters[i] = 'N'
+    elseif reason then
+      local amount, why = refund(ctx, id, value, KEYS[refund_key], reason)
+      if not amount then undo_events(ctx.events_key, ctx.entries) return why end
+      refunded_cents = refunded_cents + amount
+      letters[i] = 'V'
+    else
+      local amount = whole(match(value, '^.*,(%d+)$'))
+      if not amount then
+        undo_events(ctx.events_key, ctx.entries)
+        return { 'BADKEY', ctx.outbox_key .. ' field ' .. id .. ' holds ' .. value .. ', not a transfer' }
+      end
+      settled_cents = settled_cents + amount
+      settled[#settled + 1] = id
+      letters[i] = 'S'
+    end
+    if value then done[id] = true end
+  end
+  if #settled > 0 then
+    local entry = redis.pcall('XADD', ctx.events_key, '*', 'status', 'settled', 'from_bank', ctx.from_bank,
+      'amount', settled_cents, 'ids', concat(settled, ' '))
+    failed = appended(ctx.events_key, ctx.entries, entry)
+    if failed then return failed end
+  end
+  local closed = {}
+  for id in pairs(done) do closed[#closed + 1] = id end
+  local writes = sum_writes(ctx.sums, { KEYS[4], KEYS[5] }, refunded_cents,
+    { KEYS[3], -(settled_cents + refunded_cents) })
   local final = nil
-  if #done > 0 then final = { 'HDEL', outbox_key, done, 1 } end
-  local why = write_all(events_key, entries, changes, final)
+  if #closed > 0 then final = { 'HDEL', ctx.outbox_key, closed, 1 } end
+  local why = write_all(ctx.events_key, ctx.entries, writes, final)
   if why then return why end
-  return table.concat(letters)
+  return concat(letters)
 end
 
 local steps = { debit = debit, credit = credit, settle = settle }
