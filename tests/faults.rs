@@ -102,6 +102,20 @@ fn broker_killed_twenty_times_at_random_instants() {
 }
 
 #[test]
+fn a_run_number_taken_by_a_broker_killed_before_it_recorded_its_run_is_skipped() {
+    let redis = RedisServer::start();
+    let (url, dir) = loaded(&redis);
+    broker(&url, dir.path(), &["--workers", "2", "--transfers", "10"]);
+    // The instant between taking a run number and recording the run: a number, no record.
+    redis.cli(&["INCR", "banks_transfers:runs"]);
+    broker(&url, dir.path(), &["--workers", "2", "--transfers", "10"]);
+    let report = verified_json(&url, dir.path(), &[]);
+    let runs: Vec<u64> =
+        report["runs"].as_array().unwrap().iter().map(|r| r["run"].as_u64().unwrap()).collect();
+    assert_eq!(runs, [1, 3]);
+}
+
+#[test]
 fn connections_cut_thirty_times_mid_run() {
     cut_connections_mid_run("connections-cut", &["--workers", "20", "--transfers", "3000"], 60_000);
 }

@@ -212,6 +212,55 @@ local function batch_size(position, keys_before, values_each)
   return n
 end
 
+-- One debit (the broker's default, one transfer per call): straight through, with the amount's
+-- own text as every change, so that the only number formatted is the balance the event records.
+local function debit_one(producer_key, from_bank, id)
+  local events_key, from_key = KEYS[1], KEYS[7]
+  local to_bank, from, to, amount_text = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+  if to_bank == from_bank then return bad_call('debit is for two banks') end
+  local values = redis.pcall('MGET', from_key)
+  if values.err then return failure('MGET', from_key, values.err) end
+  local raw, from_balance = values[1], false
+  if raw then
+    from_balance = tonumber(raw)
+    if from_balance == nil or from_balance ~= floor(from_balance) then
+      return { 'BADKEY', from_key .. ' holds ' .. raw .. ', not an integer balance' }
+    end
+  end
+  local amount = whole(amount_text)
+  local letter, entry
+  if amount and from_balance and from_balance >= amount then
+    letter = 'D'
+    entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'debited', 'from', from, 'to', to,
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance - amount)
+  else
+    local reason
+    if not amount then letter, reason = 'A', 'bad_amount'
+    elseif not from_balance then letter, reason = 'U', 'unknown_account'
+    else letter, reason = 'F', 'insufficient_funds' end
+    if from_balance then
+      entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
+        'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance,
+        'reason', reason)
+    else
+      entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
+        'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
+    end
+  end
+  local entries = {}
+  local failed = appended(events_key, entries, entry)
+  if failed then return failed end
+  if letter == 'D' then
+    local minus = '-' .. amount_text
+    local writes = { { 'INCRBY', from_key, false, minus }, { 'INCRBY', KEYS[3], false, minus },
+      { 'HINCRBY', KEYS[4], to_bank, minus }, { 'INCRBY', KEYS[6], false, amount_text } }
+    local why = write_all(events_key, entries, writes, { 'HSET', KEYS[5], { id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text }, 2 })
+    if why then return why end
+  end
+  redis.call('APPEND', producer_key, letter)
+  return letter
+end
+
 local function debit()
   local n = batch_size(5, 6, 4)
   local first = whole(ARGV[3])
@@ -228,6 +277,7 @@ local function debit()
   if replayed > 0 then old = redis.call('GETRANGE', producer_key, first - 1, first + replayed - 2) end
   if replayed == n then return old end
 
+  if n == 1 then return debit_one(producer_key, from_bank, producer .. '-' .. first_text) end
   local balance, unreadable = read_accounts(KEYS, 7 + replayed, 6 + n)
   if not balance then return unreadable end
   local entries, letters, outbox = {}, {}, {}
