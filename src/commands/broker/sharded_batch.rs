@@ -2,14 +2,16 @@
 //! is one call per bank instead of one per transfer. For each source bank: its transfers inside
 //! the bank in one call of the transfer script, its debits in one call; once a replica of each
 //! source's shard has them, the credits in one call per destination bank; once a replica of each
-//! destination's shard has those, the settlements in one call per source bank. The steps and
-//! their guarantees are those of one transfer at a time (`sharded.rs`): a batch only shares the
-//! calls, whose fixed cost is most of what a small transfer costs Redis.
+//! destination's shard has those, the settlements in one call per source bank. The credits (and
+//! then the settlements) of all banks are sent at once, so the shards work side by side. The
+//! steps and their guarantees are those of one transfer at a time (`sharded.rs`): a batch only
+//! shares the calls, whose fixed cost is most of what a small transfer costs Redis.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use futures_util::future::join_all;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -255,7 +257,22 @@ impl Transfer for (InFlight, Credit) {
     }
 }
 
-/// The credits, one call per destination bank.
+/// Calls and retries of one of a step's concurrent calls, added to the worker's afterwards.
+#[derive(Default)]
+struct Calls {
+    calls: u64,
+    retries: u64,
+}
+
+impl Calls {
+    fn add_to(&self, stats: &mut WorkerStats) {
+        stats.calls += self.calls;
+        stats.retries += self.retries;
+    }
+}
+
+/// The credits, one call per destination bank, all banks' at once: each is on its own slot, and
+/// a shard works on one while the others work on theirs.
 async fn credits(
     shared: &Shared,
     conn: &mut Connection,
@@ -267,17 +284,32 @@ async fn credits(
     for (i, t) in debited {
         by_destination.entry(t.to_bank.clone()).or_default().push((i, t));
     }
+    let calls = by_destination.into_iter().map(|(bank, group)| {
+        let mut conn = conn.clone();
+        async move {
+            let (indices, batch): (Vec<usize>, Vec<InFlight>) = group.into_iter().unzip();
+            let mut counted = Calls::default();
+            let answers = step!(counted, script.credit_batch(&mut conn, keys, &batch));
+            (counted, bank, indices, batch, answers)
+        }
+    });
     let mut credited = Vec::new();
-    for (bank, group) in by_destination {
-        let batch: Vec<InFlight> = group.iter().map(|(_, t)| t.clone()).collect();
-        let answers = step!(stats, script.credit_batch(conn, keys, &batch))
-            .map_err(failed("credits", &bank, &batch))?;
-        credited.extend(group.into_iter().zip(answers).map(|((i, t), credit)| (i, (t, credit))));
+    let mut first_error = None;
+    for (counted, bank, indices, batch, answers) in join_all(calls).await {
+        counted.add_to(stats);
+        match answers {
+            Ok(answers) => credited
+                .extend(indices.into_iter().zip(batch).zip(answers).map(|((i, t), c)| (i, (t, c)))),
+            Err(err) => {
+                first_error.get_or_insert_with(|| failed("credits", &bank, &batch)(err));
+            }
+        }
     }
-    Ok(credited)
+    first_error.map_or(Ok(credited), Err)
 }
 
-/// The settlements, one call per source bank; each transfer ends with its credit's answer.
+/// The settlements, one call per source bank, all banks' at once; each transfer ends with its
+/// credit's answer.
 async fn settlements(
     shared: &Shared,
     conn: &mut Connection,
@@ -290,22 +322,32 @@ async fn settlements(
     for (i, pair) in credited {
         by_source.entry(pair.0.from_bank.clone()).or_default().push((i, pair));
     }
-    for (bank, group) in by_source {
-        let batch: Vec<(&InFlight, Credit)> = group.iter().map(|(_, (t, c))| (t, *c)).collect();
-        let terms: Vec<InFlight> = group.iter().map(|(_, (t, _))| t.clone()).collect();
-        step!(stats, script.settle_batch(conn, keys, &batch)).map_err(failed(
-            "settlements",
-            &bank,
-            &terms,
-        ))?;
-        for (i, (_, credit)) in &group {
-            ended[*i] = Some(Ended::Decided(match credit {
+    let calls = by_source.into_iter().map(|(bank, group)| {
+        let mut conn = conn.clone();
+        async move {
+            let batch: Vec<(&InFlight, Credit)> = group.iter().map(|(_, (t, c))| (t, *c)).collect();
+            let mut counted = Calls::default();
+            let settled = step!(counted, script.settle_batch(&mut conn, keys, &batch)).map(drop);
+            drop(batch);
+            (counted, bank, group, settled)
+        }
+    });
+    let mut first_error = None;
+    for (counted, bank, group, settled) in join_all(calls).await {
+        counted.add_to(stats);
+        if let Err(err) = settled {
+            let terms: Vec<InFlight> = group.into_iter().map(|(_, (t, _))| t).collect();
+            first_error.get_or_insert_with(|| failed("settlements", &bank, &terms)(err));
+            continue;
+        }
+        for (i, (_, credit)) in group {
+            ended[i] = Some(Ended::Decided(match credit {
                 Credit::Credited => Outcome::Completed,
-                Credit::Rejected(reason) => Outcome::Cancelled(*reason),
+                Credit::Rejected(reason) => Outcome::Cancelled(reason),
             }));
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Why a batched step failed for good, naming its first transfer, and where the money is.
