@@ -4,10 +4,75 @@
 # settlement steps of cross_bank.lua, batches of 1,024 transfers over 13 banks of 1,000 accounts,
 # with outboxes and inboxes of a busy run's size. Needs valgrind and `pip install redis`.
 #   python3 scripts/cross_bank_instructions.py src/store/lua/cross_bank.lua src/store/lua/transfer.lua 5
+# With a fourth argument K, one transfer per call instead: a same-bank transfer per call of
+# transfer.lua against a debit per call, then the credits and settlements K per bank and call
+# (what the broker's courier does; it gathers about 18 per call with 20 workers).
+#   python3 scripts/cross_bank_instructions.py src/store/lua/cross_bank.lua src/store/lua/transfer.lua 5 20
 import random, collections
 import redis
 P = "p"
 acc = lambda b, ib: f"{P}:{{{b}}}:account:{ib}"
+def run_single(r, XB, TR, ROUNDS, BATCH, zero, dump):
+    xb = r.script_load(open(XB).read()); tr = r.script_load(open(TR).read())
+    banks = [f"Bank{b}" for b in range(13)]
+    accts = [(banks[i % 13], f"DE{i:020d}") for i in range(1000)]
+    pipe = r.pipeline(transaction=False)
+    for b, ib in accts: pipe.set(acc(b, ib), 10**9); pipe.set(acc("Solo", ib), 10**9)
+    for b in banks:
+        pipe.hset(f"{P}:{{{b}}}:outbox", mapping={f"x-{i}": "Bank1,DE0,DE1,5" for i in range(1500)})
+        pipe.hset(f"{P}:{{{b}}}:inbox", mapping={f"Bank1|r0-w1-{i}": "C" for i in range(20000)})
+    pipe.execute()
+    rng = random.Random(7)
+    ibs = [ib for _, ib in accts]
+    N = ROUNDS * 200
+    zero()
+    bank = "Solo"
+    for k in range(N):
+        f, t = rng.sample(ibs, 2)
+        keys = [f"{P}:{{{bank}}}:events", f"{P}:{{{bank}}}:producer:r1-w1", f"{P}:{{{bank}}}:balance", f"{P}:{{{bank}}}:interbank",
+                f"{P}:{{{bank}}}:balance", f"{P}:{{{bank}}}:interbank", acc(bank, f), acc(bank, t)]
+        argv = ["r1-w1", str(1 + k), bank, bank, f, t, str(rng.randint(1, 10))]
+        assert r.evalsha(tr, len(keys), *keys, *argv) == b"C"
+    dump("same")
+    seq = collections.defaultdict(lambda: 1)
+    debited = []
+    for _ in range(N):
+        while True:
+            (fb, f), (tb, t) = rng.sample(accts, 2)
+            if fb != tb: break
+        g = (fb, f, tb, t, str(rng.randint(1, 10)))
+        a = fb; first = seq[a]
+        keys = [f"{P}:{{{a}}}:events", f"{P}:{{{a}}}:producer:r1-w1", f"{P}:{{{a}}}:balance", f"{P}:{{{a}}}:interbank",
+                f"{P}:{{{a}}}:outbox", f"{P}:{{{a}}}:inflight", acc(a, f)]
+        argv = ["debit", "r1-w1", str(first), a, "1", tb, f, t, g[4]]
+        assert r.evalsha(xb, len(keys), *keys, *argv) == b"D"
+        debited.append((g, f"r1-w1-{first}"))
+        seq[a] += 1
+    dump("debit")
+    answered = []
+    for start in range(0, len(debited), K * 13):
+        chunk = debited[start:start + K * 13]
+        by_dst = collections.defaultdict(list)
+        for g, id_ in chunk: by_dst[g[2]].append((g, id_))
+        for b, group in by_dst.items():
+            keys = [f"{P}:{{{b}}}:events", f"{P}:{{{b}}}:inbox", f"{P}:{{{b}}}:balance", f"{P}:{{{b}}}:interbank"] + [acc(b, g[3]) for g, _ in group]
+            argv = ["credit", b, str(len(group))]
+            for g, id_ in group: argv += [g[0], id_, g[1], g[3], g[4]]
+            letters = r.evalsha(xb, len(keys), *keys, *argv).decode()
+            answered += [(g, id_, l) for (g, id_), l in zip(group, letters)]
+    dump("credit")
+    for start in range(0, len(answered), K * 13):
+        chunk = answered[start:start + K * 13]
+        by_src = collections.defaultdict(list)
+        for x in chunk: by_src[x[0][0]].append(x)
+        for a, group in by_src.items():
+            keys = [f"{P}:{{{a}}}:events", f"{P}:{{{a}}}:outbox", f"{P}:{{{a}}}:inflight", f"{P}:{{{a}}}:balance", f"{P}:{{{a}}}:interbank"] + [acc(a, g[1]) for g, _, l in group if l != "C"]
+            argv = ["settle", a, str(len(group)), "".join(l for _, _, l in group)] + [id_ for _, id_, _ in group]
+            assert set(r.evalsha(xb, len(keys), *keys, *argv).decode()) == {"S"}
+    dump("settle")
+    return {"same": N, "cross": N}
+
+
 def run(r, XB, TR, ROUNDS, BATCH, zero, dump):
     xb = r.script_load(open(XB).read()); tr = r.script_load(open(TR).read())
     banks = [f"Bank{b}" for b in range(13)]
@@ -88,6 +153,7 @@ def run(r, XB, TR, ROUNDS, BATCH, zero, dump):
 
 import subprocess, sys, time, os, glob, re, tempfile
 XB = sys.argv[1]; TR = sys.argv[2]; ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+K = int(sys.argv[4]) if len(sys.argv) > 4 else None
 BATCH = 1024
 port = 18000 + os.getpid() % 1000
 d = tempfile.mkdtemp()
@@ -102,7 +168,7 @@ def dump(name):
 def zero():
     subprocess.run(["callgrind_control", "-z", str(srv.pid)], stdout=subprocess.DEVNULL)
 try:
-    res = run(r, XB, TR, ROUNDS, BATCH, zero, dump)
+    res = (run_single if K else run)(r, XB, TR, ROUNDS, BATCH, zero, dump)
 finally:
     srv.terminate(); srv.wait()
 def total(f):

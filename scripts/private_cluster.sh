@@ -3,6 +3,8 @@
 # bus ports (port + 10000) are free too, stopped by `stop_private_servers` (call it on exit).
 #   start_private_cluster N R   starts N masters with R replicas each, sets CLUSTER_PORTS
 #   start_private_server        starts one plain server, sets SERVER_PORT
+# REDIS_SERVER_WRAPPER runs each server under a tool (valgrind, say); CLUSTER_NODE_TIMEOUT_MS
+# sets the cluster's node timeout (2000 by default).
 PRIVATE_PORTS=()
 
 free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -19,10 +21,10 @@ next_free_port() {
 start_one() { # port, extra redis-server flags...
   local p=$1; shift
   mkdir -p "$WORK/$p"
-  redis-server --port "$p" --bind 127.0.0.1 --dir "$WORK/$p" --logfile redis.log --daemonize yes \
+  ${REDIS_SERVER_WRAPPER:-} redis-server --port "$p" --bind 127.0.0.1 --dir "$WORK/$p" --logfile redis.log --daemonize yes \
     --save "" --appendonly no "$@"
   PRIVATE_PORTS+=("$p")
-  for _ in $(seq 1 100); do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && return; sleep 0.05; done
+  for _ in $(seq 1 400); do redis-cli -p "$p" PING 2>/dev/null | grep -q PONG && return; sleep 0.05; done
   echo "error: redis-server on port $p did not start; see $WORK/$p/redis.log" >&2
   return 1
 }
@@ -37,7 +39,8 @@ start_private_cluster() { # masters, replicas per master
   CLUSTER_PORTS=()
   for _ in $(seq 1 "$count"); do
     p=$(next_free_port)
-    start_one "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000
+    start_one "$p" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT_MS:-2000}"
     CLUSTER_PORTS+=("$p")
   done
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") \
