@@ -360,30 +360,6 @@ pub async fn replica_has_all(
     Ok(acknowledged >= 1)
 }
 
-/// How many transfers out of `bank` the producer has applied: the length of its outcome string.
-pub async fn producer_applied(
-    conn: &mut Connection,
-    keys: &Keys,
-    bank: &str,
-    producer: &str,
-) -> Result<u64, CallError> {
-    Ok(redis::cmd("STRLEN").arg(keys.producer_in(bank, producer)).query_async(conn).await?)
-}
-
-/// The destination's answer to a transfer's credit, if it gave one.
-pub async fn credit_answer(
-    conn: &mut Connection,
-    keys: &Keys,
-    t: &InFlight,
-) -> Result<Option<Credit>, CallError> {
-    let letter: Option<String> = redis::cmd("HGET")
-        .arg(keys.inbox(&t.to_bank))
-        .arg(inbox_field(t))
-        .query_async(conn)
-        .await?;
-    letter.as_deref().map(credit_of).transpose()
-}
-
 /// Whether `field` of hash `record` exists (a transfer still in an outbox, a credit's answer).
 pub async fn record_exists(
     conn: &mut Connection,
