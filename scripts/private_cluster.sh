@@ -40,14 +40,23 @@ start_private_cluster() { # masters, replicas per master
   for _ in $(seq 1 "$count"); do
     p=$(next_free_port)
     start_one "$p" --cluster-enabled yes --cluster-config-file nodes.conf \
-      --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT_MS:-2000}"
+      --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT_MS:-2000}" --repl-diskless-sync-delay 0
     CLUSTER_PORTS+=("$p")
   done
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") \
     --cluster-replicas "$2" --cluster-yes >"$WORK/create.log"
+  # Whole when every node says so and every replica has its master's data: until a replica's
+  # first sync ends, a broker's wait for a replica (WAIT 1) times out and leaves transfers in
+  # flight.
   for _ in $(seq 1 200); do
     local ok=1
-    for p in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || ok=0; done
+    for p in "${CLUSTER_PORTS[@]}"; do
+      redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || ok=0
+      if redis-cli -p "$p" INFO replication | grep -q '^role:slave'; then
+        redis-cli -p "$p" INFO replication | grep -q '^master_link_status:up' || ok=0
+        redis-cli -p "$p" INFO replication | grep -q '^master_sync_in_progress:0' || ok=0
+      fi
+    done
     [ "$ok" -eq 1 ] && return
     sleep 0.1
   done

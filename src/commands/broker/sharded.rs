@@ -24,7 +24,7 @@ use super::courier::Debited;
 use super::{Shared, WorkerStats, worker_rng};
 use crate::ledger::events::{Outcome, producer_id};
 use crate::store::connection::Connection;
-use crate::store::cross_bank::{self, Debit, Durability, InFlight};
+use crate::store::cross_bank::{Debit, InFlight};
 use crate::store::error::CallError;
 use crate::store::script::{Scope, TransferRequest};
 
@@ -161,46 +161,6 @@ async fn cross_bank(
         Ok(()) => Ok(None),
         // The courier is gone (it panicked): the transfer waits in its outbox for recovery.
         Err(_) => Ok(Some(Ended::InFlight)),
-    }
-}
-
-/// What the broker may do after a step: go on, leave the transfer in flight, or look again.
-pub(super) enum Next {
-    /// A replica has the step (or the shard has no replica configured and its master has it).
-    GoOn,
-    /// No replica acknowledged in time: the recovery pass takes it from here.
-    LeaveInFlight,
-    /// The step's record is not on the shard's master.
-    Missing,
-}
-
-/// Whether the step recorded as `field` of `record` in bank `bank`'s shard may be built on. A
-/// shard that has a replica configured must have the step on one; one that has none (at the
-/// start, or any more: a master promoted after its old master died) keeps what its master has.
-pub(super) async fn durable(
-    shared: &Shared,
-    bank: usize,
-    (record, field): (&str, &str),
-    stats: &mut WorkerStats,
-) -> Result<Next, (CallError, u32)> {
-    if !shared.replicated[bank].load(Ordering::Relaxed) {
-        return Ok(Next::GoOn);
-    }
-    // The waits go on a connection of their own: a `WAIT` holds up every command behind it on
-    // its connection, and the workers' script calls should not queue behind it. Its own mark
-    // makes the wait cover every write before it, whichever connection made them.
-    let conn = &mut shared.waiter.clone().expect("a sharded run has a waiter connection");
-    let (keys, name) = (&shared.config.keys, &shared.directory.banks[bank]);
-    match step!(stats, cross_bank::durability(conn, keys, name, record, field))? {
-        Durability::Replicated => Ok(Next::GoOn),
-        Durability::Missing => Ok(Next::Missing),
-        Durability::NotYetReplicated => {
-            if step!(stats, cross_bank::shard_has_replicas(conn, keys, name))? {
-                return Ok(Next::LeaveInFlight);
-            }
-            shared.replicated[bank].store(false, Ordering::Relaxed);
-            Ok(Next::GoOn)
-        }
     }
 }
 

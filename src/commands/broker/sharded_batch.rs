@@ -1,5 +1,6 @@
 //! `--batch K` on a Redis Cluster: a worker makes K transfers at a time, and each step of them
-//! is one call per bank instead of one per transfer. For each source bank: its transfers inside
+//! is one call per bank instead of one per transfer. The steps after the debit ([`carry`]) are
+//! also the courier's, which carries what workers debited one transfer per call. For each source bank: its transfers inside
 //! the bank in one call of the transfer script, its debits in one call; once a replica of each
 //! source's shard has them, the credits in one call per destination bank; once a replica of each
 //! destination's shard has those, the settlements in one call per source bank. The credits (and
@@ -15,11 +16,11 @@ use futures_util::future::join_all;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::sharded::{Ended, Next, describe_failure, durable};
+use super::sharded::{Ended, describe_failure};
 use super::{Shared, WorkerStats};
 use crate::ledger::events::Outcome;
 use crate::store::connection::Connection;
-use crate::store::cross_bank::{self, Credit, Debit, InFlight};
+use crate::store::cross_bank::{self, Credit, Debit, Durability, InFlight};
 use crate::store::error::CallError;
 use crate::store::script::{Scope, TransferRequest};
 
@@ -192,7 +193,8 @@ async fn debits(
 
 /// The transfers whose last step (debits, grouped by source bank, or credits, by destination)
 /// a replica of its shard has; the others end in flight, for the recovery pass. The last
-/// transfer of a group stands for the group: its step was one call, applied whole.
+/// transfer of a group stands for the group: its step was one call, applied whole. The groups
+/// are waited on at once: a shard whose replica lags holds up its own group only.
 async fn keep_durable<T: Transfer>(
     shared: &Shared,
     transfers: Vec<(usize, T)>,
@@ -206,8 +208,7 @@ async fn keep_durable<T: Transfer>(
         let bank = if debits { &t.in_flight().from_bank } else { &t.in_flight().to_bank };
         groups.entry(bank.clone()).or_default().push((i, t));
     }
-    let mut kept = Vec::new();
-    for (bank, group) in groups {
+    let waits = groups.into_iter().map(|(bank, group)| async move {
         let last = group.last().expect("groups are not empty").1.in_flight();
         let index = shared.directory.banks.iter().position(|b| *b == bank).expect("a known bank");
         let (record, field) = if debits {
@@ -216,25 +217,76 @@ async fn keep_durable<T: Transfer>(
             (keys.inbox(&bank), cross_bank::inbox_field(last))
         };
         let id = format!("{}:{}", last.from_bank, last.id);
-        let next = durable(shared, index, (&record, &field), stats)
-            .await
-            .map_err(|(err, retries)| describe_failure("wait for a replica", &id, &err, retries))?;
+        let mut counted = Calls::default();
+        let next = durable(shared, index, (&record, &field), &mut counted).await;
+        (counted, group, record, field, id, next)
+    });
+    let mut kept = Vec::new();
+    let mut first_error = None;
+    for (counted, group, record, field, id, next) in join_all(waits).await {
+        counted.add_to(stats);
         match next {
-            Next::GoOn => kept.extend(group),
+            Ok(Next::GoOn) => kept.extend(group),
             // A credit gone after a failover is credited again by the recovery pass; a debit
             // gone means this batch's debits were lost with their master, or settled meanwhile.
-            Next::Missing if debits => {
+            Ok(Next::Missing) if debits => {
                 let lost = CallError::Lost { record, field };
-                return Err(describe_failure("wait for a replica", &id, &lost, 0));
+                first_error
+                    .get_or_insert_with(|| describe_failure("wait for a replica", &id, &lost, 0));
             }
-            Next::LeaveInFlight | Next::Missing => {
+            Ok(Next::LeaveInFlight | Next::Missing) => {
                 for (i, _) in group {
                     ended[i] = Some(Ended::InFlight);
                 }
             }
+            Err((err, retries)) => {
+                first_error.get_or_insert_with(|| {
+                    describe_failure("wait for a replica", &id, &err, retries)
+                });
+            }
         }
     }
-    Ok(kept)
+    first_error.map_or(Ok(kept), Err)
+}
+
+/// What the broker may do after a step: go on, leave the transfer in flight, or look again.
+enum Next {
+    /// A replica has the step (or the shard has no replica configured and its master has it).
+    GoOn,
+    /// No replica acknowledged in time: the recovery pass takes it from here.
+    LeaveInFlight,
+    /// The step's record is not on the shard's master.
+    Missing,
+}
+
+/// Whether the step recorded as `field` of `record` in bank `bank`'s shard may be built on. A
+/// shard that has a replica configured must have the step on one; one that has none (at the
+/// start, or any more: a master promoted after its old master died) keeps what its master has.
+async fn durable(
+    shared: &Shared,
+    bank: usize,
+    (record, field): (&str, &str),
+    counted: &mut Calls,
+) -> Result<Next, (CallError, u32)> {
+    if !shared.replicated[bank].load(Ordering::Relaxed) {
+        return Ok(Next::GoOn);
+    }
+    // The waits go on a connection of their own: a `WAIT` holds up every command behind it on
+    // its connection, and the workers' script calls should not queue behind it. Its own mark
+    // makes the wait cover every write before it, whichever connection made them.
+    let conn = &mut shared.waiter.clone().expect("a sharded run has a waiter connection");
+    let (keys, name) = (&shared.config.keys, &shared.directory.banks[bank]);
+    match step!(counted, cross_bank::durability(conn, keys, name, record, field))? {
+        Durability::Replicated => Ok(Next::GoOn),
+        Durability::Missing => Ok(Next::Missing),
+        Durability::NotYetReplicated => {
+            if step!(counted, cross_bank::shard_has_replicas(conn, keys, name))? {
+                return Ok(Next::LeaveInFlight);
+            }
+            shared.replicated[bank].store(false, Ordering::Relaxed);
+            Ok(Next::GoOn)
+        }
+    }
 }
 
 /// A transfer of the batch (its index in the batch) and its credit's answer.
