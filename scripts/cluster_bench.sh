@@ -51,4 +51,4 @@ measure "cluster, batch 1" "redis://127.0.0.1:${CLUSTER[0]}" 1 "${CLUSTER[@]}"
 measure "single server, batch $BATCH" "redis://127.0.0.1:$SINGLE" "$BATCH" "$SINGLE"
 measure "cluster, batch $BATCH" "redis://127.0.0.1:${CLUSTER[0]}" "$BATCH" "${CLUSTER[@]}"
 events=$(for p in "${CLUSTER[@]}"; do for k in $(redis-cli -p "$p" --scan --pattern 'banks_transfers:*:events'); do redis-cli -p "$p" XLEN "$k"; done; done | awk '{s+=$1} END {print s}')
-echo "cluster, last run: $events stream entries for $((WORKERS * TRANSFERS)) transfers (a cross-bank transfer writes three, one inside a bank one)"
+echo "cluster, last run: $events stream entries for $((WORKERS * TRANSFERS)) transfers (a cross-bank transfer writes two and its share of one settlement per call, one inside a bank one)"
