@@ -1,12 +1,12 @@
 //! `--batch K` on a Redis Cluster: a worker makes K transfers at a time, and each step of them
-//! is one call per bank instead of one per transfer. The steps after the debit ([`carry`]) are
-//! also the courier's, which carries what workers debited one transfer per call. For each source bank: its transfers inside
+//! is one call per bank instead of one per transfer. For each source bank: its transfers inside
 //! the bank in one call of the transfer script, its debits in one call; once a replica of each
 //! source's shard has them, the credits in one call per destination bank; once a replica of each
-//! destination's shard has those, the settlements in one call per source bank. The credits (and
-//! then the settlements) of all banks are sent at once, so the shards work side by side. The
-//! steps and their guarantees are those of one transfer at a time (`sharded.rs`): a batch only
-//! shares the calls, whose fixed cost is most of what a small transfer costs Redis.
+//! destination's shard has those, the settlements in one call per source bank. The waits, the
+//! credits and the settlements of all banks go at once, so the shards work side by side. The
+//! steps after the debit ([`carry`]) are also the courier's (`courier.rs`). The steps and their
+//! guarantees are those of one transfer at a time (`sharded.rs`): a batch only shares the calls,
+//! whose fixed cost is most of what a small transfer costs Redis.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;

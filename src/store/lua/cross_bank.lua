@@ -29,8 +29,9 @@
 -- source bank. A batch reads its accounts with one MGET before anything is written, keeps running
 -- balances, and writes each changed key once at the end (one sum per key): a batch costs Redis
 -- far less per transfer than one call each. Speed (callgrind on redis-server, see
--- docs/BENCHMARKS.md): the Lua work per transfer costs more than the commands it calls, so each
--- transfer builds no table of its own, and each number formatted or pattern matched counts.
+-- docs/BENCHMARKS.md): the Lua work per transfer costs more than the commands it calls, so a
+-- batch builds no table per transfer, a lone debit takes a straight path, and each number
+-- formatted or pattern matched counts.
 -- ARGV[1] names the step; the keys and the other arguments:
 --   debit   KEYS  A's events, the producer's outcome string in A, A's balance, A's interbank
 --                 hash, A's outbox, A's in-flight total, then the n source accounts
@@ -232,7 +233,8 @@ local function debit_one(producer_key, from_bank, id)
   if amount and from_balance and from_balance >= amount then
     letter = 'D'
     entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'debited', 'from', from, 'to', to,
-      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance - amount)
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text,
+      'from_balance', from_balance - amount)
   else
     local reason
     if not amount then letter, reason = 'A', 'bad_amount'
@@ -254,7 +256,8 @@ local function debit_one(producer_key, from_bank, id)
     local minus = '-' .. amount_text
     local writes = { { 'INCRBY', from_key, false, minus }, { 'INCRBY', KEYS[3], false, minus },
       { 'HINCRBY', KEYS[4], to_bank, minus }, { 'INCRBY', KEYS[6], false, amount_text } }
-    local why = write_all(events_key, entries, writes, { 'HSET', KEYS[5], { id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text }, 2 })
+    local outbox = { id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text }
+    local why = write_all(events_key, entries, writes, { 'HSET', KEYS[5], outbox, 2 })
     if why then return why end
   end
   redis.call('APPEND', producer_key, letter)
@@ -357,7 +360,8 @@ local function credit()
   local credited_cents = 0
   for i = 1, n do
     local a = 3 + 5 * (i - 1)
-    local from_bank, id, from, to, amount_text = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+    local from_bank, id, from, to = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+    local amount_text = ARGV[a + 5]
     local amount = whole(amount_text)
     if not amount or from_bank == to_bank then
       undo_events(events_key, entries)
@@ -406,8 +410,8 @@ local function refund(ctx, id, value, from_key, reason)
   local to_bank, from, to, amount_text = match(value, '^(.+),([^,]+),([^,]+),([^,]+)$')
   local amount = whole(amount_text)
   if not amount or sub(from_key, -(#from + 9)) ~= ':account:' .. from then
-    return nil, { 'BADKEY', ctx.outbox_key .. ' field ' .. id .. ' holds ' .. value .. ', not a transfer out of '
-      .. from_key }
+    return nil, { 'BADKEY', ctx.outbox_key .. ' field ' .. id .. ' holds ' .. value
+      .. ', not a transfer out of ' .. from_key }
   end
   local from_balance = ctx.balance[from_key]
   if not from_balance then
