@@ -240,3 +240,18 @@ async fn one_settlement_event_names_every_credited_transfer_of_a_call_and_a_fail
         events::Settlement { from_bank: "CaixaBank", amount_cents: 400, ids: vec![id(1), id(3)] };
     assert_eq!(entry, Entry::Settlement(expected));
 }
+
+#[tokio::test]
+async fn a_lone_debit_that_cannot_finish_leaves_no_trace() {
+    let mut s = setup().await;
+    let in_flight = s.keys.in_flight("CaixaBank");
+    s.cluster.nodes[0].cli(&["SET", &in_flight, "x"]);
+    let before = s.cluster.dump();
+    let t = transfer("r1-w1-1", B, 300);
+    let err = s.script.debit(&mut s.conn, &s.keys, "r1-w1", 1, &t).await.unwrap_err();
+    assert!(
+        matches!(&err, CallError::Stopped(stop) if stop.message.contains(&in_flight)),
+        "{err:?}"
+    );
+    assert_eq!(s.cluster.dump(), before);
+}
