@@ -413,10 +413,11 @@ impl Ledger {
             return;
         }
         self.events += 1;
-        let mut settled_cents: i128 = 0;
+        let (mut settled_cents, mut all_closed_here): (i128, bool) = (0, true);
         for &id in &settlement.ids {
             let key = FlightKey { bank, id };
             if !self.close_is_new(at, key, "settled") {
+                all_closed_here = false;
                 continue;
             }
             let crossing = self.in_flight.get_mut(&key).expect("close_is_new found it debited");
@@ -434,7 +435,8 @@ impl Ledger {
                 self.report_at(AnomalyKind::ClosedWrongly, at, detail);
             }
         }
-        if settled_cents != i128::from(settlement.amount_cents) {
+        // A transfer reported above has no amount to add: the sum is checked when none was.
+        if all_closed_here && settled_cents != i128::from(settlement.amount_cents) {
             let detail = format!(
                 "a settlement of {} cents at {here}, but the debits of the transfers it settles sum to {settled_cents}",
                 settlement.amount_cents
@@ -762,6 +764,44 @@ pub(crate) mod tests {
         assert_eq!(ledger.interbank, vec![0, -300, 300, 0]);
         assert!(ledger.in_flight.is_empty());
         assert!(ledger.final_anomalies().is_empty(), "{:?}", ledger.final_anomalies());
+    }
+
+    #[test]
+    fn a_settlement_closes_every_transfer_it_names_and_its_sum_must_be_theirs() {
+        let mut ledger = sharded();
+        let debits_and_credits = [
+            (A, "1-0", debit(1, 300, 700)),
+            (A, "2-0", debit(2, 100, 600)),
+            (B, "1-0", credit(1, 300, 300)),
+            (B, "2-0", credit(2, 100, 400)),
+        ];
+        replay(&mut ledger, &debits_and_credits);
+        let ids = vec![ids_1(), TransferId { seq: 2, ..ids_1() }];
+        let both = Entry::Settlement(Settlement { from_bank: "A", amount_cents: 400, ids });
+        replay(&mut ledger, &[(A, "3-0", both.clone())]);
+        assert!(ledger.in_flight.is_empty(), "{:?}", ledger.in_flight);
+        assert!(ledger.final_anomalies().is_empty(), "{:?}", ledger.final_anomalies());
+        assert_eq!(ledger.flight().outbound, vec![0, 0]);
+
+        // Settled again: each transfer is reported, and the sum is not checked on top.
+        replay(&mut ledger, &[(A, "4-0", both)]);
+        assert_eq!(ledger.anomaly_count(AnomalyKind::ClosedTwice), 2);
+        assert_eq!(ledger.anomaly_count(AnomalyKind::StepMismatch), 0);
+
+        let mut wrong_sum = sharded();
+        replay(&mut wrong_sum, &debits_and_credits[..3]);
+        let short =
+            Entry::Settlement(Settlement { from_bank: "A", amount_cents: 299, ids: vec![ids_1()] });
+        replay(&mut wrong_sum, &[(A, "3-0", short.clone()), (B, "3-0", short)]);
+        let anomaly = only(&wrong_sum.anomalies, AnomalyKind::StepMismatch);
+        assert!(anomaly.detail.contains("a settlement of 299 cents at A"), "{anomaly:?}");
+        assert!(anomaly.detail.contains("sum to 300"), "{anomaly:?}");
+        let elsewhere = only(&wrong_sum.anomalies, AnomalyKind::WrongStream);
+        assert!(elsewhere.detail.contains("a bank settles on its own stream"), "{elsewhere:?}");
+    }
+
+    fn ids_1() -> TransferId {
+        TransferId { run: 1, producer: 1, seq: 1 }
     }
 
     #[test]
