@@ -140,7 +140,8 @@ pub struct BrokerArgs {
     /// Largest amount, in cents.
     #[arg(long, default_value_t = 5000, allow_negative_numbers = true)]
     pub max_amount: i64,
-    /// Transfers per script call (atomic only).
+    /// Transfers per script call (atomic only). On a cluster at 1, each debit between banks is a
+    /// call of its own and a courier credits and settles many at a time.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
     /// Workers hand each transfer to one committer per connection, which sends all those
