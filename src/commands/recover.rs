@@ -126,7 +126,7 @@ async fn recover_one(
             recovered.left_in_flight += 1;
             return Ok(());
         }
-        Durability::Missing => {
+        Durability::Missing { .. } => {
             recovered.vanished += 1;
             return Ok(());
         }
@@ -156,10 +156,14 @@ async fn durable(
     record: &str,
     field: &str,
 ) -> Result<Durability> {
+    let fields = [field];
     if !retrying(async || cross_bank::shard_has_replicas(conn, keys, bank).await).await? {
-        let exists =
-            retrying(async || cross_bank::record_exists(conn, record, field).await).await?;
-        return Ok(if exists { Durability::Replicated } else { Durability::Missing });
+        let missing =
+            retrying(async || cross_bank::first_missing(conn, record, &fields).await).await?;
+        return Ok(match missing {
+            None => Durability::Replicated,
+            Some(index) => Durability::Missing { index },
+        });
     }
-    Ok(retrying(async || cross_bank::durability(conn, keys, bank, record, field).await).await?)
+    Ok(retrying(async || cross_bank::durability(conn, keys, bank, record, &fields).await).await?)
 }

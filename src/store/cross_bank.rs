@@ -360,13 +360,16 @@ pub async fn replica_has_all(
     Ok(acknowledged >= 1)
 }
 
-/// Whether `field` of hash `record` exists (a transfer still in an outbox, a credit's answer).
-pub async fn record_exists(
+/// The first of `fields` that hash `record` lacks (transfers still in an outbox, credits'
+/// answers in an inbox), by its index; `None` when it has them all.
+pub async fn first_missing(
     conn: &mut Connection,
     record: &str,
-    field: &str,
-) -> Result<bool, CallError> {
-    Ok(redis::cmd("HEXISTS").arg(record).arg(field).query_async(conn).await?)
+    fields: &[&str],
+) -> Result<Option<usize>, CallError> {
+    let found: Vec<Option<String>> =
+        redis::cmd("HMGET").arg(record).arg(fields).query_async(conn).await?;
+    Ok(found.iter().position(Option::is_none))
 }
 
 /// What a shard's replica has of a step just written there.
@@ -376,33 +379,36 @@ pub enum Durability {
     Replicated,
     /// The shard's master has it and no replica acknowledged within [`REPLICA_WAIT_MS`].
     NotYetReplicated,
-    /// The shard's master does not have it (any more): a failover lost it, or it was settled.
-    Missing,
+    /// The shard's master lacks the record of `fields[index]` (the first missing): a failover
+    /// lost it, or it was settled.
+    Missing { index: usize },
 }
 
-/// Whether the step recorded as `field` of hash `record` in `bank`'s shard (a debit's outbox
-/// entry, a credit's inbox entry) is on a replica. One round trip to the shard's master, in
+/// Whether the steps recorded as `fields` of hash `record` in `bank`'s shard (debits' outbox
+/// entries, credits' inbox entries) are on a replica. One round trip to the shard's master, in
 /// one pipeline: a write of this client's own (`INCR P:{B}:recovery`), `WAIT 1` for it, and
-/// `HEXISTS` of the record. A replica acknowledges in replication order, so once it has the
+/// `HMGET` of the records. A replica acknowledges in replication order, so once it has the
 /// mark it has every write before it, whoever made it and even if the connection that made the
-/// step was lost since; and the record read after the wait is on the master that was waited on.
-/// (A `WAIT` alone on a connection that was opened again would return at once.)
+/// step was lost since; and the records read after the wait are on the master that was waited
+/// on. Every record is read, not only the last: the steps may come from many calls, and a
+/// failover between two of them keeps the later ones only. (A `WAIT` alone on a connection that
+/// was opened again would return at once.)
 pub async fn durability(
     conn: &mut Connection,
     keys: &Keys,
     bank: &str,
     record: &str,
-    field: &str,
+    fields: &[&str],
 ) -> Result<Durability, CallError> {
     let mut pipe = redis::pipe();
     pipe.cmd("INCR").arg(keys.recovery_mark(bank)).ignore();
     pipe.cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS);
-    pipe.cmd("HEXISTS").arg(record).arg(field);
-    let (acknowledged, exists): (i64, bool) = pipe.query_async(conn).await?;
-    Ok(match (exists, acknowledged >= 1) {
-        (false, _) => Durability::Missing,
-        (true, true) => Durability::Replicated,
-        (true, false) => Durability::NotYetReplicated,
+    pipe.cmd("HMGET").arg(record).arg(fields);
+    let (acknowledged, found): (i64, Vec<Option<String>>) = pipe.query_async(conn).await?;
+    Ok(match (found.iter().position(Option::is_none), acknowledged >= 1) {
+        (Some(index), _) => Durability::Missing { index },
+        (None, true) => Durability::Replicated,
+        (None, false) => Durability::NotYetReplicated,
     })
 }
 

@@ -214,6 +214,10 @@ struct Shared {
     /// Sharded layout: per bank, whether its shard has a replica to wait for (as found at the
     /// start; set to false when a failover leaves it without one).
     replicated: Vec<AtomicBool>,
+    /// Sharded layout: per bank, whether its shard had a replica at the start. One that had can
+    /// have failed over and lost steps its old master acknowledged, so its records are read
+    /// even once it has no replica left.
+    had_replicas: Vec<bool>,
     run: u64,
     stop: AtomicBool,
     done: AtomicU64,
@@ -364,11 +368,11 @@ async fn prepare(
     if config.strategy == Strategy::Atomic && !sharded {
         script.load(control).await?;
     }
-    let mut replicated = Vec::with_capacity(meta.banks.len());
+    let mut had_replicas = Vec::with_capacity(meta.banks.len());
     for bank in meta.banks.iter().filter(|_| sharded) {
-        let has_replicas = cross_bank::shard_has_replicas(control, &config.keys, bank).await?;
-        replicated.push(AtomicBool::new(has_replicas));
+        had_replicas.push(cross_bank::shard_has_replicas(control, &config.keys, bank).await?);
     }
+    let replicated = had_replicas.iter().map(|&has| AtomicBool::new(has)).collect();
     let run = runs::start(
         control,
         &config.keys,
@@ -387,6 +391,7 @@ async fn prepare(
         cross_bank: CrossBankScript::default(),
         waiter: if sharded { Some(Connection::open(&config.target).await?) } else { None },
         replicated,
+        had_replicas,
         run,
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),

@@ -192,9 +192,10 @@ async fn debits(
 }
 
 /// The transfers whose last step (debits, grouped by source bank, or credits, by destination)
-/// a replica of its shard has; the others end in flight, for the recovery pass. The last
-/// transfer of a group stands for the group: its step was one call, applied whole. The groups
-/// are waited on at once: a shard whose replica lags holds up its own group only.
+/// a replica of its shard has; the others end in flight, for the recovery pass. Every record of
+/// a group is read after the wait, not only the last: the courier's debits come from many calls,
+/// and a failover between two of them keeps only the later ones. The groups are waited on at
+/// once: a shard whose replica lags holds up its own group only.
 async fn keep_durable<T: Transfer>(
     shared: &Shared,
     transfers: Vec<(usize, T)>,
@@ -209,39 +210,45 @@ async fn keep_durable<T: Transfer>(
         groups.entry(bank.clone()).or_default().push((i, t));
     }
     let waits = groups.into_iter().map(|(bank, group)| async move {
-        let last = group.last().expect("groups are not empty").1.in_flight();
         let index = shared.directory.banks.iter().position(|b| *b == bank).expect("a known bank");
-        let (record, field) = if debits {
-            (keys.outbox(&bank), last.id.clone())
+        let (record, fields): (String, Vec<String>) = if debits {
+            (keys.outbox(&bank), group.iter().map(|(_, t)| t.in_flight().id.clone()).collect())
         } else {
-            (keys.inbox(&bank), cross_bank::inbox_field(last))
+            let fields = group.iter().map(|(_, t)| cross_bank::inbox_field(t.in_flight()));
+            (keys.inbox(&bank), fields.collect())
         };
-        let id = format!("{}:{}", last.from_bank, last.id);
         let mut counted = Calls::default();
-        let next = durable(shared, index, (&record, &field), &mut counted).await;
-        (counted, group, record, field, id, next)
+        let next = durable(shared, index, &record, &fields, &mut counted).await;
+        (counted, group, record, fields, next)
     });
     let mut kept = Vec::new();
     let mut first_error = None;
-    for (counted, group, record, field, id, next) in join_all(waits).await {
+    for (counted, group, record, fields, next) in join_all(waits).await {
         counted.add_to(stats);
+        let id = |at: usize| {
+            let t = group[at].1.in_flight();
+            format!("{}:{}", t.from_bank, t.id)
+        };
         match next {
             Ok(Next::GoOn) => kept.extend(group),
             // A credit gone after a failover is credited again by the recovery pass; a debit
-            // gone means this batch's debits were lost with their master, or settled meanwhile.
-            Ok(Next::Missing) if debits => {
+            // gone was lost with its master, or settled meanwhile: the run stops and says so.
+            Ok(Next::Missing(at)) if debits => {
+                let field = fields[at].clone();
                 let lost = CallError::Lost { record, field };
-                first_error
-                    .get_or_insert_with(|| describe_failure("wait for a replica", &id, &lost, 0));
+                first_error.get_or_insert_with(|| {
+                    describe_failure("wait for a replica", &id(at), &lost, 0)
+                });
             }
-            Ok(Next::LeaveInFlight | Next::Missing) => {
+            Ok(Next::LeaveInFlight | Next::Missing(_)) => {
                 for (i, _) in group {
                     ended[i] = Some(Ended::InFlight);
                 }
             }
             Err((err, retries)) => {
+                let last = group.len() - 1;
                 first_error.get_or_insert_with(|| {
-                    describe_failure("wait for a replica", &id, &err, retries)
+                    describe_failure("wait for a replica", &id(last), &err, retries)
                 });
             }
         }
@@ -249,26 +256,28 @@ async fn keep_durable<T: Transfer>(
     first_error.map_or(Ok(kept), Err)
 }
 
-/// What the broker may do after a step: go on, leave the transfer in flight, or look again.
+/// What the broker may do after a step: go on, leave the transfers in flight, or stop.
 enum Next {
-    /// A replica has the step (or the shard has no replica configured and its master has it).
+    /// A replica has the steps (or the shard never had a replica and its master has them).
     GoOn,
     /// No replica acknowledged in time: the recovery pass takes it from here.
     LeaveInFlight,
-    /// The step's record is not on the shard's master.
-    Missing,
+    /// The record of the step at this index is not on the shard's master.
+    Missing(usize),
 }
 
-/// Whether the step recorded as `field` of `record` in bank `bank`'s shard may be built on. A
-/// shard that has a replica configured must have the step on one; one that has none (at the
-/// start, or any more: a master promoted after its old master died) keeps what its master has.
+/// Whether the steps recorded as `fields` of `record` in bank `bank`'s shard may be built on.
+/// A shard that has a replica configured must have them on one. One that never had a replica
+/// keeps what its master has. One whose failover left it without a replica has only what its
+/// new master has: its records are read.
 async fn durable(
     shared: &Shared,
     bank: usize,
-    (record, field): (&str, &str),
+    record: &str,
+    fields: &[String],
     counted: &mut Calls,
 ) -> Result<Next, (CallError, u32)> {
-    if !shared.replicated[bank].load(Ordering::Relaxed) {
+    if !shared.replicated[bank].load(Ordering::Relaxed) && !shared.had_replicas[bank] {
         return Ok(Next::GoOn);
     }
     // The waits go on a connection of their own: a `WAIT` holds up every command behind it on
@@ -276,13 +285,21 @@ async fn durable(
     // makes the wait cover every write before it, whichever connection made them.
     let conn = &mut shared.waiter.clone().expect("a sharded run has a waiter connection");
     let (keys, name) = (&shared.config.keys, &shared.directory.banks[bank]);
-    match step!(counted, cross_bank::durability(conn, keys, name, record, field))? {
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    if !shared.replicated[bank].load(Ordering::Relaxed) {
+        return Ok(match step!(counted, cross_bank::first_missing(conn, record, &fields))? {
+            None => Next::GoOn,
+            Some(at) => Next::Missing(at),
+        });
+    }
+    match step!(counted, cross_bank::durability(conn, keys, name, record, &fields))? {
         Durability::Replicated => Ok(Next::GoOn),
-        Durability::Missing => Ok(Next::Missing),
+        Durability::Missing { index } => Ok(Next::Missing(index)),
         Durability::NotYetReplicated => {
             if step!(counted, cross_bank::shard_has_replicas(conn, keys, name))? {
                 return Ok(Next::LeaveInFlight);
             }
+            // The records were all there after the wait: the new master has them.
             shared.replicated[bank].store(false, Ordering::Relaxed);
             Ok(Next::GoOn)
         }
