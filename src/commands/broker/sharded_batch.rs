@@ -219,11 +219,11 @@ async fn keep_durable<T: Transfer>(
         };
         let mut counted = Calls::default();
         let next = durable(shared, index, &record, &fields, &mut counted).await;
-        (counted, group, record, fields, next)
+        (counted, group, next)
     });
     let mut kept = Vec::new();
     let mut first_error = None;
-    for (counted, group, record, fields, next) in join_all(waits).await {
+    for (counted, group, next) in join_all(waits).await {
         counted.add_to(stats);
         let id = |at: usize| {
             let t = group[at].1.in_flight();
@@ -231,16 +231,11 @@ async fn keep_durable<T: Transfer>(
         };
         match next {
             Ok(Next::GoOn) => kept.extend(group),
-            // A credit gone after a failover is credited again by the recovery pass; a debit
-            // gone was lost with its master, or settled meanwhile: the run stops and says so.
-            Ok(Next::Missing(at)) if debits => {
-                let field = fields[at].clone();
-                let lost = CallError::Lost { record, field };
-                first_error.get_or_insert_with(|| {
-                    describe_failure("wait for a replica", &id(at), &lost, 0)
-                });
-            }
-            Ok(Next::LeaveInFlight | Next::Missing(_)) => {
+            // A record gone: a credit lost in a failover is credited again by the recovery pass;
+            // a debit lost with its master is never credited (`consume` reports the gap), and
+            // one settled meanwhile by another broker's recovery pass is done. None is built on
+            // here: what is still in an outbox goes to the recovery pass.
+            Ok(Next::LeaveInFlight | Next::Missing) => {
                 for (i, _) in group {
                     ended[i] = Some(Ended::InFlight);
                 }
@@ -262,8 +257,8 @@ enum Next {
     GoOn,
     /// No replica acknowledged in time: the recovery pass takes it from here.
     LeaveInFlight,
-    /// The record of the step at this index is not on the shard's master.
-    Missing(usize),
+    /// A record of the steps is not on the shard's master.
+    Missing,
 }
 
 /// Whether the steps recorded as `fields` of `record` in bank `bank`'s shard may be built on.
@@ -289,12 +284,12 @@ async fn durable(
     if !shared.replicated[bank].load(Ordering::Relaxed) {
         return Ok(match step!(counted, cross_bank::first_missing(conn, record, &fields))? {
             None => Next::GoOn,
-            Some(at) => Next::Missing(at),
+            Some(_) => Next::Missing,
         });
     }
     match step!(counted, cross_bank::durability(conn, keys, name, record, &fields))? {
         Durability::Replicated => Ok(Next::GoOn),
-        Durability::Missing { index } => Ok(Next::Missing(index)),
+        Durability::Missing { .. } => Ok(Next::Missing),
         Durability::NotYetReplicated => {
             if step!(counted, cross_bank::shard_has_replicas(conn, keys, name))? {
                 return Ok(Next::LeaveInFlight);
