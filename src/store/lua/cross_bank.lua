@@ -213,6 +213,21 @@ local function batch_size(position, keys_before, values_each)
   return n
 end
 
+-- A debit the source cannot make (a bad amount, an unknown source, too little money): its
+-- letter and its `cancelled` event's XADD reply. Nothing moves.
+local function refuse(events_key, id, from, to, from_bank, to_bank, amount_text, from_balance)
+  local letter, reason = 'F', 'insufficient_funds'
+  if not whole(amount_text) then letter, reason = 'A', 'bad_amount'
+  elseif not from_balance then letter, reason = 'U', 'unknown_account' end
+  if from_balance then
+    return letter, redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from,
+      'to', to, 'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text,
+      'from_balance', from_balance, 'reason', reason)
+  end
+  return letter, redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from,
+    'to', to, 'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
+end
+
 -- One debit (the broker's default, one transfer per call): straight through, with the amount's
 -- own text as every change, so that the only number formatted is the balance the event records.
 local function debit_one(producer_key, from_bank, id)
@@ -236,18 +251,7 @@ local function debit_one(producer_key, from_bank, id)
       'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text,
       'from_balance', from_balance - amount)
   else
-    local reason
-    if not amount then letter, reason = 'A', 'bad_amount'
-    elseif not from_balance then letter, reason = 'U', 'unknown_account'
-    else letter, reason = 'F', 'insufficient_funds' end
-    if from_balance then
-      entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
-        'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance,
-        'reason', reason)
-    else
-      entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
-        'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
-    end
+    letter, entry = refuse(events_key, id, from, to, from_bank, to_bank, amount_text, from_balance)
   end
   local entries = {}
   local failed = appended(events_key, entries, entry)
@@ -310,18 +314,7 @@ local function debit()
       debited_cents = debited_cents + amount
       outbox[#outbox + 1], outbox[#outbox + 2] = id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text
     else
-      local reason
-      if not amount then letter, reason = 'A', 'bad_amount'
-      elseif not from_balance then letter, reason = 'U', 'unknown_account'
-      else letter, reason = 'F', 'insufficient_funds' end
-      if from_balance then
-        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
-          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance,
-          'reason', reason)
-      else
-        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
-          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
-      end
+      letter, entry = refuse(events_key, id, from, to, from_bank, to_bank, amount_text, from_balance)
     end
     local failed = appended(events_key, entries, entry)
     if failed then return failed end
