@@ -64,6 +64,7 @@ fn on_a_one_node_cluster_every_call_touches_one_slot() {
     assert_eq!(summary["events"], 800, "{summary}");
     assert_eq!(cluster.money(), total);
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.inbox_answers(), 0, "the broker's last pass forgets what it settled");
 
     let report = verified(&url, dir.path(), "data/accounts_50.csv");
     assert!(report.starts_with("consume: VERIFIED: "), "{report}");
@@ -82,6 +83,7 @@ fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everythin
     assert_eq!(summary["events"], 2000, "{summary}");
     assert_eq!(cluster.money(), total);
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.inbox_answers(), 0, "the broker's last pass forgets what it settled");
     let report = verified(&url, dir.path(), "data/accounts_100.csv");
     assert!(report.contains("ok   money is conserved"), "{report}");
 }
@@ -105,6 +107,7 @@ fn batched_and_group_commit_runs_on_three_masters_verify() {
     }
     assert_eq!(cluster.money(), total);
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.inbox_answers(), 0, "the broker's last pass forgets what it settled");
     let report = verified(&url, dir.path(), "data/accounts_100.csv");
     assert!(report.contains("run 2 atomic ended: 3000 events seen, 3000 expected"), "{report}");
     assert!(report.contains("run 3 atomic ended: 3000 events seen, 3000 expected"), "{report}");

@@ -50,6 +50,7 @@ fn broker_killed_twenty_times_on_a_cluster_then_recovered() {
     let recovered = recover(&url, dir.path());
     assert_eq!(recovered["left_in_flight"], 0, "{recovered}");
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.inbox_answers(), 0, "recover forgets what it settled");
     assert_eq!(cluster.money(), total, "money created or lost");
     let report = verified(&url, dir.path(), "data/accounts_100.csv");
     assert!(
@@ -78,6 +79,7 @@ fn a_replica_promoted_mid_run_loses_nothing() {
     assert_eq!(summary["status"], "ended", "{summary}");
     let recovered = recover(&url, dir.path());
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.inbox_answers(), 0, "recover forgets what it settled");
     assert_eq!(cluster.money(), total, "money created or lost");
     verified(&url, dir.path(), "data/accounts_100.csv");
     eprintln!(
@@ -111,6 +113,7 @@ fn a_master_killed_mid_run_loses_nothing_or_the_broker_says_what() {
     let url = survivors.url();
     let recovered = recover(&url, dir.path());
     assert_eq!(survivors.in_flight(), Vec::<String>::new());
+    assert_eq!(survivors.inbox_answers(), 0, "recover forgets what it settled");
     // Writes acknowledged by the killed master and not yet on its replica are lost with it, whole:
     // a transfer inside one bank, or a debit not yet credited (the broker waits for a replica
     // before it credits). So the accounts still hold exactly what was loaded.
@@ -147,6 +150,7 @@ fn connections_cut_on_every_master_mid_run_lose_nothing() {
     assert_eq!(summary["status"], "ended", "{summary}");
     let recovered = recover(&url, dir.path());
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.inbox_answers(), 0, "recover forgets what it settled");
     assert_eq!(cluster.money(), total, "money created or lost");
     verified(&url, dir.path(), "data/accounts_100.csv");
     eprintln!(
@@ -238,10 +242,17 @@ fn a_running_broker_recovers_what_a_killed_one_left_in_flight() {
         assert!(Instant::now() < deadline, "the live broker did not recover the killed ones'");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // That pass ends by forgetting settled transfers in the inboxes the live courier credits.
+    while cluster.inbox_epochs() == 0 {
+        assert!(live.try_wait().unwrap().is_none(), "the live run ended first");
+        assert!(Instant::now() < deadline, "no inbox was trimmed while the live broker ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     live.kill().unwrap();
     live.wait().unwrap();
     recover(&url, dir.path());
     assert_eq!(cluster.money(), total, "money created or lost");
+    assert_eq!(cluster.inbox_answers(), 0, "recover forgets what it settled");
     verified(&url, dir.path(), "data/accounts_100.csv");
     eprintln!(
         "FAULT cluster-live-recovery: left_in_flight={} recovered_by_the_live_broker=true",
@@ -278,4 +289,49 @@ fn a_consumer_following_a_run_through_a_failover_verifies_it() {
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(report["verified"], true, "{report}");
     eprintln!("FAULT cluster-consumer-through-failover: events={} verified=true", report["events"]);
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a child process.
+fn signal(child: &Child, signal: &str) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status();
+    assert!(sent.unwrap().success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn inboxes_trimmed_beside_a_paused_broker_create_no_money() {
+    // A broker frozen at random instants (SIGSTOP: a long pause, as a VM or a debugger makes)
+    // while `recover` carries its transfers in flight to their end and forgets their answers.
+    // Frozen between making sure of a debit and sending its credit, it sends that credit after
+    // the answer is gone: the inbox's epoch has moved on, the credit is refused as stale, the
+    // debit is found settled, and nothing is credited twice.
+    let (seed, mut rng) = fault_rng("cluster-trim-paused-broker");
+    let (cluster, url, dir, total) = loaded_cluster(100);
+    let mut live = spawn_broker(&url, dir.path(), &["--workers", "8", "--transfers", "4000"]);
+    let mut pauses = 0;
+    while live.try_wait().unwrap().is_none() && pauses < 30 {
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..200)));
+        signal(&live, "STOP");
+        recover(&url, dir.path());
+        signal(&live, "CONT");
+        pauses += 1;
+    }
+    let summary = finish(live);
+    assert_eq!(summary["status"], "ended", "{summary}");
+    recover(&url, dir.path());
+    assert_eq!(cluster.money(), total, "money created or lost");
+    assert_eq!(cluster.in_flight(), Vec::<String>::new());
+    assert_eq!(cluster.inbox_answers(), 0, "recover forgets what it settled");
+    let report = verified(&url, dir.path(), "data/accounts_100.csv");
+    assert!(
+        report.contains("ok   every transfer between banks is debited, answered and closed once"),
+        "{report}"
+    );
+    eprintln!(
+        "FAULT cluster-trim-paused-broker: pauses={pauses} inbox_epochs={} stale_credits={} \
+         in_flight_at_end={} money_lost=0 seed={seed}",
+        cluster.inbox_epochs(),
+        summary["stale_credits"],
+        summary["in_flight"]
+    );
 }

@@ -7,6 +7,7 @@ mod common;
 
 use common::cluster::RedisCluster;
 use interbank::commands::recover::recover_banks;
+use interbank::commands::trim::{Trimmed, trim_inboxes};
 use interbank::ledger::events::{self, CancelReason, Entry, TransferId, parse_entry};
 use interbank::store::connection::Connection;
 use interbank::store::cross_bank::{self, Credit, CrossBankScript, Debit, InFlight, Settlement};
@@ -100,7 +101,7 @@ async fn each_step_is_applied_once_however_often_it_is_sent() {
     );
 
     for _ in 0..2 {
-        assert_eq!(s.script.credit(&mut s.conn, &s.keys, &t).await.unwrap(), Credit::Credited);
+        assert_eq!(s.script.credit(&mut s.conn, &s.keys, 0, &t).await.unwrap(), Credit::Credited);
     }
     assert_eq!(s.balances(), ("700".into(), "800".into()));
     let settled = s.script.settle(&mut s.conn, &s.keys, &t, Credit::Credited).await.unwrap();
@@ -120,7 +121,7 @@ async fn a_rejected_credit_is_refunded_and_a_poor_source_moves_nothing() {
     let mut s = setup().await;
     let t = transfer("r1-w1-1", UNKNOWN, 400);
     assert_eq!(s.script.debit(&mut s.conn, &s.keys, "r1-w1", 1, &t).await.unwrap(), Debit::Debited);
-    let credit = s.script.credit(&mut s.conn, &s.keys, &t).await.unwrap();
+    let credit = s.script.credit(&mut s.conn, &s.keys, 0, &t).await.unwrap();
     assert_eq!(credit, Credit::Rejected(CancelReason::UnknownAccount));
     let settled = s.script.settle(&mut s.conn, &s.keys, &t, credit).await.unwrap();
     assert_eq!(settled, Settlement::Voided);
@@ -149,7 +150,7 @@ async fn the_recovery_pass_carries_what_a_dead_broker_left_in_flight() {
         );
     }
     // The first was credited before its broker died; the others only debited.
-    s.script.credit(&mut s.conn, &s.keys, &credited).await.unwrap();
+    s.script.credit(&mut s.conn, &s.keys, 0, &credited).await.unwrap();
     assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "600");
 
     let banks = vec!["CaixaBank".to_string(), "Kutxa".to_string()];
@@ -201,7 +202,7 @@ async fn one_settlement_event_names_every_credited_transfer_of_a_call_and_a_fail
     ];
     let debits = s.script.debit_batch(&mut s.conn, &s.keys, "r1-w1", 1, &batch).await.unwrap();
     assert_eq!(debits, vec![Debit::Debited; 3]);
-    let credits = s.script.credit_batch(&mut s.conn, &s.keys, &batch).await.unwrap();
+    let credits = s.script.credit_batch(&mut s.conn, &s.keys, 0, &batch).await.unwrap();
     let rejected = Credit::Rejected(CancelReason::UnknownAccount);
     assert_eq!(credits, vec![Credit::Credited, rejected, Credit::Credited]);
     let answered: Vec<(&InFlight, Credit)> = batch.iter().zip(credits).collect();
@@ -254,4 +255,46 @@ async fn a_lone_debit_that_cannot_finish_leaves_no_trace() {
         "{err:?}"
     );
     assert_eq!(s.cluster.dump(), before);
+}
+
+#[tokio::test]
+async fn settled_answers_are_forgotten_and_a_late_credit_for_one_moves_nothing() {
+    let mut s = setup().await;
+    let settled = transfer("r1-w1-1", B, 100);
+    let in_flight = transfer("r1-w2-1", B, 200);
+    for (producer, t) in [("r1-w1", &settled), ("r1-w2", &in_flight)] {
+        assert_eq!(
+            s.script.debit(&mut s.conn, &s.keys, producer, 1, t).await.unwrap(),
+            Debit::Debited
+        );
+        assert_eq!(s.script.credit(&mut s.conn, &s.keys, 0, t).await.unwrap(), Credit::Credited);
+    }
+    s.script.settle(&mut s.conn, &s.keys, &settled, Credit::Credited).await.unwrap();
+    let inbox = s.keys.inbox("Kutxa");
+    let banks = vec!["CaixaBank".to_string(), "Kutxa".to_string()];
+    let trimmed = trim_inboxes(&mut s.conn, &s.keys, &banks).await.unwrap();
+    let expected = Trimmed { forgotten: 1, in_flight: 1, ..Trimmed::default() };
+    assert_eq!(trimmed, expected);
+    let kept = s.cluster.nodes[0].cli(&["HGETALL", &inbox]);
+    assert_eq!(kept.trim(), "CaixaBank|r1-w2-1\nC\nepoch\n1");
+
+    // A sender that made sure of the first debit before it was settled sends its credit late:
+    // refused whole, nothing moves (its answer is gone, so a credit would be a second one).
+    let before = s.cluster.dump();
+    let late = s.script.credit(&mut s.conn, &s.keys, 0, &settled).await.unwrap_err();
+    assert!(matches!(late, CallError::StaleEpoch { current: 1, .. }), "{late:?}");
+    assert_eq!(s.cluster.dump(), before);
+    // With the new epoch, the transfer still in flight is answered from the inbox, once.
+    assert_eq!(
+        s.script.credit(&mut s.conn, &s.keys, 1, &in_flight).await.unwrap(),
+        Credit::Credited
+    );
+    assert_eq!(s.balances(), ("700".into(), "800".into()));
+
+    // The recovery pass settles the other, then forgets it: the inbox keeps only its epoch.
+    let recovered = recover_banks(&mut s.conn, &s.keys, &banks).await.unwrap();
+    assert_eq!((recovered.found, recovered.settled, recovered.trimmed.forgotten), (1, 1, 1));
+    assert_eq!(s.cluster.nodes[0].cli(&["HGETALL", &inbox]).trim(), "epoch\n2");
+    assert_eq!(s.balances(), ("700".into(), "800".into()));
+    assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "0");
 }

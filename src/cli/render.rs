@@ -72,9 +72,12 @@ pub fn broker_summary(summary: &BrokerSummary) -> String {
     );
     if let Some(recovered) = &summary.recovered {
         text.push_str(&format!(
-            "\n  cluster     {} cross-bank transfers left in flight; recovery passes carried {} to their end",
+            "\n  cluster     {} cross-bank transfers left in flight; recovery passes carried {} to their end \
+             and forgot {} settled ones' answers; {} credits refused as stale and checked again",
             summary.in_flight,
-            recovered.settled + recovered.voided
+            recovered.settled + recovered.voided,
+            recovered.trimmed.forgotten,
+            summary.stale_credits
         ));
     }
     if let Some(error) = &summary.error {
@@ -145,6 +148,24 @@ pub fn recovered(recovered: &Recovered) -> String {
         text.push_str(&format!(
             "recover: {} left in flight: no replica of their shard acknowledged the debits; run it again\n",
             recovered.left_in_flight
+        ));
+    }
+    let trimmed = &recovered.trimmed;
+    text.push_str(&format!(
+        "recover: inboxes: {} answers of settled transfers forgotten, {} kept for transfers in flight\n",
+        trimmed.forgotten, trimmed.in_flight
+    ));
+    if trimmed.unconfirmed > 0 {
+        text.push_str(&format!(
+            "recover: {} answers kept: no replica of their source's shard acknowledged the settlement in time; \
+             the next pass forgets them\n",
+            trimmed.unconfirmed
+        ));
+    }
+    if trimmed.unknown_source > 0 {
+        text.push_str(&format!(
+            "recover: {} answers kept: they name a source bank that is not in the data set\n",
+            trimmed.unknown_source
         ));
     }
     text

@@ -1,5 +1,5 @@
 //! The commands, one module each: `gen` ([`generate`]), [`init`], [`broker`], [`consume`],
-//! [`bench`], [`recover`] and [`status`]. Each takes a plain config, orchestrates the ledger and the store, and returns a plain
+//! [`bench`], [`recover`] (with [`trim`], which keeps the inboxes small) and [`status`]. Each takes a plain config, orchestrates the ledger and the store, and returns a plain
 //! result (a summary, a report) that the CLI renders; none of them parses flags or prints it.
 //!
 //! May import: [`crate::ledger`], [`crate::view`], [`crate::store`], tokio. Never clap.
@@ -13,6 +13,7 @@ pub mod recover;
 pub mod seed_audit;
 pub mod serve;
 pub mod status;
+pub mod trim;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

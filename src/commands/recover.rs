@@ -5,13 +5,16 @@
 //! settlement to the source; both steps answer a repeat with their first answer, so a transfer
 //! that a live broker is finishing at the same time is still applied once. The broker runs the
 //! same pass before and after its own transfers on a cluster, and every few seconds during them
-//! over the transfers of other runs (its own workers carry theirs).
+//! over the transfers of other runs (its own workers carry theirs). Each pass ends by removing
+//! the answers of settled transfers from the inboxes (`trim.rs`).
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::commands::trim::{Trimmed, trim_inboxes};
 use crate::store::connection::Connection;
 use crate::store::cross_bank::{self, CrossBankScript, Durability, InFlight, Settlement};
+use crate::store::error::CallError;
 use crate::store::keys::Keys;
 use crate::store::meta;
 use crate::store::retry::retrying;
@@ -19,6 +22,10 @@ use crate::store::target::Target;
 
 /// How many failures a pass names; the others are counted.
 const MAX_ERRORS: usize = 10;
+
+/// How many times a credit is sent again after its destination's inbox forgot settled
+/// transfers meanwhile (its epoch moved on), before the transfer is left in flight.
+const CREDIT_ROUNDS: usize = 3;
 
 /// What a recovery pass did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -41,6 +48,8 @@ pub struct Recovered {
     pub failed: u64,
     /// Why, for the first few of them.
     pub errors: Vec<String>,
+    /// What the passes removed from the inboxes, and what they kept.
+    pub trimmed: Trimmed,
 }
 
 impl Recovered {
@@ -53,6 +62,7 @@ impl Recovered {
         self.vanished += other.vanished;
         self.left_in_flight += other.left_in_flight;
         self.failed += other.failed;
+        self.trimmed.add(&other.trimmed);
         let room = MAX_ERRORS.saturating_sub(self.errors.len());
         self.errors.extend(other.errors.iter().take(room).cloned());
     }
@@ -106,6 +116,7 @@ pub async fn recover_except(
             }
         }
     }
+    recovered.trimmed = trim_inboxes(conn, keys, banks).await?;
     Ok(recovered)
 }
 
@@ -120,18 +131,33 @@ async fn recover_one(
     let script = CrossBankScript::default();
     let (a, b) = (&transfer.from_bank, &transfer.to_bank);
     let outbox = keys.outbox(a);
-    match durable(conn, keys, a, &outbox, &transfer.id).await? {
-        Durability::Replicated => {}
-        Durability::NotYetReplicated => {
-            recovered.left_in_flight += 1;
-            return Ok(());
+    let mut answer = None;
+    for _ in 0..CREDIT_ROUNDS {
+        // The inbox's epoch before the debit is made sure of: see `CrossBankScript::credit_batch`.
+        let epoch = retrying(async || cross_bank::inbox_epoch(conn, keys, b).await).await?;
+        match durable(conn, keys, a, &outbox, &transfer.id).await? {
+            Durability::Replicated => {}
+            Durability::NotYetReplicated => {
+                recovered.left_in_flight += 1;
+                return Ok(());
+            }
+            Durability::Missing { .. } => {
+                recovered.vanished += 1;
+                return Ok(());
+            }
         }
-        Durability::Missing { .. } => {
-            recovered.vanished += 1;
-            return Ok(());
+        match retrying(async || script.credit(conn, keys, epoch, transfer).await).await {
+            Err(CallError::StaleEpoch { .. }) => {}
+            credited => {
+                answer = Some(credited?);
+                break;
+            }
         }
     }
-    let credit = retrying(async || script.credit(conn, keys, transfer).await).await?;
+    let Some(credit) = answer else {
+        recovered.left_in_flight += 1;
+        return Ok(());
+    };
     let inbox = keys.inbox(b);
     if durable(conn, keys, b, &inbox, &cross_bank::inbox_field(transfer)).await?
         != Durability::Replicated

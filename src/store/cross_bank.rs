@@ -140,22 +140,29 @@ impl CrossBankScript {
             .collect()
     }
 
-    /// Credits the destination of a transfer in flight, in the destination bank's shard.
+    /// Credits the destination of a transfer in flight, in the destination bank's shard, with
+    /// the epoch of its inbox read before the debit was made sure of (see [`Self::credit_batch`]).
     pub async fn credit(
         &self,
         conn: &mut impl ConnectionLike,
         keys: &Keys,
+        epoch: u64,
         t: &InFlight,
     ) -> Result<Credit, CallError> {
-        Ok(self.credit_batch(conn, keys, std::slice::from_ref(t)).await?[0])
+        Ok(self.credit_batch(conn, keys, epoch, std::slice::from_ref(t)).await?[0])
     }
 
     /// Credits the destinations of transfers in flight, all into one bank (the first's), in its
-    /// shard, in one call; one answer per transfer, in order.
+    /// shard, in one call; one answer per transfer, in order. `epoch` is the destination inbox's
+    /// epoch as read before the caller made sure the debits were in their outboxes (any value
+    /// read earlier will do, 0 included): if the inbox has forgotten settled transfers since,
+    /// the call is refused whole with [`CallError::StaleEpoch`], and the caller makes sure of
+    /// the debits again before it credits with the epoch that error carries.
     pub async fn credit_batch(
         &self,
         conn: &mut impl ConnectionLike,
         keys: &Keys,
+        epoch: u64,
         batch: &[InFlight],
     ) -> Result<Vec<Credit>, CallError> {
         let b = &batch[0].to_bank;
@@ -165,13 +172,36 @@ impl CrossBankScript {
             .key(keys.inbox(b))
             .key(keys.bank_balance(b))
             .key(keys.interbank(b));
-        call.arg("credit").arg(b).arg(batch.len());
+        call.arg("credit").arg(b).arg(epoch).arg(batch.len());
         for t in batch {
             call.key(keys.account(b, &t.to));
             call.arg(&t.from_bank).arg(&t.id).arg(&t.from).arg(&t.to).arg(t.amount_cents);
         }
-        let letters = letters_or_stop(call.invoke_async(conn).await?, batch.len())?;
+        let reply = call.invoke_async(conn).await?;
+        if let Some(current) = stale_epoch(&reply) {
+            return Err(CallError::StaleEpoch { inbox: keys.inbox(b), current });
+        }
+        let letters = letters_or_stop(reply, batch.len())?;
         letters.bytes().map(|letter| credit_of(&char::from(letter).to_string())).collect()
+    }
+
+    /// Removes `fields` (`A|id`, see [`inbox_field`]) from bank `bank`'s inbox and raises its
+    /// epoch, in one call; the new epoch. Only for transfers whose settlement a replica of the
+    /// source's shard has (`trim.rs`): a credit sent for them afterwards is refused as stale.
+    pub async fn forget(
+        &self,
+        conn: &mut impl ConnectionLike,
+        keys: &Keys,
+        bank: &str,
+        fields: &[String],
+    ) -> Result<u64, CallError> {
+        assert!(fields.len() <= MAX_BATCH && fields.iter().all(|f| f.contains('|')));
+        let mut call = self.script.prepare_invoke();
+        call.key(keys.inbox(bank)).arg("forget").arg(fields.len()).arg(fields);
+        match call.invoke_async(conn).await? {
+            redis::Value::Int(epoch) => u64::try_from(epoch).map_err(|_| unexpected("an epoch")),
+            other => Err(letters_or_stop(other, 0).err().unwrap_or_else(|| unexpected("letters"))),
+        }
     }
 
     /// Settles a transfer in flight in the source bank's shard, after its credit's answer.
@@ -220,6 +250,29 @@ impl CrossBankScript {
             })
             .collect()
     }
+}
+
+/// The inbox's epoch a credit was refused with (`{ 'STALE', epoch }`), if it was.
+fn stale_epoch(reply: &redis::Value) -> Option<u64> {
+    let redis::Value::Array(parts) = reply else { return None };
+    match parts.as_slice() {
+        [redis::Value::BulkString(code), redis::Value::Int(epoch)] if code == b"STALE" => {
+            u64::try_from(*epoch).ok()
+        }
+        _ => None,
+    }
+}
+
+/// The epoch of bank `bank`'s inbox: how many times it forgot settled transfers. A sender reads
+/// it before it makes sure of the debits it will credit there.
+pub async fn inbox_epoch(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    bank: &str,
+) -> Result<u64, CallError> {
+    let epoch: Option<u64> =
+        redis::cmd("HGET").arg(keys.inbox(bank)).arg("epoch").query_async(conn).await?;
+    Ok(epoch.unwrap_or(0))
 }
 
 /// A credit's answer, as the script writes it.
@@ -410,6 +463,62 @@ pub async fn durability(
         (None, true) => Durability::Replicated,
         (None, false) => Durability::NotYetReplicated,
     })
+}
+
+/// Fields an `HSCAN` of an inbox asks for at a time (a hint to Redis, which may give more).
+const INBOX_PAGE: usize = 1_000;
+
+/// One page of bank `bank`'s inbox: the fields of credits' answers in it (`A|id`, see
+/// [`inbox_field`]) and the cursor to go on from, 0 when the scan is over (`HSCAN`, which returns
+/// every field present for the whole scan at least once).
+pub async fn inbox_page(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    bank: &str,
+    cursor: u64,
+) -> Result<(u64, Vec<String>), CallError> {
+    let (next, pairs): (u64, Vec<String>) = redis::cmd("HSCAN")
+        .arg(keys.inbox(bank))
+        .arg(cursor)
+        .arg("COUNT")
+        .arg(INBOX_PAGE)
+        .query_async(conn)
+        .await?;
+    let fields = pairs.into_iter().step_by(2).filter(|field| field.contains('|')).collect();
+    Ok((next, fields))
+}
+
+/// Which of `ids` bank `bank`'s outbox no longer holds (settled), as a replica of its shard has
+/// it: one pipeline of `HMGET` of the outbox, a write of this client's own (`INCR
+/// P:{B}:recovery`) after it and `WAIT 1` for that write. A settlement the `HMGET` found made was
+/// written before the mark, and a replica acknowledges in replication order, so a failover can
+/// no longer bring those transfers back into the outbox. `None` when `wait` and no replica
+/// acknowledged within [`REPLICA_WAIT_MS`]; with `wait` false (a shard without replicas), the
+/// master's word.
+pub async fn settled_on_replica(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    bank: &str,
+    ids: &[&str],
+    wait: bool,
+) -> Result<Option<Vec<bool>>, CallError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("HMGET").arg(keys.outbox(bank)).arg(ids);
+    if wait {
+        pipe.cmd("INCR").arg(keys.recovery_mark(bank)).ignore();
+        pipe.cmd("WAIT").arg(1).arg(REPLICA_WAIT_MS);
+    }
+    let (found, acknowledged): (Vec<Option<String>>, Option<i64>) = if wait {
+        let (found, acknowledged) = pipe.query_async(conn).await?;
+        (found, Some(acknowledged))
+    } else {
+        let (found,) = pipe.query_async(conn).await?;
+        (found, None)
+    };
+    if acknowledged.is_some_and(|replicas| replicas < 1) {
+        return Ok(None);
+    }
+    Ok(Some(found.iter().map(Option::is_none).collect()))
 }
 
 /// The routing to the master of `key`'s slot.

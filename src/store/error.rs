@@ -24,11 +24,13 @@ pub enum CallError {
     /// A script stopped before it wrote anything (a key of the wrong type, a denied command).
     #[error("{}", .0.message)]
     Stopped(ScriptStop),
-    /// A step its shard had acknowledged is gone from it: a failover lost it.
+    /// A credit carried an epoch of its destination's inbox older than the inbox's own: the
+    /// inbox forgot settled transfers since the sender made sure of its debits. Nothing was
+    /// written; make sure of the debits again, then credit with `current`.
     #[error(
-        "{record} no longer holds {field}: Redis lost a write it had acknowledged (a failover)"
+        "{inbox} moved on to epoch {current} (it forgot settled transfers): check the debits again"
     )]
-    Lost { record: String, field: String },
+    StaleEpoch { inbox: String, current: u64 },
 }
 
 /// The error code the transfer script answers when a sequence is past what its producer applied.

@@ -27,7 +27,7 @@
 //! | `P:{B}:producer:ID` | string | sharded layout: one outcome letter per transfer out of bank B applied for producer ID |
 //! | `P:{B}:outbox` | hash | sharded layout: field `id`, value `B2,source,destination,amount`: transfers in flight out of B |
 //! | `P:{B}:inflight` | string | sharded layout: cents in flight out of B |
-//! | `P:{B}:inbox` | hash | sharded layout: field `A\|id`, the answer bank B gave the credit of transfer id from bank A |
+//! | `P:{B}:inbox` | hash | sharded layout: field `A\|id`: the answer bank B gave the credit of transfer id from bank A, until its settlement is forgotten; field `epoch`: how many times it forgot |
 //! | `P:{B}:recovery` | string | sharded layout: recovery passes that waited for a replica of B's shard |
 //! | `P:accounts:IBAN` | string | seed layout (the Go demo's keys): the account's balance |
 //! | `P:banks:B` | string | seed layout: bank B's net flow (missing = 0) |

@@ -118,6 +118,29 @@ impl RedisCluster {
         cents
     }
 
+    /// The credits' answers kept in the inboxes of every master (their `epoch` fields aside):
+    /// once everything is settled and a recovery pass ran, none.
+    pub fn inbox_answers(&self) -> usize {
+        let mut answers = 0;
+        for master in self.masters() {
+            for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:inbox"]).lines() {
+                answers += master.cli(&["HKEYS", key]).lines().filter(|f| f.contains('|')).count();
+            }
+        }
+        answers
+    }
+
+    /// How many times the inboxes of every master forgot settled transfers, summed.
+    pub fn inbox_epochs(&self) -> u64 {
+        let mut epochs = 0;
+        for master in self.masters() {
+            for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:inbox"]).lines() {
+                epochs += master.cli(&["HGET", key, "epoch"]).trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+        epochs
+    }
+
     /// What is left in flight on every master: outboxes, and in-flight totals other than 0.
     pub fn in_flight(&self) -> Vec<String> {
         let mut left = Vec::new();

@@ -141,6 +141,6 @@ fn describe_failure(
         ),
         CallError::Refused(_) => format!("transfer {id} was refused by Redis: {text}"),
         CallError::Stopped(stop) => describe_stop(stop, producer, seq),
-        CallError::Lost { .. } => format!("transfer {id}: {text}"),
+        CallError::StaleEpoch { .. } => format!("transfer {id}: {text}"),
     }
 }

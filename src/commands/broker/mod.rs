@@ -188,6 +188,8 @@ pub struct BrokerSummary {
     pub recovered: Option<Recovered>,
     pub retries: u64,
     pub watch_conflicts: u64,
+    /// Credits refused as stale after an inbox was trimmed, and sent again (Redis Cluster).
+    pub stale_credits: u64,
     pub redis_calls: u64,
     pub events: u64,
     pub elapsed_s: f64,
@@ -214,10 +216,9 @@ struct Shared {
     /// Sharded layout: per bank, whether its shard has a replica to wait for (as found at the
     /// start; set to false when a failover leaves it without one).
     replicated: Vec<AtomicBool>,
-    /// Sharded layout: per bank, whether its shard had a replica at the start. One that had can
-    /// have failed over and lost steps its old master acknowledged, so its records are read
-    /// even once it has no replica left.
-    had_replicas: Vec<bool>,
+    /// Sharded layout: per bank, the newest epoch of its inbox this run has seen (0 until a
+    /// credit is refused as stale): what its credits carry (`cross_bank::credit_batch`).
+    inbox_epochs: Vec<AtomicU64>,
     run: u64,
     stop: AtomicBool,
     done: AtomicU64,
@@ -373,6 +374,7 @@ async fn prepare(
         had_replicas.push(cross_bank::shard_has_replicas(control, &config.keys, bank).await?);
     }
     let replicated = had_replicas.iter().map(|&has| AtomicBool::new(has)).collect();
+    let inbox_epochs = had_replicas.iter().map(|_| AtomicU64::new(0)).collect();
     let run = runs::start(
         control,
         &config.keys,
@@ -391,7 +393,7 @@ async fn prepare(
         cross_bank: CrossBankScript::default(),
         waiter: if sharded { Some(Connection::open(&config.target).await?) } else { None },
         replicated,
-        had_replicas,
+        inbox_epochs,
         run,
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),
@@ -539,6 +541,7 @@ fn summarize(
         recovered: None,
         retries: total.retries,
         watch_conflicts: total.conflicts,
+        stale_credits: total.stale_credits,
         redis_calls: total.calls,
         events,
         elapsed_s: seconds,

@@ -102,9 +102,17 @@ pub(super) async fn round(
     Ok(ended.into_iter().map(|end| end.expect("every transfer of the batch ends")).collect())
 }
 
+/// How many times a group of credits is sent again after its destination's inbox forgot
+/// settled transfers (`CallError::StaleEpoch`) before it is left in flight for the recovery
+/// pass. A trim raises the epoch once per pass, every few seconds: the second round passes.
+const CREDIT_ROUNDS: usize = 3;
+
 /// Carries debited transfers (each with its index in `ended`) to their end: once a replica of
 /// each source's shard has the debits, the credits in one call per destination bank; once a
 /// replica of each destination's shard has those, the settlements in one call per source bank.
+/// Each credit carries its destination inbox's epoch as known before the debits were made sure
+/// of; one refused as stale (the inbox forgot settled transfers meanwhile) has its debits made
+/// sure of again and is sent with the new epoch.
 pub(super) async fn carry(
     shared: &Shared,
     conn: &mut Connection,
@@ -112,8 +120,22 @@ pub(super) async fn carry(
     ended: &mut [Option<Ended>],
     stats: &mut WorkerStats,
 ) -> Result<(), String> {
-    let durable_debits = keep_durable(shared, debited, true, ended, stats).await?;
-    let credited = credits(shared, conn, durable_debits, stats).await?;
+    let mut credited = Vec::new();
+    let mut waiting = debited;
+    for _ in 0..CREDIT_ROUNDS {
+        if waiting.is_empty() {
+            break;
+        }
+        let epochs: Vec<u64> =
+            shared.inbox_epochs.iter().map(|epoch| epoch.load(Ordering::Acquire)).collect();
+        let durable_debits = keep_durable(shared, waiting, true, ended, stats).await?;
+        let (answered, stale) = credits(shared, conn, durable_debits, &epochs, stats).await?;
+        credited.extend(answered);
+        waiting = stale;
+    }
+    for (i, _) in waiting {
+        ended[i] = Some(Ended::InFlight);
+    }
     let durable_credits = keep_durable(shared, credited, false, ended, stats).await?;
     settlements(shared, conn, durable_credits, ended, stats).await
 }
@@ -262,9 +284,8 @@ enum Next {
 }
 
 /// Whether the steps recorded as `fields` of `record` in bank `bank`'s shard may be built on.
-/// A shard that has a replica configured must have them on one. One that never had a replica
-/// keeps what its master has. One whose failover left it without a replica has only what its
-/// new master has: its records are read.
+/// A shard that has a replica configured must have them on one. One without a replica (never
+/// had one, or left without one by a failover) has what its master has: its records are read.
 async fn durable(
     shared: &Shared,
     bank: usize,
@@ -272,9 +293,6 @@ async fn durable(
     fields: &[String],
     counted: &mut Calls,
 ) -> Result<Next, (CallError, u32)> {
-    if !shared.replicated[bank].load(Ordering::Relaxed) && !shared.had_replicas[bank] {
-        return Ok(Next::GoOn);
-    }
     // The waits go on a connection of their own: a `WAIT` holds up every command behind it on
     // its connection, and the workers' script calls should not queue behind it. Its own mark
     // makes the wait cover every write before it, whichever connection made them.
@@ -282,6 +300,8 @@ async fn durable(
     let (keys, name) = (&shared.config.keys, &shared.directory.banks[bank]);
     let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
     if !shared.replicated[bank].load(Ordering::Relaxed) {
+        // No replica to wait for, and the records are read all the same: a debit settled and
+        // forgotten meanwhile by another broker's recovery pass must not be credited again.
         return Ok(match step!(counted, cross_bank::first_missing(conn, record, &fields))? {
             None => Next::GoOn,
             Some(_) => Next::Missing,
@@ -336,13 +356,16 @@ impl Calls {
 }
 
 /// The credits, one call per destination bank, all banks' at once: each is on its own slot, and
-/// a shard works on one while the others work on theirs.
+/// a shard works on one while the others work on theirs. Each call carries `epochs[bank]` of its
+/// destination; the transfers of a call refused as stale come back apart, to be made sure of
+/// again, and the run learns the inbox's new epoch.
 async fn credits(
     shared: &Shared,
     conn: &mut Connection,
     debited: Vec<(usize, InFlight)>,
+    epochs: &[u64],
     stats: &mut WorkerStats,
-) -> Result<Vec<Answered>, String> {
+) -> Result<(Vec<Answered>, Vec<(usize, InFlight)>), String> {
     let (script, keys) = (&shared.cross_bank, &shared.config.keys);
     let mut by_destination: BTreeMap<String, Vec<(usize, InFlight)>> = BTreeMap::new();
     for (i, t) in debited {
@@ -350,26 +373,33 @@ async fn credits(
     }
     let calls = by_destination.into_iter().map(|(bank, group)| {
         let mut conn = conn.clone();
+        let index = shared.directory.banks.iter().position(|b| *b == bank).expect("a known bank");
         async move {
             let (indices, batch): (Vec<usize>, Vec<InFlight>) = group.into_iter().unzip();
             let mut counted = Calls::default();
-            let answers = step!(counted, script.credit_batch(&mut conn, keys, &batch));
-            (counted, bank, indices, batch, answers)
+            let epoch = epochs[index];
+            let answers = step!(counted, script.credit_batch(&mut conn, keys, epoch, &batch));
+            (counted, bank, index, indices, batch, answers)
         }
     });
-    let mut credited = Vec::new();
+    let (mut credited, mut stale) = (Vec::new(), Vec::new());
     let mut first_error = None;
-    for (counted, bank, indices, batch, answers) in join_all(calls).await {
+    for (counted, bank, index, indices, batch, answers) in join_all(calls).await {
         counted.add_to(stats);
         match answers {
             Ok(answers) => credited
                 .extend(indices.into_iter().zip(batch).zip(answers).map(|((i, t), c)| (i, (t, c)))),
+            Err((CallError::StaleEpoch { current, .. }, _)) => {
+                shared.inbox_epochs[index].fetch_max(current, Ordering::AcqRel);
+                stats.stale_credits += u64::try_from(batch.len()).expect("at most MAX_BATCH");
+                stale.extend(indices.into_iter().zip(batch));
+            }
             Err(err) => {
                 first_error.get_or_insert_with(|| failed("credits", &bank, &batch)(err));
             }
         }
     }
-    first_error.map_or(Ok(credited), Err)
+    first_error.map_or(Ok((credited, stale)), Err)
 }
 
 /// The settlements, one call per source bank, all banks' at once; each transfer ends with its

@@ -20,6 +20,9 @@ pub struct WorkerStats {
     pub retries: u64,
     /// `watch` only: transactions aborted by a concurrent change and started over.
     pub conflicts: u64,
+    /// Redis Cluster: credits refused because their destination's inbox forgot settled
+    /// transfers meanwhile (a newer epoch), whose debits were checked again.
+    pub stale_credits: u64,
     /// Redis calls made (a script call, or each command of the other strategies).
     pub calls: u64,
     /// Events appended by this worker (for strategies that append from the client).
@@ -37,6 +40,7 @@ impl Default for WorkerStats {
             in_flight: 0,
             retries: 0,
             conflicts: 0,
+            stale_credits: 0,
             calls: 0,
             events: 0,
             latency_us: Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
@@ -67,6 +71,7 @@ impl WorkerStats {
         self.in_flight += other.in_flight;
         self.retries += other.retries;
         self.conflicts += other.conflicts;
+        self.stale_credits += other.stale_credits;
         self.calls += other.calls;
         self.events += other.events;
         self.latency_us.add(&other.latency_us).expect("same bounds");

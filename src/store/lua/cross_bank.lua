@@ -19,6 +19,13 @@
 --           `settled` event that names them all (no money moves; an entry per transfer cost Redis
 --           as much as the debit). A transfer no longer in the outbox was settled already:
 --           nothing happens.
+--   forget  on B's shard: removes the answers of settled transfers from B's inbox, so that it
+--           holds only what is still in flight, and raises the inbox's epoch. A credit carries
+--           the epoch its sender read before it made sure the debits were still in their
+--           outboxes; a credit with an older epoch is refused whole (STALE), since its sender may
+--           have seen in flight a transfer that was settled and forgotten since, and crediting
+--           it again would create money. The sender reads the new epoch from the refusal, makes
+--           sure of its debits again, and credits with it.
 --
 -- Money in flight is always visible: in A's outbox and in-flight total from the debit to the
 -- settlement. Every step can be sent again after a lost reply or by the recovery pass, in any
@@ -41,21 +48,25 @@
 --                 U unknown source, A bad amount (cancelled, nothing moved)
 --   credit  KEYS  B's events, B's inbox, B's balance, B's interbank hash, then the n
 --                 destination accounts
---           ARGV  'credit', B, n, then per transfer: A, transfer id, source IBAN, destination
---                 IBAN, amount
+--           ARGV  'credit', B, the sender's epoch of B's inbox, n, then per transfer: A,
+--                 transfer id, source IBAN, destination IBAN, amount
 --           reply per transfer: C credited, or U rejected: unknown destination, O rejected: it
---                 would overflow
+--                 would overflow; or { 'STALE', the inbox's epoch } and nothing written
 --   settle  KEYS  A's events, A's outbox, A's in-flight total, A's balance, A's interbank hash,
 --                 then the source account of each rejected transfer, in order
 --           ARGV  'settle', A, n, the n credits' letters as one string (C, U or O each), then
 --                 the n transfer ids (the outbox has the rest)
 --           reply per transfer: S settled, V voided (refunded), or N when settled already
+--   forget  KEYS  B's inbox
+--           ARGV  'forget', n, then the n inbox fields ('A|transfer id') of settled transfers
+--           reply the inbox's new epoch
 -- A step that could not finish (a key of the wrong type, a denied command) undoes all its writes
 -- and events and answers { code, message }: NOPERM, BADKEY or FAILED, as transfer.lua. A
 -- malformed call is an error reply BADCALL; a first sequence past the producer's next one, SEQGAP.
 --
 -- An outbox entry is field = transfer id, value = 'B,source IBAN,destination IBAN,amount'; an
--- inbox entry is field = 'A|transfer id', value = the credit's letter. A settlement's event has
+-- inbox entry is field = 'A|transfer id', value = the credit's letter; the inbox's field 'epoch'
+-- (no '|', so never a transfer's) counts its forget calls, missing until the first. A settlement's event has
 -- the fields status ('settled'), from_bank, amount (the sum) and ids (separated by spaces).
 
 local MAX_SAFE_CENTS = 9007199254740991
@@ -330,14 +341,29 @@ local function debit()
   return old .. fresh
 end
 
+-- The epoch of an inbox: how many forget calls it has had (0 before the first); nil and why when
+-- its field holds no count.
+local function inbox_epoch(inbox_key)
+  local raw = redis.pcall('HGET', inbox_key, 'epoch')
+  if type(raw) == 'table' then return nil, failure('HGET', inbox_key, raw.err) end
+  if not raw then return 0 end
+  local epoch = whole(raw)
+  if not epoch then return nil, { 'BADKEY', inbox_key .. ' field epoch holds ' .. raw .. ', not a count' } end
+  return epoch
+end
+
 local function credit()
-  local n = batch_size(3, 4, 5)
-  if not n then return bad_call('credit takes 4 + n keys and 3 + 5n arguments') end
+  local n = batch_size(4, 4, 5)
+  local epoch = ARGV[3] == '0' and 0 or whole(ARGV[3])
+  if not n or not epoch then return bad_call('credit takes 4 + n keys and 4 + 5n arguments') end
   local events_key, inbox_key = KEYS[1], KEYS[2]
   local to_bank = ARGV[2]
+  local current, unreadable_epoch = inbox_epoch(inbox_key)
+  if not current then return unreadable_epoch end
+  if epoch < current then return { 'STALE', current } end
   local names = {}
   for i = 1, n do
-    local a = 3 + 5 * (i - 1)
+    local a = 4 + 5 * (i - 1)
     names[i] = ARGV[a + 1] .. '|' .. ARGV[a + 2]
   end
   local answered, failed = over_fields('HMGET', inbox_key, names, 1)
@@ -352,7 +378,7 @@ local function credit()
   local sums = new_sums()
   local credited_cents = 0
   for i = 1, n do
-    local a = 3 + 5 * (i - 1)
+    local a = 4 + 5 * (i - 1)
     local from_bank, id, from, to = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
     local amount_text = ARGV[a + 5]
     local amount = whole(amount_text)
@@ -484,7 +510,29 @@ local function settle()
   return concat(letters)
 end
 
-local steps = { debit = debit, credit = credit, settle = settle }
+local function forget()
+  local n = whole(ARGV[2])
+  if not n or n > MAX_BATCH or #KEYS ~= 1 or #ARGV ~= 2 + n then
+    return bad_call('forget takes 1 key, 2 arguments, then n inbox fields')
+  end
+  local inbox_key = KEYS[1]
+  local fields = {}
+  for i = 1, n do
+    local field = ARGV[2 + i]
+    if not find(field, '|', 1, true) then return bad_call('forget was given ' .. field .. ', not A|id') end
+    fields[i] = field
+  end
+  local current, unreadable = inbox_epoch(inbox_key)
+  if not current then return unreadable end
+  -- The epoch first: if it cannot be written, nothing is forgotten.
+  local raised = redis.pcall('HSET', inbox_key, 'epoch', current + 1)
+  if type(raised) == 'table' then return failure('HSET', inbox_key, raised.err) end
+  local _, failed = over_fields('HDEL', inbox_key, fields, 1)
+  if failed then return failed end
+  return current + 1
+end
+
+local steps = { debit = debit, credit = credit, settle = settle, forget = forget }
 local step = steps[ARGV[1]]
 if not step then return bad_call('the first argument names no step') end
 return step()
