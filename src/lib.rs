@@ -14,7 +14,7 @@
 //!   [`store::connection::Connection`] type (the seam where a second backend, Redis Cluster, is a
 //!   variant).
 //! - [`commands`]: one module per command (`gen`, `init`, `broker`, `consume`, `bench`,
-//!   `recover`, `status`, `serve`), each orchestrating the ledger and the store and returning a
+//!   `recover` with its trimming of the inboxes, `status`, `serve`), each orchestrating the ledger and the store and returning a
 //!   plain result for the CLI to render (`serve` answers HTTP requests itself).
 //!
 //! `tests/layers.rs` checks these rules on the source itself.
