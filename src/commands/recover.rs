@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::commands::trim::{Trimmed, trim_inboxes};
 use crate::store::connection::Connection;
-use crate::store::cross_bank::{self, CrossBankScript, Durability, InFlight, Settlement};
+use crate::store::cross_bank::{
+    self, CREDIT_ROUNDS, CrossBankScript, Durability, InFlight, Settlement,
+};
 use crate::store::error::CallError;
 use crate::store::keys::Keys;
 use crate::store::meta;
@@ -22,10 +24,6 @@ use crate::store::target::Target;
 
 /// How many failures a pass names; the others are counted.
 const MAX_ERRORS: usize = 10;
-
-/// How many times a credit is sent again after its destination's inbox forgot settled
-/// transfers meanwhile (its epoch moved on), before the transfer is left in flight.
-const CREDIT_ROUNDS: usize = 3;
 
 /// What a recovery pass did.
 #[derive(Debug, Clone, Default, Serialize)]

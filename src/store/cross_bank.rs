@@ -18,6 +18,12 @@ use crate::store::script::MAX_BATCH;
 /// in flight for the recovery pass.
 pub const REPLICA_WAIT_MS: u64 = 1_000;
 
+/// How many times a credit refused as stale ([`CallError::StaleEpoch`]) has its debit made sure
+/// of again and is sent with the new epoch, before the transfer is left in flight for the
+/// recovery pass. A trim raises an epoch once per pass, every few seconds: the second round
+/// passes.
+pub const CREDIT_ROUNDS: usize = 3;
+
 /// What the source's shard decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Debit {

@@ -20,7 +20,7 @@ use super::sharded::{Ended, describe_failure};
 use super::{Shared, WorkerStats};
 use crate::ledger::events::Outcome;
 use crate::store::connection::Connection;
-use crate::store::cross_bank::{self, Credit, Debit, Durability, InFlight};
+use crate::store::cross_bank::{self, CREDIT_ROUNDS, Credit, Debit, Durability, InFlight};
 use crate::store::error::CallError;
 use crate::store::script::{Scope, TransferRequest};
 
@@ -101,11 +101,6 @@ pub(super) async fn round(
     carry(shared, conn, debited, &mut ended, stats).await?;
     Ok(ended.into_iter().map(|end| end.expect("every transfer of the batch ends")).collect())
 }
-
-/// How many times a group of credits is sent again after its destination's inbox forgot
-/// settled transfers (`CallError::StaleEpoch`) before it is left in flight for the recovery
-/// pass. A trim raises the epoch once per pass, every few seconds: the second round passes.
-const CREDIT_ROUNDS: usize = 3;
 
 /// Carries debited transfers (each with its index in `ended`) to their end: once a replica of
 /// each source's shard has the debits, the credits in one call per destination bank; once a
