@@ -6,7 +6,8 @@
 #   python3 scripts/cross_bank_instructions.py src/store/lua/cross_bank.lua src/store/lua/transfer.lua 5
 # With a fourth argument K, one transfer per call instead: a same-bank transfer per call of
 # transfer.lua against a debit per call, then the credits and settlements K per bank and call
-# (what the broker's courier does; it gathers about 18 per call with 20 workers).
+# (what the broker's courier does; it gathers about 18 per call with 20 workers), and a transfer
+# between two banks per call of transfer.lua on one server (what the single server runs unbatched).
 #   python3 scripts/cross_bank_instructions.py src/store/lua/cross_bank.lua src/store/lua/transfer.lua 5 20
 import random, collections
 import redis
@@ -34,6 +35,16 @@ def run_single(r, XB, TR, ROUNDS, BATCH, zero, dump):
         argv = ["r1-w1", str(1 + k), bank, bank, f, t, str(rng.randint(1, 10))]
         assert r.evalsha(tr, len(keys), *keys, *argv) == b"C"
     dump("same")
+    zero()
+    for k in range(N):
+        while True:
+            (fb, f), (tb, t) = rng.sample(accts, 2)
+            if fb != tb: break
+        keys = [f"{P}:events", f"{P}:producer:r2-w1", f"{P}:{{{fb}}}:balance", f"{P}:{{{fb}}}:interbank",
+                f"{P}:{{{tb}}}:balance", f"{P}:{{{tb}}}:interbank", acc(fb, f), acc(tb, t)]
+        argv = ["r2-w1", str(1 + k), fb, tb, f, t, str(rng.randint(1, 10))]
+        assert r.evalsha(tr, len(keys), *keys, *argv) == b"C"
+    dump("between")
     seq = collections.defaultdict(lambda: 1)
     debited = []
     for _ in range(N):
@@ -56,7 +67,7 @@ def run_single(r, XB, TR, ROUNDS, BATCH, zero, dump):
         for g, id_ in chunk: by_dst[g[2]].append((g, id_))
         for b, group in by_dst.items():
             keys = [f"{P}:{{{b}}}:events", f"{P}:{{{b}}}:inbox", f"{P}:{{{b}}}:balance", f"{P}:{{{b}}}:interbank"] + [acc(b, g[3]) for g, _ in group]
-            argv = ["credit", b, str(len(group))]
+            argv = ["credit", b, "0", str(len(group))]
             for g, id_ in group: argv += [g[0], id_, g[1], g[3], g[4]]
             letters = r.evalsha(xb, len(keys), *keys, *argv).decode()
             answered += [(g, id_, l) for (g, id_), l in zip(group, letters)]
@@ -132,7 +143,7 @@ def run(r, XB, TR, ROUNDS, BATCH, zero, dump):
         answered = []
         for b, group in by_dst.items():
             keys = [f"{P}:{{{b}}}:events", f"{P}:{{{b}}}:inbox", f"{P}:{{{b}}}:balance", f"{P}:{{{b}}}:interbank"] + [acc(b, g[3]) for g, _ in group]
-            argv = ["credit", b, str(len(group))]
+            argv = ["credit", b, "0", str(len(group))]
             for g, id_ in group: argv += [g[0], id_, g[1], g[3], g[4]]
             letters = r.evalsha(xb, len(keys), *keys, *argv).decode()
             assert set(letters) == {"C"}
@@ -183,4 +194,7 @@ for f in sorted(glob.glob(f"{d}/cg.*")):
 same = out["same"] / res["same"]
 parts = {k: out[k] / res["cross"] for k in ("debit", "credit", "settle") if k in out}
 cross = sum(parts.values())
+if "between" in out:
+    print("one server, a transfer between banks per call: %.0f; the cluster's three steps over it: %.2fx"
+          % (out["between"] / res["cross"], sum(parts.values()) / (out["between"] / res["cross"])))
 print("instructions/transfer: same %.0f  " % same + "  ".join(f"{k} {v:.0f}" for k, v in parts.items()) + f"  cross {cross:.0f}  ratio {cross/same:.2f}")

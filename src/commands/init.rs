@@ -53,7 +53,7 @@ pub async fn init(
     let layout = if conn.is_cluster() { Layout::Sharded } else { Layout::Single };
     meta::write_loading(&mut conn, keys, file, layout, key_layout).await?;
     match key_layout {
-        KeyLayout::Ours => dataset::load(&mut conn, keys, file).await?,
+        KeyLayout::Ours => dataset::load(&mut conn, keys, file, layout).await?,
         KeyLayout::Seed => dataset::load_seed(&mut conn, keys, file).await?,
     }
     meta::write_ready(&mut conn, keys, now_ms()).await?;

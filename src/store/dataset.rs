@@ -10,6 +10,7 @@ use anyhow::{Context, Result, ensure};
 use redis::aio::ConnectionLike;
 
 use crate::ledger::accounts::AccountsFile;
+use crate::ledger::events::Layout;
 use crate::store::connection::{Connection, Server};
 use crate::store::keys::{Keys, hash_tag};
 use crate::store::meta::Meta;
@@ -81,10 +82,16 @@ fn group_by_hash_tag(keys: Vec<String>) -> Vec<Vec<String>> {
     groups
 }
 
-/// Writes the banks (their list, zero balances, zero interbank positions) and every account with
-/// its directory entry. Run between [`crate::store::meta::write_loading`] and `write_ready`.
-pub async fn load(conn: &mut impl ConnectionLike, keys: &Keys, file: &AccountsFile) -> Result<()> {
-    load_banks(conn, keys, file).await?;
+/// Writes the banks (their list, zero balances and interbank positions, and in the sharded layout
+/// zero in-flight totals) and every account with its directory entry. Run between
+/// [`crate::store::meta::write_loading`] and `write_ready`.
+pub async fn load(
+    conn: &mut impl ConnectionLike,
+    keys: &Keys,
+    file: &AccountsFile,
+    layout: Layout,
+) -> Result<()> {
+    load_banks(conn, keys, file, layout).await?;
     load_accounts(conn, keys, file).await
 }
 
@@ -131,16 +138,23 @@ async fn write_bank_list(
         .with_context(|| format!("writing {}", keys.banks()))
 }
 
-/// The bank list, then each bank's balance and interbank positions in one pipeline per bank.
+/// The bank list, then each bank's balance, in-flight total (sharded layout) and interbank
+/// positions in one pipeline per bank.
 async fn load_banks(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
     file: &AccountsFile,
+    layout: Layout,
 ) -> Result<()> {
     write_bank_list(conn, keys, file).await?;
     for bank in &file.banks {
         let mut pipe = redis::pipe();
         pipe.set(keys.bank_balance(bank), 0).ignore();
+        if layout == Layout::Sharded {
+            // Every key a script changes exists from the start, so that a call which fails
+            // halfway and undoes its changes leaves the keys exactly as they were.
+            pipe.set(keys.in_flight(bank), 0).ignore();
+        }
         let others: Vec<(&str, i64)> = file
             .banks
             .iter()
