@@ -34,12 +34,11 @@
 -- Each step takes a batch of n transfers (n = 1 and up) that share the bank whose shard runs it:
 -- the debits of one source bank, the credits of one destination bank, the settlements of one
 -- source bank. A batch reads its accounts with one MGET before anything is written, keeps running
--- balances, and writes each changed key once at the end (one sum per key): a batch costs Redis
--- far less per transfer than one call each. Speed (callgrind on redis-server, see
--- docs/BENCHMARKS.md): the Lua work per transfer costs more than the commands it calls, so a
--- batch builds no table per transfer, a lone debit takes a straight path before anything else is
--- defined, and each number
--- formatted or pattern matched counts.
+-- balances, and writes each changed key once at the end (the accounts' new balances in one MSET,
+-- one sum per other key): a batch costs Redis far less per transfer than one call each. Speed
+-- (callgrind on redis-server, see docs/BENCHMARKS.md): the Lua work per transfer costs more than
+-- the commands it calls, so a batch builds no table per transfer, a lone debit takes a straight
+-- path before anything else is defined, and each number formatted or pattern matched counts.
 -- ARGV[1] names the step; the keys and the other arguments:
 --   debit   KEYS  A's events, the producer's outcome string in A, A's balance, A's interbank
 --                 hash, A's outbox, A's in-flight total, then the n source accounts
@@ -76,6 +75,9 @@ local MAX_BATCH = 8192
 local FIELDS_PER_COMMAND = 1000
 local CANONICAL = '^[1-9]%d*$'
 local floor, find, match, sub, concat = math.floor, string.find, string.match, string.sub, table.concat
+-- A whole number as text: Redis formats a Lua number it is given with %.17g, which costs some
+-- 3,600 instructions; %d some 2,200 (every balance and sum is an integer below 2^53).
+local format = string.format
 
 -- The broker's most frequent call, one debit (`--batch 1`), takes a straight path before anything
 -- else is defined: making the functions and tables below costs Redis some 32,000 instructions per
@@ -100,11 +102,11 @@ local function lone_debit()
   if balance < amount then
     letter = 'F'
     entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from, 'to', to,
-      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', balance,
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', format('%d', balance),
       'reason', 'insufficient_funds')
   else
     entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'debited', 'from', from, 'to', to,
-      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', balance - amount)
+      'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', format('%d', balance - amount))
   end
   if type(entry) == 'table' then return nil end
   local minus = '-' .. amount_text
@@ -151,10 +153,12 @@ local function whole(text)
 end
 
 -- Why a command failed, as transfer.lua says it: NOPERM when the ACL user may not run it on that
--- key, else FAILED.
-local function failure(command, key, err)
+-- key, else FAILED. A command that takes a value after its key (MSET) is checked with it.
+local function failure(command, key, err, value)
   local code = 'FAILED'
-  if not redis.acl_check_cmd(command, key) then code = 'NOPERM' end
+  local allowed
+  if value then allowed = redis.acl_check_cmd(command, key, value) else allowed = redis.acl_check_cmd(command, key) end
+  if not allowed then code = 'NOPERM' end
   return { code, command .. ' ' .. key .. ': ' .. err }
 end
 
@@ -215,12 +219,23 @@ local function add(delta_of, order, name, delta)
   delta_of[name] = d + delta
 end
 
--- The writes of the sums: accounts, the bank's balance and interbank hash, and (when given) its
--- in-flight total, each { command, key, hash field or false, change }.
-local function sum_writes(sums, bank_keys, bank_cents, in_flight)
+-- The writes of the sums: the accounts' new balances (MSET, FIELDS_PER_COMMAND accounts at a time:
+-- one command costs Redis far less than an INCRBY per account, and the script read every balance
+-- before writing any), the bank's balance and interbank hash, and (when given) its in-flight
+-- total. Each write is { command, key, hash field or false, change }, or for the accounts
+-- { 'MSET', key and balance pairs, the pairs that undo them }.
+local function sum_writes(sums, balance, bank_keys, bank_cents, in_flight)
   local writes = {}
-  for _, key in ipairs(sums.accounts) do
-    writes[#writes + 1] = { 'INCRBY', key, false, sums.account[key] }
+  local accounts = sums.accounts
+  for start = 1, #accounts, FIELDS_PER_COMMAND do
+    local set, unset = {}, {}
+    for i = start, math.min(#accounts, start + FIELDS_PER_COMMAND - 1) do
+      local key = accounts[i]
+      local new_balance = balance[key]
+      set[#set + 1], set[#set + 2] = key, format('%d', new_balance)
+      unset[#unset + 1], unset[#unset + 2] = key, new_balance - sums.account[key]
+    end
+    writes[#writes + 1] = { 'MSET', set, unset }
   end
   if #sums.banks > 0 then
     writes[#writes + 1] = { 'INCRBY', bank_keys[1], false, bank_cents }
@@ -257,12 +272,18 @@ local function write_all(events_key, entries, writes, final)
   local why
   for i, w in ipairs(writes) do
     local reply
-    if w[3] then
-      reply = redis.pcall(w[1], w[2], w[3], w[4])
+    if w[1] == 'MSET' then
+      reply = redis.pcall('MSET', unpack(w[2]))
+    elseif w[3] then
+      reply = redis.pcall(w[1], w[2], w[3], format('%d', w[4]))
     else
-      reply = redis.pcall(w[1], w[2], w[4])
+      reply = redis.pcall(w[1], w[2], format('%d', w[4]))
     end
-    if type(reply) == 'table' then why = failure(w[1], w[2], reply.err) break end
+    if type(reply) == 'table' and reply.err then
+      if w[1] == 'MSET' then why = failure('MSET', w[2][1], reply.err, w[2][2])
+      else why = failure(w[1], w[2], reply.err) end
+      break
+    end
     made = i
   end
   if not why and final then
@@ -272,7 +293,9 @@ local function write_all(events_key, entries, writes, final)
   if not why then return nil end
   for i = made, 1, -1 do
     local w = writes[i]
-    if w[3] then redis.call(w[1], w[2], w[3], -w[4]) else redis.call(w[1], w[2], -w[4]) end
+    if w[1] == 'MSET' then redis.call('MSET', unpack(w[3]))
+    elseif w[3] then redis.call(w[1], w[2], w[3], -w[4])
+    else redis.call(w[1], w[2], -w[4]) end
   end
   undo_events(events_key, entries)
   return why
@@ -296,7 +319,7 @@ local function refuse(events_key, id, from, to, from_bank, to_bank, amount_text,
   if from_balance then
     return letter, redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from,
       'to', to, 'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text,
-      'from_balance', from_balance, 'reason', reason)
+      'from_balance', format('%d', from_balance), 'reason', reason)
   end
   return letter, redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'cancelled', 'from', from,
     'to', to, 'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
@@ -341,7 +364,7 @@ local function debit()
       letter, from_balance = 'D', from_balance - amount
       balance[from_key] = from_balance
       entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'debited', 'from', from, 'to', to,
-        'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance)
+        'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', format('%d', from_balance))
       add(sums.account, sums.accounts, from_key, -amount)
       add(sums.pair, sums.banks, to_bank, -amount)
       debited_cents = debited_cents + amount
@@ -353,7 +376,7 @@ local function debit()
     if failed then return failed end
     letters[#letters + 1] = letter
   end
-  local writes = sum_writes(sums, { KEYS[3], KEYS[4] }, -debited_cents, { KEYS[6], debited_cents })
+  local writes = sum_writes(sums, balance, { KEYS[3], KEYS[4] }, -debited_cents, { KEYS[6], debited_cents })
   local final = nil
   if #outbox > 0 then final = { 'HSET', KEYS[5], outbox, 2 } end
   local why = write_all(events_key, entries, writes, final)
@@ -418,7 +441,7 @@ local function credit()
         letter, to_balance = 'C', to_balance + amount
         balance[to_key] = to_balance
         entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'credited', 'from', from, 'to', to,
-          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'to_balance', to_balance)
+          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'to_balance', format('%d', to_balance))
         add(sums.account, sums.accounts, to_key, amount)
         add(sums.pair, sums.banks, from_bank, amount)
         credited_cents = credited_cents + amount
@@ -435,7 +458,7 @@ local function credit()
     end
     letters[#letters + 1] = letter
   end
-  local writes = sum_writes(sums, { KEYS[3], KEYS[4] }, credited_cents, nil)
+  local writes = sum_writes(sums, balance, { KEYS[3], KEYS[4] }, credited_cents, nil)
   local final = nil
   if #inbox > 0 then final = { 'HSET', inbox_key, inbox, 2 } end
   local why = write_all(events_key, entries, writes, final)
@@ -461,7 +484,7 @@ local function refund(ctx, id, value, from_key, reason)
   from_balance = from_balance + amount
   ctx.balance[from_key] = from_balance
   local entry = redis.pcall('XADD', ctx.events_key, '*', 'id', id, 'status', 'voided', 'from', from, 'to', to,
-    'from_bank', ctx.from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', from_balance,
+    'from_bank', ctx.from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', format('%d', from_balance),
     'reason', reason)
   local failed = appended(ctx.events_key, ctx.entries, entry)
   if failed then return nil, failed end
@@ -517,13 +540,13 @@ local function settle()
   end
   if #settled > 0 then
     local entry = redis.pcall('XADD', ctx.events_key, '*', 'status', 'settled', 'from_bank', ctx.from_bank,
-      'amount', settled_cents, 'ids', concat(settled, ' '))
+      'amount', format('%d', settled_cents), 'ids', concat(settled, ' '))
     failed = appended(ctx.events_key, ctx.entries, entry)
     if failed then return failed end
   end
   local closed = {}
   for id in pairs(done) do closed[#closed + 1] = id end
-  local writes = sum_writes(ctx.sums, { KEYS[4], KEYS[5] }, refunded_cents,
+  local writes = sum_writes(ctx.sums, ctx.balance, { KEYS[4], KEYS[5] }, refunded_cents,
     { KEYS[3], -(settled_cents + refunded_cents) })
   local final = nil
   if #closed > 0 then final = { 'HDEL', ctx.outbox_key, closed, 1 } end
