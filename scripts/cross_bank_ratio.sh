@@ -71,7 +71,7 @@ spent() {
   local s=0 p pid
   if [ "${MEASURE:-cpu}" = instructions ]; then
     for pid in "${PIDS[@]}"; do
-      callgrind_control -d >/dev/null "$pid"
+      callgrind_control -d "$pid" >/dev/null 2>&1
       s=$(python3 -c "print($s + $(awk '/^(summary|totals):/ {print $2; exit}' "$(ls -t "$WORK"/cg."$pid".* | head -1)") / 1e9)")
     done
   else

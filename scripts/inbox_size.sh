@@ -24,12 +24,12 @@ for p in "${CLUSTER_PORTS[@]}"; do
 done
 URL="redis://127.0.0.1:${MASTERS[0]}"
 
-answers() { # the inbox fields that are answers (A|id), summed over the masters
+answers() { # the inbox fields that are answers (A|id; not epoch or about), summed over the masters
   local p k total=0
   for p in "${MASTERS[@]}"; do
     # Bank names may hold spaces: one key per line.
     while IFS= read -r k; do
-      total=$((total + $(redis-cli -p "$p" HLEN "$k") - $(redis-cli -p "$p" HEXISTS "$k" epoch)))
+      total=$((total + $(redis-cli -p "$p" HLEN "$k") - $(redis-cli -p "$p" HEXISTS "$k" epoch) - $(redis-cli -p "$p" HEXISTS "$k" about)))
     done < <(redis-cli -p "$p" --scan --pattern 'banks_transfers:*:inbox')
   done
   echo "$total"

@@ -12,7 +12,7 @@ use interbank::ledger::events::{self, CancelReason, Entry, TransferId, parse_ent
 use interbank::store::connection::Connection;
 use interbank::store::cross_bank::{self, Credit, CrossBankScript, Debit, InFlight, Settlement};
 use interbank::store::error::{BAD_CALL_CODE, CallError};
-use interbank::store::keys::Keys;
+use interbank::store::keys::{ANCHOR_FIELD, Keys};
 use interbank::store::target::Target;
 
 const A: &str = "ES9121000418450200051332";
@@ -70,13 +70,40 @@ impl Setup {
         (self.get(&self.keys.account("CaixaBank", A)), self.get(&self.keys.account("Kutxa", B)))
     }
 
+    /// A hash's fields and values, one per line, by field, without the anchor `init` wrote
+    /// (`about`).
+    fn entries(&self, key: &str) -> String {
+        let all = self.cluster.nodes[0].cli(&["HGETALL", key]);
+        let lines: Vec<&str> = all.trim().lines().collect();
+        let mut pairs: Vec<&[&str]> =
+            lines.chunks(2).filter(|pair| pair[0] != ANCHOR_FIELD).collect();
+        pairs.sort();
+        pairs.concat().join("\n")
+    }
+
     fn outbox(&self) -> String {
-        self.cluster.nodes[0].cli(&["HGETALL", &self.keys.outbox("CaixaBank")]).trim().to_string()
+        self.entries(&self.keys.outbox("CaixaBank"))
     }
 
     fn events(&self, bank: &str) -> String {
         self.cluster.nodes[0].cli(&["XLEN", &self.keys.events_of(bank)]).trim().to_string()
     }
+}
+
+#[tokio::test]
+async fn outboxes_and_inboxes_stay_hashtables_when_they_empty() {
+    let mut s = setup().await;
+    let t = transfer("r1-w1-1", B, 300);
+    s.script.debit(&mut s.conn, &s.keys, "r1-w1", 1, &t).await.unwrap();
+    let credit = s.script.credit(&mut s.conn, &s.keys, 0, &t).await.unwrap();
+    s.script.settle(&mut s.conn, &s.keys, &t, credit).await.unwrap();
+    // A listpack is searched field by field; the anchor keeps every lookup O(1), and the
+    // settled outbox, empty of transfers, keeps its encoding for the next ones.
+    for key in [s.keys.outbox("CaixaBank"), s.keys.inbox("Kutxa")] {
+        let encoding = s.cluster.nodes[0].cli(&["OBJECT", "ENCODING", &key]);
+        assert_eq!(encoding.trim(), "hashtable", "{key}");
+    }
+    assert_eq!(s.outbox(), "");
 }
 
 #[tokio::test]
@@ -287,8 +314,7 @@ async fn settled_answers_are_forgotten_and_a_late_credit_for_one_moves_nothing()
     let trimmed = trim_inboxes(&mut s.conn, &s.keys, &banks).await.unwrap();
     let expected = Trimmed { forgotten: 1, in_flight: 1, ..Trimmed::default() };
     assert_eq!(trimmed, expected);
-    let kept = s.cluster.nodes[0].cli(&["HGETALL", &inbox]);
-    assert_eq!(kept.trim(), "CaixaBank|r1-w2-1\nC\nepoch\n1");
+    assert_eq!(s.entries(&inbox), "CaixaBank|r1-w2-1\nC\nepoch\n1");
 
     // A sender that made sure of the first debit before it was settled sends its credit late:
     // refused whole, nothing moves (its answer is gone, so a credit would be a second one).
@@ -306,7 +332,7 @@ async fn settled_answers_are_forgotten_and_a_late_credit_for_one_moves_nothing()
     // The recovery pass settles the other, then forgets it: the inbox keeps only its epoch.
     let recovered = recover_banks(&mut s.conn, &s.keys, &banks).await.unwrap();
     assert_eq!((recovered.found, recovered.settled, recovered.trimmed.forgotten), (1, 1, 1));
-    assert_eq!(s.cluster.nodes[0].cli(&["HGETALL", &inbox]).trim(), "epoch\n2");
+    assert_eq!(s.entries(&inbox), "epoch\n2");
     assert_eq!(s.balances(), ("700".into(), "800".into()));
     assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "0");
 }

@@ -11,7 +11,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use crate::ledger::events::CancelReason;
 use crate::store::connection::Connection;
 use crate::store::error::{CallError, ScriptStop, StopCode};
-use crate::store::keys::{Keys, cluster_slot};
+use crate::store::keys::{ANCHOR_FIELD, Keys, cluster_slot};
 use crate::store::script::MAX_BATCH;
 
 /// How long the broker waits for a replica to acknowledge a step before it leaves the transfer
@@ -334,6 +334,7 @@ pub async fn in_flight(
             .with_context(|| format!("reading {key}"))?;
     Ok(entries
         .into_iter()
+        .filter(|(id, _)| id != ANCHOR_FIELD)
         .map(|(id, value)| parse_entry(bank, id, &value).with_context(|| format!("{key} field")))
         .collect())
 }

@@ -12,7 +12,7 @@ use redis::aio::ConnectionLike;
 use crate::ledger::accounts::AccountsFile;
 use crate::ledger::events::Layout;
 use crate::store::connection::{Connection, Server};
-use crate::store::keys::{Keys, hash_tag};
+use crate::store::keys::{ANCHOR_FIELD, INBOX_ABOUT, Keys, OUTBOX_ABOUT, hash_tag};
 use crate::store::meta::Meta;
 use crate::store::retry::query_retrying;
 use crate::store::scan::{self, MAX_SCAN_STEPS};
@@ -83,7 +83,8 @@ fn group_by_hash_tag(keys: Vec<String>) -> Vec<Vec<String>> {
 }
 
 /// Writes the banks (their list, zero balances and interbank positions, and in the sharded layout
-/// zero in-flight totals) and every account with its directory entry. Run between
+/// zero in-flight totals and the outboxes' and inboxes' anchors) and every account with its
+/// directory entry. Run between
 /// [`crate::store::meta::write_loading`] and `write_ready`.
 pub async fn load(
     conn: &mut impl ConnectionLike,
@@ -138,8 +139,8 @@ async fn write_bank_list(
         .with_context(|| format!("writing {}", keys.banks()))
 }
 
-/// The bank list, then each bank's balance, in-flight total (sharded layout) and interbank
-/// positions in one pipeline per bank.
+/// The bank list, then each bank's balance, interbank positions and (sharded layout) in-flight
+/// total and anchors in one pipeline per bank.
 async fn load_banks(
     conn: &mut impl ConnectionLike,
     keys: &Keys,
@@ -154,6 +155,8 @@ async fn load_banks(
             // Every key a script changes exists from the start, so that a call which fails
             // halfway and undoes its changes leaves the keys exactly as they were.
             pipe.set(keys.in_flight(bank), 0).ignore();
+            pipe.hset(keys.outbox(bank), ANCHOR_FIELD, OUTBOX_ABOUT).ignore();
+            pipe.hset(keys.inbox(bank), ANCHOR_FIELD, INBOX_ABOUT).ignore();
         }
         let others: Vec<(&str, i64)> = file
             .banks

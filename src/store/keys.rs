@@ -25,9 +25,9 @@
 //! | `P:verdict` | string | the last verification `consume` reached: when, events covered, each check (JSON) |
 //! | `P:{B}:events` | stream | sharded layout: bank B's events (debits, credits, settlements, its transfers inside the bank) |
 //! | `P:{B}:producer:ID` | string | sharded layout: one outcome letter per transfer out of bank B applied for producer ID |
-//! | `P:{B}:outbox` | hash | sharded layout: field `id`, value `B2,source,destination,amount`: transfers in flight out of B |
+//! | `P:{B}:outbox` | hash | sharded layout: field `id`, value `B2,source,destination,amount`: transfers in flight out of B; field `about` (see [`ANCHOR_FIELD`]) |
 //! | `P:{B}:inflight` | string | sharded layout: cents in flight out of B |
-//! | `P:{B}:inbox` | hash | sharded layout: field `A\|id`: the answer bank B gave the credit of transfer id from bank A, until its settlement is forgotten; field `epoch`: how many times it forgot |
+//! | `P:{B}:inbox` | hash | sharded layout: field `A\|id`: the answer bank B gave the credit of transfer id from bank A, until its settlement is forgotten; field `epoch`: how many times it forgot; field `about` |
 //! | `P:{B}:recovery` | string | sharded layout: recovery passes that waited for a replica of B's shard |
 //! | `P:accounts:IBAN` | string | seed layout (the Go demo's keys): the account's balance |
 //! | `P:banks:B` | string | seed layout: bank B's net flow (missing = 0) |
@@ -37,6 +37,21 @@
 //! | `P:seed:initial` | hash | seed layout: field IBAN, the balance loaded (the demo's `to.ammount`) |
 
 use crate::ledger::verify::KeyNames;
+
+/// The field `init` writes in every outbox and inbox (sharded layout), beside their entries, with
+/// a value that says what the hash holds ([`OUTBOX_ABOUT`], [`INBOX_ABOUT`]). Why: Redis keeps a
+/// hash of at most 128 fields of at most 64 bytes as a listpack, searched field by field, and a
+/// lookup in an outbox of some 100 transfers cost it up to 16,000 instructions (callgrind, see
+/// docs/BENCHMARKS.md); a value longer than 64 bytes keeps the hash a hashtable, lookups O(1),
+/// also after a restart. The field also keeps the hash from vanishing each time it empties. No
+/// transfer id (`rN-wW-S`) or inbox answer (`A|id`) is ever named so; readers skip it.
+pub const ANCHOR_FIELD: &str = "about";
+
+/// The anchor's value in `P:{B}:outbox`; longer than 64 bytes (see [`ANCHOR_FIELD`]).
+pub const OUTBOX_ABOUT: &str = "the transfers in flight out of this bank: field transfer id, value destination bank,source IBAN,destination IBAN,amount in cents";
+
+/// The anchor's value in `P:{B}:inbox`; longer than 64 bytes (see [`ANCHOR_FIELD`]).
+pub const INBOX_ABOUT: &str = "the answers this bank gave to credits from other banks: field source bank|transfer id, value C, U or O; field epoch: forget calls";
 
 /// Which keys a data set uses: this tool's own, or the Go demo's (`--layout seed`), recorded by
 /// `init` as `keys` in `P:meta`.

@@ -19,7 +19,7 @@ use redis::aio::ConnectionLike;
 use crate::ledger::events::{Layout, parse_outbound};
 use crate::ledger::verify::Value;
 use crate::store::connection::Connection;
-use crate::store::keys::{Keys, cluster_slot};
+use crate::store::keys::{ANCHOR_FIELD, Keys, cluster_slot};
 use crate::store::meta::{self, Meta};
 use crate::store::retry::{pipe_retrying, query_retrying};
 use crate::store::snapshot::{MGET_CHUNK, value_of};
@@ -322,7 +322,7 @@ fn take_outbox(
     facts: &mut BankFacts,
 ) -> Result<Vec<Pending>> {
     let mut pending = Vec::new();
-    for (id, value) in pairs(next(replies)?) {
+    for (id, value) in pairs(next(replies)?).into_iter().filter(|(id, _)| id != ANCHOR_FIELD) {
         let Ok(outbound) = parse_outbound(&value) else { continue };
         if let Some(to) = meta.banks.iter().position(|b| b == outbound.to_bank) {
             facts.in_flight_to_cents[to] += i128::from(outbound.amount_cents);

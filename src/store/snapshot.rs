@@ -12,7 +12,7 @@ use crate::ledger::events::Layout;
 use crate::ledger::replay::Ledger;
 use crate::ledger::runs::{RunRecord, Strategy};
 use crate::ledger::verify::{OutboxRecord, ProducerRecord, Snapshot, Value};
-use crate::store::keys::Keys;
+use crate::store::keys::{ANCHOR_FIELD, Keys};
 use crate::store::retry::{pipe_retrying, query_retrying};
 use crate::store::runs;
 
@@ -163,11 +163,12 @@ async fn read_sharded(
         let entries: Vec<(String, String)> = query_retrying(conn, redis::cmd("HGETALL").arg(&key))
             .await
             .with_context(|| format!("reading {key}"))?;
-        outbox.extend(entries.into_iter().map(|(id, value)| OutboxRecord {
-            bank: bank_index,
-            id,
-            value,
-        }));
+        outbox.extend(
+            entries
+                .into_iter()
+                .filter(|(id, _)| id != ANCHOR_FIELD)
+                .map(|(id, value)| OutboxRecord { bank: bank_index, id, value }),
+        );
     }
     let interbank = read_interbank(conn, keys, ledger).await?;
     let producers = read_sharded_producers(conn, keys, ledger, &runs).await?;

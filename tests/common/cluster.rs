@@ -141,12 +141,15 @@ impl RedisCluster {
         epochs
     }
 
-    /// What is left in flight on every master: outboxes, and in-flight totals other than 0.
+    /// What is left in flight on every master: outbox entries (every field but the anchor
+    /// `about`), and in-flight totals other than 0.
     pub fn in_flight(&self) -> Vec<String> {
         let mut left = Vec::new();
         for master in self.masters() {
-            let outboxes = master.cli(&["--scan", "--pattern", "banks_transfers:*:outbox"]);
-            left.extend(outboxes.lines().map(str::to_string));
+            for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:outbox"]).lines() {
+                let fields = master.cli(&["HKEYS", key]);
+                left.extend(fields.lines().filter(|f| *f != "about").map(|f| format!("{key} {f}")));
+            }
             for key in master.cli(&["--scan", "--pattern", "banks_transfers:*:inflight"]).lines() {
                 let cents = master.cli(&["GET", key]);
                 if cents.trim() != "0" {
