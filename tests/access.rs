@@ -105,6 +105,17 @@ fn a_user_missing_a_command_or_a_key_gets_a_clear_error() {
     );
     assert!(message.contains("see the ACL rules in the README"), "{message}");
 
+    // Denied its last write, the outcome letters, a call undoes the others (a resent call would
+    // otherwise apply its transfers a second time): unbatched and batched.
+    let no_append = acl_user(&redis, "no_append", &format!("{ACL_RULES} -append"));
+    for batch in ["1", "4"] {
+        let flags = ["broker", "--workers", "2", "--transfers", "5", "--batch", batch, "--quiet"];
+        let out = run(&no_append, dir.path(), &flags);
+        let message = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{message}");
+        assert!(message.contains("APPEND banks_transfers:producer:"), "{message}");
+    }
+
     let other_keys =
         acl_user(&redis, "other_keys", &ACL_RULES.replace("~banks_transfers:*", "~elsewhere:*"));
     let out =

@@ -297,6 +297,51 @@ async fn a_lone_debit_that_cannot_finish_leaves_no_trace() {
 }
 
 #[tokio::test]
+async fn a_debit_denied_its_outcome_letters_undoes_everything() {
+    // A user who may do all but APPEND: the debit's last write fails after the others were made.
+    let mut s = setup().await;
+    let rules = ["ACL", "SETUSER", "no_append", "on", ">s3cret", "~*", "&*", "+@all", "-append"];
+    assert_eq!(s.cluster.nodes[0].cli(&rules).trim(), "OK");
+    let url = format!("redis://no_append:s3cret@127.0.0.1:{}", s.cluster.nodes[0].port);
+    let mut limited = Connection::open(&Target::new(&url)).await.unwrap();
+    let before = s.cluster.dump();
+    let (one, two) = (transfer("r1-w1-1", B, 300), transfer("r1-w1-2", B, 200));
+    let lone = s.script.debit(&mut limited, &s.keys, "r1-w1", 1, &one).await.unwrap_err();
+    let batch = [one.clone(), two];
+    let batched =
+        s.script.debit_batch(&mut limited, &s.keys, "r1-w1", 1, &batch).await.unwrap_err();
+    for err in [lone, batched] {
+        assert!(
+            matches!(&err, CallError::Stopped(stop) if stop.message.starts_with("APPEND")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(s.cluster.dump(), before);
+    // So the same debit sent again by a user who may is applied once.
+    let debit = s.script.debit(&mut s.conn, &s.keys, "r1-w1", 1, &one).await.unwrap();
+    assert_eq!(debit, Debit::Debited);
+    assert_eq!(s.balances(), ("700".into(), "500".into()));
+}
+
+#[tokio::test]
+async fn a_balance_that_incrby_would_refuse_is_refused_untouched() {
+    let mut s = setup().await;
+    let source = s.keys.account("CaixaBank", A);
+    // Lua's tonumber reads each of these as a number; INCRBY, and so this tool, does not.
+    for text in ["1e3", " 1000", "0x3e8", "inf", "01000", "1000.0"] {
+        s.cluster.nodes[0].cli(&["SET", &source, text]);
+        let before = s.cluster.dump();
+        let t = transfer("r1-w1-1", B, 300);
+        let err = s.script.debit(&mut s.conn, &s.keys, "r1-w1", 1, &t).await.unwrap_err();
+        assert!(
+            matches!(&err, CallError::Stopped(stop) if stop.message.contains(&source)),
+            "{text}: {err:?}"
+        );
+        assert_eq!(s.cluster.dump(), before, "{text}");
+    }
+}
+
+#[tokio::test]
 async fn settled_answers_are_forgotten_and_a_late_credit_for_one_moves_nothing() {
     let mut s = setup().await;
     let settled = transfer("r1-w1-1", B, 100);

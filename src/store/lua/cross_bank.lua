@@ -74,6 +74,10 @@ local MAX_BATCH = 8192
 -- Keys per MGET, fields per HMGET, HSET or HDEL: Lua unpacks at most some 8,000 values at once.
 local FIELDS_PER_COMMAND = 1000
 local CANONICAL = '^[1-9]%d*$'
+-- A stored balance as Redis's INCRBY reads one: an optional minus, no leading zero, digits only.
+-- (tonumber also takes ' 1000 ', '0x3e8', '1e3' and 'inf'; a batch writes its balances back
+-- with MSET, so it must refuse what INCRBY would.)
+local BALANCE = '^-?[1-9]%d*$'
 local floor, find, match, sub, concat = math.floor, string.find, string.match, string.sub, table.concat
 -- A whole number as text: Redis formats a Lua number it is given with %.17g, which costs some
 -- 3,600 instructions; %d some 2,200 (every balance and sum is an integer below 2^53).
@@ -95,8 +99,10 @@ local function lone_debit()
   local applied = redis.pcall('STRLEN', producer_key)
   if applied ~= first - 1 then return nil end
   local values = redis.pcall('MGET', from_key)
-  local balance = values[1] and tonumber(values[1])
-  if values.err or not balance or balance ~= floor(balance) then return nil end
+  local raw = values[1]
+  if values.err or not raw or not (raw == '0' or find(raw, BALANCE)) then return nil end
+  local balance = tonumber(raw)
+  if balance > MAX_SAFE_CENTS or balance < -MAX_SAFE_CENTS then return nil end
   local id = ARGV[2] .. '-' .. first_text
   local letter, entry = 'D', nil
   if balance < amount then
@@ -165,7 +171,7 @@ end
 -- The balances of the account keys list[first..last], read before anything is written, one MGET
 -- per FIELDS_PER_COMMAND keys: key -> balance, or false when the account does not exist (MGET
 -- reads a key holding no string as missing, as in transfer.lua). nil and why when a key holds no
--- integer.
+-- integer as INCRBY writes one (BALANCE), or one past 2^53.
 local function read_accounts(list, first, last)
   local balances = {}
   for start = first, last, FIELDS_PER_COMMAND do
@@ -175,8 +181,8 @@ local function read_accounts(list, first, last)
     for i = start, stop do
       local raw, value = values[i - start + 1], false
       if raw then
-        value = tonumber(raw)
-        if value == nil or value ~= floor(value) then
+        value = (raw == '0' or find(raw, BALANCE)) and tonumber(raw)
+        if not value or value > MAX_SAFE_CENTS or value < -MAX_SAFE_CENTS then
           return nil, { 'BADKEY', list[i] .. ' holds ' .. raw .. ', not an integer balance' }
         end
       end
@@ -265,9 +271,12 @@ local function over_fields(command, key, values, per)
   return out
 end
 
--- Makes the writes, then the final hash write. If any fails, the ones made are undone and the
--- call's events removed: the step is as if never sent. Returns nil, or { code, message }.
-local function write_all(events_key, entries, writes, final)
+-- Makes the writes, then the final hash write, then (when given) the last write, the producer's
+-- APPEND. If any fails, the ones made are undone and the call's events removed: the step is as if
+-- never sent, and a resent step finds its sequence unapplied. (The final write before a last one
+-- is the debit's HSET of fresh transfer ids into the outbox, undone by HDEL.) Returns nil, or
+-- { code, message }.
+local function write_all(events_key, entries, writes, final, last)
   local made = 0
   local why
   for i, w in ipairs(writes) do
@@ -289,6 +298,17 @@ local function write_all(events_key, entries, writes, final)
   if not why and final then
     local _, failed = over_fields(final[1], final[2], final[3], final[4])
     why = failed
+  end
+  if not why and last then
+    local reply = redis.pcall(last[1], last[2], last[3])
+    if type(reply) == 'table' then
+      why = failure(last[1], last[2], reply.err)
+      if final then
+        local fields = {}
+        for i = 1, #final[3], 2 do fields[#fields + 1] = final[3][i] end
+        over_fields('HDEL', final[2], fields, 1)
+      end
+    end
   end
   if not why then return nil end
   for i = made, 1, -1 do
@@ -379,10 +399,9 @@ local function debit()
   local writes = sum_writes(sums, balance, { KEYS[3], KEYS[4] }, -debited_cents, { KEYS[6], debited_cents })
   local final = nil
   if #outbox > 0 then final = { 'HSET', KEYS[5], outbox, 2 } end
-  local why = write_all(events_key, entries, writes, final)
-  if why then return why end
   local fresh = concat(letters)
-  redis.call('APPEND', producer_key, fresh)
+  local why = write_all(events_key, entries, writes, final, { 'APPEND', producer_key, fresh })
+  if why then return why end
   return old .. fresh
 end
 

@@ -330,6 +330,13 @@ else
   end
 end
 
+-- The outcome letters last, with the other writes: if the APPEND fails (a user denied it, say),
+-- the writes are undone like any other, and a resent call finds its sequences unapplied.
+if #fresh > 0 then
+  local w = #writes
+  writes[w + 1], writes[w + 2], writes[w + 3], writes[w + 4], writes[w + 5] = 'APPEND', producer_key, false, fresh, false
+end
+
 for w = 1, #writes, 5 do
   local reply
   if writes[w + 2] then
@@ -360,9 +367,6 @@ for w = 1, #writes, 5 do
   end
 end
 
-if #fresh > 0 then
-  redis.call('APPEND', producer_key, fresh)
-end
 if stop then
   return { old .. fresh, stop[1], stop[2] }
 end
