@@ -330,13 +330,9 @@ else
   end
 end
 
--- The outcome letters last, with the other writes: if the APPEND fails (a user denied it, say),
--- the writes are undone like any other, and a resent call finds its sequences unapplied.
-if #fresh > 0 then
-  local w = #writes
-  writes[w + 1], writes[w + 2], writes[w + 3], writes[w + 4], writes[w + 5] = 'APPEND', producer_key, false, fresh, false
-end
-
+-- The writes, then the outcome letters: if any fails (a key of the wrong type; a user denied
+-- APPEND, say), the writes made are undone, and a resent call finds its sequences unapplied.
+local failed_at, why
 for w = 1, #writes, 5 do
   local reply
   if writes[w + 2] then
@@ -345,26 +341,33 @@ for w = 1, #writes, 5 do
     reply = redis.pcall(writes[w], writes[w + 1], writes[w + 3])
   end
   if type(reply) == 'table' then
-    -- Undo every write made, newest first (each restores a value that existed a moment ago, so it
-    -- cannot fail), then the events.
-    for u = w - 5, 1, -5 do
-      local undo
-      if writes[u + 2] then
-        undo = redis.pcall(writes[u], writes[u + 1], writes[u + 2], writes[u + 4])
-      else
-        undo = redis.pcall(writes[u], writes[u + 1], writes[u + 4])
-      end
-      assert(type(undo) ~= 'table', 'undo failed')
-    end
-    for j = #entries, 1, -1 do
-      redis.call('XDEL', events_key, entries[j])
-    end
-    if #entries > 0 and redis.call('XLEN', events_key) == 0 then
-      redis.call('DEL', events_key)
-    end
-    local why = failure(writes[w], writes[w + 1], reply.err)
-    return { old, why[1], why[2] }
+    failed_at, why = w, failure(writes[w], writes[w + 1], reply.err)
+    break
   end
+end
+if not failed_at and #fresh > 0 then
+  local reply = redis.pcall('APPEND', producer_key, fresh)
+  if type(reply) == 'table' then failed_at, why = #writes + 1, failure('APPEND', producer_key, reply.err) end
+end
+if failed_at then
+  -- Undo every write made, newest first (each restores a value that existed a moment ago, so it
+  -- cannot fail), then the events.
+  for u = failed_at - 5, 1, -5 do
+    local undo
+    if writes[u + 2] then
+      undo = redis.pcall(writes[u], writes[u + 1], writes[u + 2], writes[u + 4])
+    else
+      undo = redis.pcall(writes[u], writes[u + 1], writes[u + 4])
+    end
+    assert(type(undo) ~= 'table', 'undo failed')
+  end
+  for j = #entries, 1, -1 do
+    redis.call('XDEL', events_key, entries[j])
+  end
+  if #entries > 0 and redis.call('XLEN', events_key) == 0 then
+    redis.call('DEL', events_key)
+  end
+  return { old, why[1], why[2] }
 end
 
 if stop then
