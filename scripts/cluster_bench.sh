@@ -13,16 +13,11 @@
 # (docs/BENCHMARKS.md, "Redis Cluster", has figures.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/interbank
+source scripts/private_cluster.sh
+private_setup
 WORKERS=${1:-20}
 TRANSFERS=${2:-2000}
 BATCH=${3:-128}
-
-WORK=$(mktemp -d)
-source scripts/private_cluster.sh
-trap 'stop_private_servers; rm -rf "$WORK"' EXIT
 UNIT="µs of main-thread CPU"
 if [ "${MEASURE:-cpu}" = instructions ]; then
   export REDIS_SERVER_WRAPPER="valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=$WORK/cg.%p"

@@ -13,13 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/interbank
-
-WORK=$(mktemp -d)
 source scripts/private_cluster.sh
-trap 'stop_private_servers; rm -rf "$WORK"' EXIT
+private_setup
 start_private_cluster 3 1
 PORTS=("${CLUSTER_PORTS[@]}")
 export REDIS_URL="redis://127.0.0.1:${PORTS[0]}"

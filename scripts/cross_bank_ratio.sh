@@ -18,11 +18,8 @@
 #   MEASURE=instructions ROUNDS=1 bash scripts/cross_bank_ratio.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked --quiet
 source scripts/private_cluster.sh
-WORK=$(mktemp -d)
-trap 'stop_private_servers; rm -rf "$WORK"' EXIT
+private_setup
 PER_WORKER=4096
 UNIT="µs of Redis CPU"
 if [ "${MEASURE:-cpu}" = instructions ]; then
@@ -34,7 +31,6 @@ fi
 start_private_cluster 3 0
 PIDS=()
 for p in "${CLUSTER_PORTS[@]}"; do PIDS+=("$(redis-cli -p "$p" INFO server | awk -F: '/^process_id:/ {print $2}' | tr -d '\r')"); done
-BIN=$PWD/target/release/interbank
 export REDIS_URL="redis://127.0.0.1:${CLUSTER_PORTS[0]}"
 cd "$WORK"
 $BIN gen --accounts 1000 --seed 3 >/dev/null

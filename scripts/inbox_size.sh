@@ -7,16 +7,11 @@
 # (docs/BENCHMARKS.md, "Keeping the inboxes small", has a run's figures.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked --quiet
-BIN=$PWD/target/release/interbank
+source scripts/private_cluster.sh
+private_setup
 WORKERS=${1:-20}
 TRANSFERS=${2:-10000}
 BATCH=${3:-1}
-
-WORK=$(mktemp -d)
-source scripts/private_cluster.sh
-trap 'stop_private_servers; rm -rf "$WORK"' EXIT
 start_private_cluster 3 1
 MASTERS=()
 for p in "${CLUSTER_PORTS[@]}"; do

@@ -1,11 +1,22 @@
-# Sourced by scripts/cluster_demo.sh and scripts/cluster_bench.sh: a private Redis Cluster made of
+# Sourced by the cluster scripts (cluster_demo, cluster_bench, cross_bank_ratio, inbox_size): a private Redis Cluster made of
 # plain redis-server processes, each in its own folder under $WORK, on free ports below 55535 whose
 # bus ports (port + 10000) are free too, stopped by `stop_private_servers` (call it on exit).
+#   private_setup               builds the release binary (sets BIN) and makes WORK, a folder
+#                               removed on exit with every server started (call it first, from
+#                               the repository's root)
 #   start_private_cluster N R   starts N masters with R replicas each, sets CLUSTER_PORTS
 #   start_private_server        starts one plain server, sets SERVER_PORT
 # REDIS_SERVER_WRAPPER runs each server under a tool (valgrind, say); CLUSTER_NODE_TIMEOUT_MS
 # sets the cluster's node timeout (2000 by default).
 PRIVATE_PORTS=()
+
+private_setup() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  cargo build --release --locked --quiet
+  BIN=$PWD/target/release/interbank
+  WORK=$(mktemp -d)
+  trap 'stop_private_servers; rm -rf "$WORK"' EXIT
+}
 
 free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
