@@ -1,7 +1,7 @@
 //! The three steps of a cross-bank transfer and the recovery pass, each called on its own on a
 //! one-node Redis Cluster (which refuses any call whose keys span slots): every step is applied
 //! once however often it is sent, a rejection refunds the source, and money in flight is always
-//! in the source's outbox and in-flight total.
+//! in the source's outbox and in-flight total. And what a wait for a replica makes of a failover.
 
 mod common;
 
@@ -380,4 +380,29 @@ async fn settled_answers_are_forgotten_and_a_late_credit_for_one_moves_nothing()
     assert_eq!(s.entries(&inbox), "epoch\n2");
     assert_eq!(s.balances(), ("700".into(), "800".into()));
     assert_eq!(s.get(&s.keys.in_flight("CaixaBank")), "0");
+}
+
+/// A master turned into a replica while a `WAIT` of ours blocks on it (what a failover does)
+/// answers `UNBLOCKED` inside the pipeline: worth another attempt, not the end of a broker or a
+/// consumer. (It once stopped `consume` following a run through a `CLUSTER FAILOVER`.)
+#[tokio::test]
+async fn a_wait_cut_short_by_a_demotion_is_worth_another_attempt() {
+    let master = common::RedisServer::start();
+    let other = common::RedisServer::start();
+    let mut conn = Connection::open(&Target::new(&master.url())).await.unwrap();
+    let mut pipe = redis::pipe();
+    pipe.cmd("INCR").arg("t:mark").ignore();
+    pipe.cmd("WAIT").arg(1).arg(0);
+    let waiting = tokio::spawn(async move { pipe.query_async::<(i64,)>(&mut conn).await });
+    let mut polls = 0;
+    while !master.cli(&["CLIENT", "LIST"]).contains("cmd=wait") {
+        polls += 1;
+        assert!(polls < 500, "the WAIT never blocked");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    master.cli(&["REPLICAOF", "127.0.0.1", &other.port.to_string()]);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await;
+    let err = answer.expect("the WAIT was not cut short").unwrap().unwrap_err();
+    assert!(err.to_string().contains("UNBLOCKED"), "{err}");
+    assert!(matches!(CallError::from(err), CallError::Transient(_)));
 }

@@ -77,8 +77,15 @@ pub async fn pipe_retrying<T: redis::FromRedisValue>(
     retry_loop!(pipe.query_async(conn))
 }
 
+/// The error codes of a server that is busy, loading, read-only or changing roles for a moment.
+/// `UNBLOCKED` is what a blocked command (`WAIT`, a blocking `XREAD`) gets when its master is
+/// turned into a replica mid-wait: a failover.
+const TRANSIENT_CODES: [&str; 7] =
+    ["BUSY", "LOADING", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "UNBLOCKED"];
+
 /// Whether a failed request may be sent again after a pause: the connection broke or timed out,
-/// or the server is busy, loading or read-only for a moment. Safe only for idempotent requests.
+/// or the server is busy, loading, read-only or changing roles for a moment. A failed pipeline
+/// is, when every command of it that failed is. Safe only for idempotent requests.
 pub fn is_transient(err: &redis::RedisError) -> bool {
     if err.is_io_error()
         || err.is_connection_dropped()
@@ -87,10 +94,15 @@ pub fn is_transient(err: &redis::RedisError) -> bool {
     {
         return true;
     }
-    matches!(
-        err.code(),
-        Some("BUSY" | "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY" | "CLUSTERDOWN")
-    )
+    // A pipeline's error has a code only when redis-rs knows the first failure's (not
+    // `UNBLOCKED`): its failures' own codes are in the list of them.
+    match err.clone().into_server_errors() {
+        Some(failures) => {
+            !failures.is_empty()
+                && failures.iter().all(|(_, failure)| TRANSIENT_CODES.contains(&failure.code()))
+        }
+        None => err.code().is_some_and(|code| TRANSIENT_CODES.contains(&code)),
+    }
 }
 
 #[cfg(test)]
