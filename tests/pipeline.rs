@@ -304,3 +304,39 @@ fn large_batches_over_many_accounts_verify() {
     let report = verified(&url, dir.path(), "data/accounts_5000.csv");
     assert!(report.starts_with("consume: VERIFIED: 16384 events"), "{report}");
 }
+
+/// The banks of each transfer in the stream from entry `after` on: `(from bank, to bank)`.
+fn transfer_banks(redis: &RedisServer, after: usize) -> Vec<(String, String)> {
+    let all = redis.cli(&["XRANGE", "banks_transfers:events", "-", "+"]);
+    let lines: Vec<&str> = all.lines().collect();
+    let value_of = |field: &str| -> Vec<String> {
+        let at = lines.iter().enumerate().filter(|(_, line)| **line == field);
+        at.map(|(i, _)| lines[i + 1].to_string()).collect()
+    };
+    let pairs: Vec<_> = value_of("from_bank").into_iter().zip(value_of("to_bank")).collect();
+    pairs[after..].to_vec()
+}
+
+#[test]
+fn pairs_inside_or_between_banks_are_what_the_flag_says() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 100);
+    ok(&url, dir.path(), &["init", "--accounts", &accounts_arg(100)]);
+    let mut seen = 0;
+    for pairs in ["same-bank", "cross-bank", "any"] {
+        let flags = ["--workers", "4", "--transfers", "100", "--seed", "3", "--pairs", pairs];
+        let summary = broker(&url, dir.path(), &flags);
+        let banks = transfer_banks(&redis, seen);
+        assert_eq!(banks.len(), 400, "{summary}");
+        seen += banks.len();
+        let crossing = banks.iter().filter(|(from, to)| from != to).count();
+        match pairs {
+            "same-bank" => assert_eq!(crossing, 0, "{summary}"),
+            "cross-bank" => assert_eq!(crossing, 400, "{summary}"),
+            _ => assert!((300..400).contains(&crossing), "{crossing} of 400 crossed: {summary}"),
+        }
+        assert_eq!(summary.contains(&format!("{pairs} pairs")), pairs != "any", "{summary}");
+    }
+    verified(&url, dir.path(), &accounts_arg(100));
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use interbank::commands::broker::Pairs;
 use interbank::ledger::runs::Strategy;
 use interbank::store::keys::{DEFAULT_PREFIX, KeyLayout, Keys};
 use interbank::store::target::{DEFAULT_REDIS_URL, Target, TlsFiles};
@@ -154,6 +155,10 @@ pub struct BrokerArgs {
     /// Seed of the random choices. Random when omitted; printed in the summary.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Which pairs of accounts transfers are between: any two, two of one bank, or two of
+    /// different banks (to measure transfers inside a bank and between banks apart).
+    #[arg(long, value_enum, default_value_t = PairsArg::Any)]
+    pub pairs: PairsArg,
     /// Write this tool's keys, or the Go demo's (`seed`: its keys and events, each transfer one
     /// atomic, idempotent script; needs `init --layout seed`).
     #[arg(long, value_enum, default_value = "ours")]
@@ -308,6 +313,27 @@ pub enum StrategyArg {
     Watch,
     /// GET then INCRBY with nothing in between to stop a race (unsafe, on purpose).
     Naive,
+}
+
+/// `--pairs`, as the library's [`Pairs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairsArg {
+    /// Any two distinct accounts, uniformly.
+    Any,
+    /// Two accounts of one bank.
+    SameBank,
+    /// Two accounts of different banks.
+    CrossBank,
+}
+
+impl From<PairsArg> for Pairs {
+    fn from(arg: PairsArg) -> Pairs {
+        match arg {
+            PairsArg::Any => Pairs::Any,
+            PairsArg::SameBank => Pairs::SameBank,
+            PairsArg::CrossBank => Pairs::CrossBank,
+        }
+    }
 }
 
 impl From<StrategyArg> for Strategy {

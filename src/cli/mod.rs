@@ -83,6 +83,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         group_commit,
         connections,
         seed,
+        pairs,
         layout,
         quiet,
         json,
@@ -100,6 +101,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         connections,
         seed: seed.unwrap_or_else(rand::random),
         key_layout: layout.into(),
+        pairs: pairs.into(),
     };
     let progress: Option<Arc<dyn Progress>> =
         (!quiet && !json).then(|| Arc::new(Bar::transfers(config.planned())) as Arc<dyn Progress>);

@@ -2,7 +2,7 @@
 //! instead; this module is the only place that decides how a result reads on a terminal.
 
 use interbank::commands::bench::{BenchReport, ClusterBench};
-use interbank::commands::broker::BrokerSummary;
+use interbank::commands::broker::{BrokerSummary, Pairs};
 use interbank::commands::consume::Consumed;
 use interbank::commands::generate::Generated;
 use interbank::commands::init::InitReport;
@@ -42,8 +42,12 @@ pub fn broker_summary(summary: &BrokerSummary) -> String {
     } else {
         (format!("batch {}", summary.batch), "per call")
     };
+    let pairs = match summary.pairs {
+        Pairs::Any => String::new(),
+        pairs => format!(", {} pairs", pairs.as_str()),
+    };
     let mut text = format!(
-        "broker run {} ({}, {} workers, {calls}, {} connections, seed {}): {}\n\
+        "broker run {} ({}, {} workers, {calls}, {} connections, seed {}{pairs}): {}\n\
          \x20 transfers   {} planned: {} completed, {} cancelled, {} failed\n\
          \x20 throughput  {:.0} transfers/s over {:.2} s\n\
          \x20 latency     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms ({latency})\n\

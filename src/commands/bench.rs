@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 
 use crate::commands::Silent;
-use crate::commands::broker::{self, BrokerConfig, BrokerSummary};
+use crate::commands::broker::{self, BrokerConfig, BrokerSummary, Pairs};
 use crate::commands::consume::{self, ConsumeConfig};
 use crate::ledger::runs::Strategy;
 use crate::ledger::verify::Report;
@@ -220,6 +220,7 @@ fn run_config(
         connections: config.connections,
         seed: config.seed,
         key_layout: KeyLayout::Ours,
+        pairs: Pairs::Any,
     }
 }
 

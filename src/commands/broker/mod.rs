@@ -48,7 +48,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinHandle;
 
-pub use directory::Directory;
+pub use directory::{Directory, Pairs};
 pub use stats::WorkerStats;
 
 use crate::commands::recover::{Recovered, recover_banks, recover_except};
@@ -93,6 +93,8 @@ pub struct BrokerConfig {
     pub seed: u64,
     /// This tool's keys, or the Go demo's (`--layout seed`, `atomic` only).
     pub key_layout: KeyLayout,
+    /// Which pairs of accounts the transfers are between.
+    pub pairs: Pairs,
 }
 
 impl BrokerConfig {
@@ -178,6 +180,7 @@ pub struct BrokerSummary {
     pub group_commit: bool,
     pub connections: usize,
     pub seed: u64,
+    pub pairs: Pairs,
     pub planned: u64,
     pub completed: u64,
     pub cancelled: u64,
@@ -352,7 +355,7 @@ async fn prepare(
         config.target
     );
     let meta = meta::read_layout(control, &config.keys, config.key_layout).await?;
-    let directory = Directory::load(control, &config.keys, &meta).await?;
+    let directory = Directory::load(control, &config.keys, &meta, config.pairs).await?;
     let connection_count = if config.strategy == Strategy::Watch {
         usize::try_from(config.workers).expect("at most MAX_WORKERS")
     } else {
@@ -533,6 +536,7 @@ fn summarize(
             config.connections
         },
         seed: config.seed,
+        pairs: config.pairs,
         planned: config.planned(),
         completed: total.completed,
         cancelled: total.cancelled,
@@ -591,6 +595,7 @@ mod tests {
             connections: 2,
             seed: 1,
             key_layout: KeyLayout::Ours,
+            pairs: Pairs::Any,
         }
     }
 
