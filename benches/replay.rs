@@ -115,7 +115,7 @@ fn replay_100k_sharded_transfers(bencher: Bencher, accounts: usize) {
         .with_inputs(|| Ledger::with_layout(&file, Layout::Sharded))
         .bench_values(|mut ledger| {
             for (bank, entry) in &entries {
-                ledger.apply_on(*bank, "0-0", entry, Some(Strategy::Atomic));
+                ledger.apply_on(*bank, "0-0", entry, |_| Some(Strategy::Atomic));
             }
             assert!(ledger.in_flight.is_empty());
             ledger

@@ -85,6 +85,20 @@ impl Setup {
         self.entries(&self.keys.outbox("CaixaBank"))
     }
 
+    /// The fields of the newest entry of `bank`'s stream.
+    async fn newest_entry(&mut self, bank: &str) -> Vec<(String, String)> {
+        let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.events_of(bank))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn)
+            .await
+            .unwrap();
+        newest.into_iter().next().expect("the stream has an entry").1
+    }
+
     fn events(&self, bank: &str) -> String {
         self.cluster.nodes[0].cli(&["XLEN", &self.keys.events_of(bank)]).trim().to_string()
     }
@@ -219,7 +233,7 @@ async fn malformed_calls_are_refused_before_anything_is_written() {
 }
 
 #[tokio::test]
-async fn one_settlement_event_names_every_credited_transfer_of_a_call_and_a_failed_call_undoes_itself()
+async fn one_credits_event_and_one_settlement_event_name_every_credited_transfer_of_a_call_and_a_failed_call_undoes_itself()
  {
     let mut s = setup().await;
     let batch = [
@@ -233,6 +247,14 @@ async fn one_settlement_event_names_every_credited_transfer_of_a_call_and_a_fail
     let rejected = Credit::Rejected(CancelReason::UnknownAccount);
     assert_eq!(credits, vec![Credit::Credited, rejected, Credit::Credited]);
     let answered: Vec<(&InFlight, Credit)> = batch.iter().zip(credits).collect();
+    // The rejection, and one entry for the two credits.
+    assert_eq!(s.events("Kutxa"), "2");
+    let newest = s.newest_entry("Kutxa").await;
+    let entry = parse_entry(newest.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap();
+    let Entry::Credits(credited) = entry else { panic!("{entry:?}") };
+    let lines: Vec<(String, &str, i64)> =
+        credited.steps.iter().map(|s| (s.id.to_string(), s.from_bank, s.amount_cents)).collect();
+    assert_eq!(lines, [("r1-w1-1".into(), "CaixaBank", 100), ("r1-w1-3".into(), "CaixaBank", 300)]);
 
     // A settlement that cannot finish (the in-flight total is not a number) leaves no trace.
     let in_flight = s.keys.in_flight("CaixaBank");
@@ -252,16 +274,7 @@ async fn one_settlement_event_names_every_credited_transfer_of_a_call_and_a_fail
     assert_eq!((s.get(&in_flight), s.outbox()), ("0".into(), String::new()));
     // Three debits, the void, and one settlement for the two credited transfers.
     assert_eq!(s.events("CaixaBank"), "5");
-    let newest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-        .arg(s.keys.events_of("CaixaBank"))
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(&mut s.conn)
-        .await
-        .unwrap();
-    let fields = &newest[0].1;
+    let fields = s.newest_entry("CaixaBank").await;
     let entry = parse_entry(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap();
     let id = |seq| TransferId { run: 1, producer: 1, seq };
     let expected =

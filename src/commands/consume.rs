@@ -32,7 +32,7 @@ use crate::store::{overview, runs, snapshot, verdict};
 use crate::view::facts::{ConsumerFacts, id_ms};
 use crate::view::overview::overview as build;
 use crate::view::report;
-use crate::view::timeline::{Timeline, decision};
+use crate::view::timeline::{Timeline, decisions};
 use crate::view::verdict::Verdict;
 
 /// Entries asked for per `XREAD`, and how long one read may wait for new entries.
@@ -414,8 +414,8 @@ struct Replay<'a> {
 impl Replay<'_> {
     /// Counts a decided transfer in the timeline, at the time its entry id says.
     fn count(&mut self, id: &str, entry: &Entry<'_>) {
-        if let (Some(completed), Some(at_ms)) = (decision(entry), id_ms(id)) {
-            self.timeline.add(at_ms, completed);
+        if let (Some(decided), Some(at_ms)) = (decisions(entry), id_ms(id)) {
+            self.timeline.add(at_ms, decided);
         }
     }
 }
@@ -462,12 +462,12 @@ async fn apply_bank_entries(
         match events::parse_entry(fields) {
             Ok(entry) => {
                 // A settlement names transfers of any runs and moves no money: it needs none.
-                let run = entry.run();
-                if run.is_some_and(|run| !replay.runs.contains_key(&run)) {
+                if entry.runs().any(|run| !replay.runs.contains_key(&run)) {
                     refresh(replay.runs, runs::read_all(conn, keys).await?);
                 }
-                let strategy = run.and_then(|run| replay.runs.get(&run)).map(|r| r.strategy);
-                replay.ledger.apply_on(stream, id, &entry, strategy);
+                let runs = &*replay.runs;
+                let strategy_of = |run| runs.get(&run).map(|r: &RunRecord| r.strategy);
+                replay.ledger.apply_on(stream, id, &entry, strategy_of);
                 replay.count(id, &entry);
             }
             Err(why) => replay.ledger.report_on(AnomalyKind::Malformed, stream, id, why),

@@ -7,7 +7,8 @@
 //! transfer from bank A to bank B takes three, each on one bank's stream: `debited` on A's,
 //! `credited` or `rejected` on B's, then `voided` (the refund after a rejection) on A's ([`Step`],
 //! [`Phase`]), or, after a credit, a settlement on A's that moves no money and names every
-//! transfer one call settled ([`Settlement`]). Transfer ids are then unique per source bank.
+//! transfer one call settled ([`Settlement`]). The credits of one call share one entry too
+//! ([`Credits`]). Transfer ids are then unique per source bank.
 //!
 //! | field | value |
 //! |---|---|
@@ -24,7 +25,11 @@
 //! parser takes them in any order but refuses unknown and repeated ones. A settlement has only
 //! `status` (`settled`), `from_bank`, `amount` (the sum of its transfers' amounts) and `ids` (their
 //! ids, separated by spaces): one entry per call of the settlement step, which costs Redis far
-//! less than an entry per transfer. A source bank's outbox
+//! less than an entry per transfer. Likewise the credits of one call: `status` (`credited`),
+//! `to_bank` and `credits`, one line per transfer (separated by `\n`) of `<id> <from> <to>
+//! <amount> <to_balance> <from_bank>` (a bank's name, last, may hold spaces, never a control
+//! character); a credit in an entry of its own, with the table's fields, reads the same. A
+//! source bank's outbox
 //! (`P:{A}:outbox`) holds each transfer it debited and has not settled or voided: field the
 //! transfer id, value `<to_bank>,<from>,<to>,<amount>` ([`parse_outbound`]).
 //!
@@ -223,28 +228,40 @@ pub struct Settlement<'a> {
     pub ids: Vec<TransferId>,
 }
 
-/// Any stream entry of this tool: a transfer decided in one event, a step between banks, or a
-/// settlement of many.
+/// The credits one call made on a destination bank's stream: each a `credited` step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credits<'a> {
+    pub to_bank: &'a str,
+    /// At least one, each with [`Phase::Credited`] and this `to_bank`.
+    pub steps: Vec<Step<'a>>,
+}
+
+/// Any stream entry of this tool: a transfer decided in one event, a step between banks, a
+/// settlement of many, or the credits of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry<'a> {
     Transfer(Event<'a>),
     Step(Step<'a>),
     Settlement(Settlement<'a>),
+    Credits(Credits<'a>),
 }
 
 impl Entry<'_> {
-    /// The run of the entry's transfer; `None` for a settlement, which names many transfers.
-    pub fn run(&self) -> Option<u64> {
-        match self {
-            Entry::Transfer(event) => Some(event.id.run),
-            Entry::Step(step) => Some(step.id.run),
-            Entry::Settlement(_) => None,
-        }
+    /// The runs of the entry's transfers whose steps need their run's strategy; none for a
+    /// settlement, which moves no money.
+    pub fn runs(&self) -> impl Iterator<Item = u64> + '_ {
+        let (one, many): (Option<u64>, &[Step<'_>]) = match self {
+            Entry::Transfer(event) => (Some(event.id.run), &[]),
+            Entry::Step(step) => (Some(step.id.run), &[]),
+            Entry::Settlement(_) => (None, &[]),
+            Entry::Credits(credits) => (None, &credits.steps),
+        };
+        one.into_iter().chain(many.iter().map(|step| step.id.run))
     }
 }
 
 /// The names of an entry's fields; [`parse_entry`] keeps each value in the slot of its name.
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
     "id",
     "status",
     "from",
@@ -256,14 +273,17 @@ const NAMES: [&str; 11] = [
     "reason",
     "to_balance",
     "ids",
+    "credits",
 ];
 const FROM_BANK: usize = 4;
+const TO_BANK: usize = 5;
 const AMOUNT: usize = 6;
 const FROM_BALANCE: usize = 7;
 const REASON: usize = 8;
 const TO_BALANCE: usize = 9;
 const IDS: usize = 10;
-/// The most transfers one settlement names: the script's largest batch.
+const CREDITS: usize = 11;
+/// The most transfers one settlement or credits entry names: the script's largest batch.
 const MAX_SETTLED: usize = 8192;
 
 /// An entry's field values, each in the slot of its name in [`NAMES`].
@@ -310,6 +330,7 @@ pub fn parse<'a>(
         Entry::Transfer(event) => return Ok(event),
         Entry::Step(step) => step.phase.as_str(),
         Entry::Settlement(_) => "settled",
+        Entry::Credits(_) => "credited",
     };
     Err(format!("status {status:?} is a step between banks, which only the sharded layout has"))
 }
@@ -321,6 +342,9 @@ pub fn parse_entry<'a>(
     let found = Found::collect(fields)?;
     if found.0[1] == Some("settled") {
         return settlement(&found).map(Entry::Settlement);
+    }
+    if found.0[CREDITS].is_some() {
+        return credits(&found).map(Entry::Credits);
     }
     let id = TransferId::parse(found.get(0)?).ok_or_else(|| {
         format!("id {:?} is not r<run>-w<worker>-<seq>", found.0[0].unwrap_or_default())
@@ -397,6 +421,61 @@ fn settlement<'a>(found: &Found<'a>) -> Result<Settlement<'a>, String> {
         return Err(format!("a settlement names more than {MAX_SETTLED} transfers"));
     }
     Ok(Settlement { from_bank: found.get(FROM_BANK)?, amount_cents, ids })
+}
+
+/// The credits of one call: `status` (`credited`), `to_bank` and `credits`, nothing else.
+fn credits<'a>(found: &Found<'a>) -> Result<Credits<'a>, String> {
+    let allowed = [1, TO_BANK, CREDITS];
+    if let Some(slot) = (0..NAMES.len()).find(|s| !allowed.contains(s) && found.0[*s].is_some()) {
+        return Err(format!(
+            "a credits entry has the field {}: it holds its transfers in credits",
+            NAMES[slot]
+        ));
+    }
+    let status = found.get(1)?;
+    if status != "credited" {
+        return Err(format!("a {status} entry has credits: only a credited one has"));
+    }
+    let to_bank = found.get(TO_BANK)?;
+    let steps = found
+        .get(CREDITS)?
+        .split('\n')
+        .take(MAX_SETTLED + 1)
+        .map(|line| credit_line(line, to_bank))
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.len() > MAX_SETTLED {
+        return Err(format!("a credits entry names more than {MAX_SETTLED} transfers"));
+    }
+    Ok(Credits { to_bank, steps })
+}
+
+/// One line of a credits entry, `<id> <from> <to> <amount> <to_balance> <from_bank>`.
+fn credit_line<'a>(line: &'a str, to_bank: &'a str) -> Result<Step<'a>, String> {
+    let mut parts = line.splitn(6, ' ');
+    let mut next = |what: &str| {
+        parts.next().filter(|part| !part.is_empty()).ok_or_else(|| {
+            format!("credits: {line:?} has no {what} (id from to amount to_balance from_bank)")
+        })
+    };
+    let id = next("id")?;
+    let id = TransferId::parse(id)
+        .ok_or_else(|| format!("credits: {id:?} is not r<run>-w<worker>-<seq>"))?;
+    let (from, to) = (next("from")?, next("to")?);
+    let int = |text: &str, what: &str| {
+        text.parse::<i64>()
+            .map_err(|_| format!("credits: {id}'s {what} {text:?} is not an integer"))
+    };
+    let amount_cents = int(next("amount")?, "amount")?;
+    let to_balance_cents = int(next("to_balance")?, "to_balance")?;
+    let from_bank = next("from_bank")?;
+    if amount_cents < 1 {
+        return Err(format!("credits: {id} credits {amount_cents} cents"));
+    }
+    if from_bank == to_bank {
+        return Err(format!("credits: {id} comes from {to_bank:?}, the bank it credits"));
+    }
+    let phase = Phase::Credited { to_balance_cents };
+    Ok(Step { id, phase, from, to, from_bank, to_bank, amount_cents })
 }
 
 fn step<'a>(found: &Found<'a>, id: TransferId, status: &str) -> Result<Step<'a>, String> {
@@ -493,7 +572,29 @@ pub fn fields(event: &Event<'_>) -> Vec<(&'static str, String)> {
     fields
 }
 
-/// The fields of a step between banks, in the order the cross-bank script writes them.
+/// The fields of the credits of one call, in the order the cross-bank script writes them.
+pub fn credits_fields(credits: &Credits<'_>) -> Vec<(&'static str, String)> {
+    let lines: Vec<String> = credits
+        .steps
+        .iter()
+        .map(|step| {
+            let Phase::Credited { to_balance_cents } = step.phase else {
+                panic!("a credits entry holds credited steps only, not {step:?}")
+            };
+            let (id, from, to, amount) = (step.id, step.from, step.to, step.amount_cents);
+            format!("{id} {from} {to} {amount} {to_balance_cents} {}", step.from_bank)
+        })
+        .collect();
+    vec![
+        ("status", "credited".to_string()),
+        ("to_bank", credits.to_bank.to_string()),
+        ("credits", lines.join("\n")),
+    ]
+}
+
+/// The fields of a step between banks, in the order the cross-bank script writes them (a
+/// credit's as an entry of its own: the script writes the credits of a call in one,
+/// [`credits_fields`]).
 pub fn step_fields(step: &Step<'_>) -> Vec<(&'static str, String)> {
     let texts = [step.from, step.to, step.from_bank, step.to_bank];
     let mut fields = head(step.id, step.phase.as_str(), texts, step.amount_cents);
@@ -702,6 +803,50 @@ mod tests {
     }
 
     #[test]
+    fn the_credits_of_a_call_read_back_as_credited_steps_and_bad_ones_say_why() {
+        let credited = |seq, from_bank, to_balance_cents| Step {
+            id: TransferId { run: 2, producer: 1, seq },
+            phase: Phase::Credited { to_balance_cents },
+            from_bank,
+            ..step(Phase::Credited { to_balance_cents: 0 })
+        };
+        let credits = Credits {
+            to_bank: "Deutsche Bank",
+            steps: vec![credited(4, "ING", 300), credited(5, "Banco de España", 600)],
+        };
+        let written = credits_fields(&credits);
+        assert_eq!(
+            written[2].1,
+            "r2-w1-4 ES1 ES2 300 300 ING\nr2-w1-5 ES1 ES2 300 600 Banco de España"
+        );
+        let parsed = parse_pairs(&written).unwrap();
+        assert_eq!(parsed.runs().collect::<Vec<_>>(), [2, 2]);
+        assert_eq!(parsed, Entry::Credits(credits));
+        let with = |name: &'static str, value: &str| {
+            let mut fields = written.clone();
+            match fields.iter_mut().find(|(n, _)| *n == name) {
+                Some(field) => field.1 = value.to_string(),
+                None => fields.push((name, value.to_string())),
+            }
+            fields
+        };
+        let cases = [
+            (with("credits", "r2-w1-4 ES1 ES2 300 300"), "has no from_bank"),
+            (with("credits", "r2-w1-4 ES1 ES2 0 300 ING"), "r2-w1-4 credits 0 cents"),
+            (with("credits", "r2-w1-4 ES1 ES2 1e3 300 ING"), "amount \"1e3\" is not an integer"),
+            (with("credits", "r2-w1-4 ES1 ES2 300 300 Deutsche Bank"), "the bank it credits"),
+            (with("credits", "w1-4 ES1 ES2 300 300 ING"), "\"w1-4\" is not r<run>"),
+            (with("credits", "r2-w1-4 ES1 ES2 300 300 ING\n"), "\"\" has no id"),
+            (with("status", "rejected"), "a rejected entry has credits"),
+            (with("amount", "300"), "a credits entry has the field amount"),
+        ];
+        for (fields, expected) in cases {
+            let err = parse_pairs(&fields).unwrap_err();
+            assert!(err.contains(expected), "{fields:?}: {err}");
+        }
+    }
+
+    #[test]
     fn settlements_name_their_transfers_and_nothing_else() {
         let fields = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, String)> {
             let base = [("status", "settled"), ("from_bank", "ING"), ("amount", "450")];
@@ -714,7 +859,7 @@ mod tests {
         ];
         let settlement = Settlement { from_bank: "ING", amount_cents: 450, ids };
         assert_eq!(parse_pairs(&two), Ok(Entry::Settlement(settlement)));
-        assert_eq!(parse_pairs(&two).unwrap().run(), None);
+        assert_eq!(parse_pairs(&two).unwrap().runs().count(), 0);
         let err = parse(two.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap_err();
         assert!(err.contains("status \"settled\" is a step between banks"), "{err}");
         let cases: [(&[(&str, &str)], &str); 5] = [

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::ledger::events::Entry;
 use crate::view::facts::id_ms;
-use crate::view::timeline::{Timeline, decision};
+use crate::view::timeline::{Timeline, decisions};
 
 /// Counts since the server started following the streams from their beginning.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -32,15 +32,12 @@ impl Live {
             self.malformed += 1;
             return;
         };
-        match decision(entry) {
-            Some(completed) => {
-                if completed {
-                    self.completed += 1;
-                } else {
-                    self.cancelled += 1;
-                }
+        match decisions(entry) {
+            Some(decided) => {
+                self.completed += decided.completed;
+                self.cancelled += decided.cancelled;
                 if let Some(at_ms) = id_ms(id) {
-                    self.timeline.add(at_ms, completed);
+                    self.timeline.add(at_ms, decided);
                 }
             }
             None => self.steps += 1,

@@ -796,6 +796,7 @@ mod tests {
     use crate::ledger::verify::Value;
     use crate::view::facts::{BankFacts, Facts, Loaded, RunFacts};
     use crate::view::overview::overview;
+    use crate::view::timeline::Bucket;
 
     const EVIL: &str = "<script>alert(\"x\")</script>";
 
@@ -879,7 +880,9 @@ mod tests {
     fn timeline() -> Timeline {
         let mut timeline = Timeline::default();
         for i in 0..50_u64 {
-            timeline.add(1_764_000_000_000 + i * 100, !i.is_multiple_of(5));
+            let completed = u64::from(!i.is_multiple_of(5));
+            let decided = Bucket { completed, cancelled: 1 - completed };
+            timeline.add(1_764_000_000_000 + i * 100, decided);
         }
         timeline
     }

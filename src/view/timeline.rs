@@ -32,9 +32,9 @@ pub struct Bucket {
 }
 
 impl Timeline {
-    /// Counts one decided transfer appended at `at_ms`. An entry older than the first interval
-    /// (ids of another stream, a clock step) counts in the first.
-    pub fn add(&mut self, at_ms: u64, completed: bool) {
+    /// Counts the transfers an entry appended at `at_ms` decided. An entry older than the first
+    /// interval (ids of another stream, a clock step) counts in the first.
+    pub fn add(&mut self, at_ms: u64, decided: Bucket) {
         if self.bucket_ms == 0 {
             self.start_ms = at_ms - at_ms % FIRST_BUCKET_MS;
             self.bucket_ms = FIRST_BUCKET_MS;
@@ -48,11 +48,8 @@ impl Timeline {
             self.buckets.resize(index + 1, Bucket::default());
         }
         let bucket = &mut self.buckets[index];
-        if completed {
-            bucket.completed += 1;
-        } else {
-            bucket.cancelled += 1;
-        }
+        bucket.completed += decided.completed;
+        bucket.cancelled += decided.cancelled;
     }
 
     fn index(&self, at_ms: u64) -> usize {
@@ -99,18 +96,26 @@ impl Timeline {
     }
 }
 
-/// Whether an entry decides a transfer: `Some(true)` when it completes it (completed in a bank,
-/// or credited across banks), `Some(false)` when it cancels it (cancelled, or rejected), `None`
-/// for the other steps between banks (debited, voided, settled).
-pub fn decision(entry: &Entry<'_>) -> Option<bool> {
+/// The transfers an entry decides: completed (completed in a bank, or credited across banks)
+/// and cancelled (cancelled, or rejected); `None` for the other steps between banks (debited,
+/// voided, settled).
+pub fn decisions(entry: &Entry<'_>) -> Option<Bucket> {
+    let one = |completed: bool| Bucket {
+        completed: u64::from(completed),
+        cancelled: u64::from(!completed),
+    };
     match entry {
-        Entry::Transfer(event) => Some(event.outcome == Outcome::Completed),
+        Entry::Transfer(event) => Some(one(event.outcome == Outcome::Completed)),
         Entry::Step(step) => match step.phase {
-            Phase::Credited { .. } => Some(true),
-            Phase::Rejected(_) => Some(false),
+            Phase::Credited { .. } => Some(one(true)),
+            Phase::Rejected(_) => Some(one(false)),
             Phase::Debited { .. } | Phase::Voided { .. } => None,
         },
         Entry::Settlement(_) => None,
+        Entry::Credits(credits) => {
+            let credited = u64::try_from(credits.steps.len()).expect("a usize fits in a u64");
+            Some(Bucket { completed: credited, cancelled: 0 })
+        }
     }
 }
 
@@ -118,12 +123,16 @@ pub fn decision(entry: &Entry<'_>) -> Option<bool> {
 mod tests {
     use super::*;
 
+    fn one(completed: bool) -> Bucket {
+        Bucket { completed: u64::from(completed), cancelled: u64::from(!completed) }
+    }
+
     #[test]
     fn counts_per_second_from_the_first_entry() {
         let mut timeline = Timeline::default();
-        timeline.add(10_500, true);
-        timeline.add(10_900, false);
-        timeline.add(12_100, true);
+        timeline.add(10_500, one(true));
+        timeline.add(10_900, one(false));
+        timeline.add(12_100, one(true));
         assert_eq!(timeline.start_ms, 10_000);
         assert_eq!(timeline.bucket_ms, 1_000);
         assert_eq!(
@@ -142,7 +151,7 @@ mod tests {
         let mut timeline = Timeline::default();
         let seconds = 10_000_u64;
         for s in 0..seconds {
-            timeline.add(1_000_000 + s * 1_000, s % 3 != 0);
+            timeline.add(1_000_000 + s * 1_000, one(s % 3 != 0));
         }
         assert!(timeline.buckets.len() <= MAX_BUCKETS);
         assert!(timeline.bucket_ms >= 16_000);
@@ -155,8 +164,8 @@ mod tests {
     #[test]
     fn an_entry_before_the_first_counts_in_the_first_interval() {
         let mut timeline = Timeline::default();
-        timeline.add(5_000, true);
-        timeline.add(1_000, true);
+        timeline.add(5_000, one(true));
+        timeline.add(1_000, one(true));
         assert_eq!(timeline.buckets, vec![Bucket { completed: 2, cancelled: 0 }]);
     }
 }

@@ -164,20 +164,20 @@ impl Placed<'_, '_> {
 }
 
 impl Ledger {
-    /// Applies one entry of bank `bank`'s stream (sharded layout). `strategy` is that of the
-    /// entry's run, `None` when the run is unknown.
+    /// Applies one entry of bank `bank`'s stream (sharded layout). `strategy_of` gives a run's
+    /// strategy, `None` when the run is unknown.
     pub fn apply_on(
         &mut self,
         bank: u16,
         entry: &str,
         event: &Entry<'_>,
-        strategy: Option<Strategy>,
+        strategy_of: impl Fn(u64) -> Option<Strategy>,
     ) {
         debug_assert_eq!(self.layout, Layout::Sharded, "apply reads the single stream");
         let at = At { stream: Some(bank), entry };
         match event {
             Entry::Transfer(event) => {
-                let Some(strategy) = self.known_run(at, event.id, strategy) else {
+                let Some(strategy) = self.known_run(at, event.id, strategy_of(event.id.run)) else {
                     return;
                 };
                 if self.decided_here(at, bank, event) {
@@ -185,14 +185,33 @@ impl Ledger {
                 }
             }
             Entry::Step(step) => {
-                let Some(strategy) = self.known_run(at, step.id, strategy) else {
-                    return;
-                };
-                if let Some(placed) = self.place(at, bank, step) {
-                    self.apply_step(&placed, strategy);
+                if matches!(step.phase, Phase::Credited { .. }) {
+                    self.events += 1;
                 }
+                self.apply_one_step(at, bank, step, &strategy_of);
             }
             Entry::Settlement(settlement) => self.settle(at, bank, settlement),
+            Entry::Credits(credits) => {
+                self.events += 1;
+                for step in &credits.steps {
+                    self.apply_one_step(at, bank, step, &strategy_of);
+                }
+            }
+        }
+    }
+
+    fn apply_one_step(
+        &mut self,
+        at: At<'_>,
+        bank: u16,
+        step: &Step<'_>,
+        strategy_of: &impl Fn(u64) -> Option<Strategy>,
+    ) {
+        let Some(strategy) = self.known_run(at, step.id, strategy_of(step.id.run)) else {
+            return;
+        };
+        if let Some(placed) = self.place(at, bank, step) {
+            self.apply_step(&placed, strategy);
         }
     }
 
@@ -367,7 +386,6 @@ impl Ledger {
         }
         self.track(p);
         let amount = p.step.amount_cents;
-        self.events += 1;
         self.completed += 1;
         self.moved_cents += i128::from(amount);
         if let Some(balance) = self.shift(p, to, p.terms.to_bank, p.key.bank, amount) {
@@ -664,6 +682,7 @@ fn conflict(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::ledger::events::Credits;
     use crate::ledger::replay::tests::file;
 
     const A: u16 = 0;
@@ -718,7 +737,7 @@ pub(crate) mod tests {
     /// Applies entries, each on the stream of the bank given with it, as an atomic run's.
     pub fn replay(ledger: &mut Ledger, entries: &[(u16, &str, Entry<'_>)]) {
         for (bank, id, entry) in entries {
-            ledger.apply_on(*bank, id, entry, Some(Strategy::Atomic));
+            ledger.apply_on(*bank, id, entry, |_| Some(Strategy::Atomic));
         }
     }
 
@@ -751,6 +770,36 @@ pub(crate) mod tests {
         let scope = Scope { bank: Some(A), run: 1, producer: 1 };
         assert_eq!((ledger.producers[&scope].last_seq, ledger.producers[&scope].events), (1, 1));
         assert_eq!(ledger.runs[&1].events, 1, "only the debit decides the transfer");
+    }
+
+    #[test]
+    fn the_credits_of_one_call_are_one_event_and_each_counts_once() {
+        let mut ledger = sharded();
+        let debits = [(A, "1-0", debit(1, 300, 700)), (A, "2-0", debit(2, 100, 600))];
+        replay(&mut ledger, &debits);
+        let steps = [credit(1, 300, 300), credit(2, 100, 400)]
+            .map(|entry| match entry {
+                Entry::Step(step) => step,
+                other => panic!("{other:?}"),
+            })
+            .to_vec();
+        let credits = Entry::Credits(Credits { to_bank: "B", steps });
+        replay(&mut ledger, &[(B, "1-0", credits.clone())]);
+        assert_eq!(ledger.balances, vec![600, 500, 400]);
+        assert_eq!(ledger.interbank, vec![0, -400, 400, 0]);
+        assert_eq!((ledger.events, ledger.completed, ledger.moved_cents), (3, 2, 400));
+        let both = vec![ids_1(), TransferId { seq: 2, ..ids_1() }];
+        let settled =
+            Entry::Settlement(Settlement { from_bank: "A", amount_cents: 400, ids: both });
+        replay(&mut ledger, &[(A, "3-0", settled)]);
+        assert!(ledger.in_flight.is_empty(), "{:?}", ledger.in_flight);
+        assert!(ledger.final_anomalies().is_empty(), "{:?}", ledger.final_anomalies());
+
+        // Sent again (or on the wrong stream): each transfer is reported, nothing moves.
+        replay(&mut ledger, &[(B, "2-0", credits.clone()), (A, "4-0", credits)]);
+        assert_eq!(ledger.anomaly_count(AnomalyKind::AnsweredTwice), 2);
+        assert_eq!(ledger.anomaly_count(AnomalyKind::WrongStream), 2);
+        assert_eq!(ledger.balances, vec![600, 500, 400]);
     }
 
     #[test]

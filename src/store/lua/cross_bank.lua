@@ -10,9 +10,11 @@
 --           nothing moved, when the source cannot pay). Deduplicated by the producer's sequence,
 --           like transfer.lua.
 --   credit  on B's shard: credits the destination account, B's balance and its interbank
---           position with A, with a `credited` event; or, when the destination is unknown or
---           would overflow, moves nothing and appends a `rejected` event. Deduplicated by the
---           source bank and the transfer id in B's inbox, which keeps each transfer's answer.
+--           position with A; the credits of one call share one `credited` event that holds a
+--           line per transfer (an entry per transfer cost Redis some 13,000 instructions more
+--           per credit). Or, when the destination is unknown or would overflow, moves nothing
+--           and appends a `rejected` event. Deduplicated by the source bank and the transfer id
+--           in B's inbox, which keeps each transfer's answer.
 --   settle  on A's shard: takes the transfer out of the outbox and the in-flight total when it
 --           was credited, or refunds the source (balance, bank balance, interbank position) with
 --           a `voided` event when it was rejected. The credited ones of one call share one
@@ -67,7 +69,10 @@
 -- An outbox entry is field = transfer id, value = 'B,source IBAN,destination IBAN,amount'; an
 -- inbox entry is field = 'A|transfer id', value = the credit's letter; the inbox's field 'epoch'
 -- (no '|', so never a transfer's) counts its forget calls, missing until the first. A settlement's event has
--- the fields status ('settled'), from_bank, amount (the sum) and ids (separated by spaces).
+-- the fields status ('settled'), from_bank, amount (the sum) and ids (separated by spaces). A
+-- credit's event: status ('credited'), to_bank and credits, one line per transfer (separated by
+-- '\n') of 'id from to amount to_balance from_bank' (an IBAN has no space, and a bank's name,
+-- last, no control character).
 
 local MAX_SAFE_CENTS = 9007199254740991
 local MAX_BATCH = 8192
@@ -438,7 +443,7 @@ local function credit()
   end
   local balance, unreadable = read_accounts(unanswered, 1, #unanswered)
   if not balance then return unreadable end
-  local entries, letters, inbox, decided = {}, {}, {}, {}
+  local entries, letters, inbox, decided, credits = {}, {}, {}, {}, {}
   local sums = new_sums()
   local credited_cents = 0
   for i = 1, n do
@@ -455,27 +460,32 @@ local function credit()
     if not letter then
       local to_key = KEYS[4 + i]
       local to_balance = balance[to_key]
-      local entry
       if to_balance and to_balance + amount <= MAX_SAFE_CENTS then
         letter, to_balance = 'C', to_balance + amount
         balance[to_key] = to_balance
-        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'credited', 'from', from, 'to', to,
-          'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'to_balance', format('%d', to_balance))
+        credits[#credits + 1] = id .. ' ' .. from .. ' ' .. to .. ' ' .. amount_text .. ' '
+          .. format('%d', to_balance) .. ' ' .. from_bank
         add(sums.account, sums.accounts, to_key, amount)
         add(sums.pair, sums.banks, from_bank, amount)
         credited_cents = credited_cents + amount
       else
         local reason = 'overflow'
         if not to_balance then letter, reason = 'U', 'unknown_account' else letter = 'O' end
-        entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'rejected', 'from', from, 'to', to,
+        local entry = redis.pcall('XADD', events_key, '*', 'id', id, 'status', 'rejected', 'from', from, 'to', to,
           'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'reason', reason)
+        local why = appended(events_key, entries, entry)
+        if why then return why end
       end
-      local why = appended(events_key, entries, entry)
-      if why then return why end
       decided[name] = letter
       inbox[#inbox + 1], inbox[#inbox + 2] = name, letter
     end
     letters[#letters + 1] = letter
+  end
+  if #credits > 0 then
+    local entry = redis.pcall('XADD', events_key, '*', 'status', 'credited', 'to_bank', to_bank,
+      'credits', concat(credits, '\n'))
+    local why = appended(events_key, entries, entry)
+    if why then return why end
   end
   local writes = sum_writes(sums, balance, { KEYS[3], KEYS[4] }, credited_cents, nil)
   local final = nil
