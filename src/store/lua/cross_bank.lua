@@ -120,31 +120,31 @@ local function lone_debit()
       'from_bank', from_bank, 'to_bank', to_bank, 'amount', amount_text, 'from_balance', format('%d', balance - amount))
   end
   if type(entry) == 'table' then return nil end
-  local minus = '-' .. amount_text
-  -- Each write: command, key, hash field (or false), change, and the change that undoes it.
-  local writes = {}
+  local minus, pcall = '-' .. amount_text, redis.pcall
+  -- The writes in a row, straight-line (a table of tables of them cost some 20,000 instructions,
+  -- 15% of a lone debit): which one failed, if any, then the ones before it undone in reverse.
+  local failed = 0
   if letter == 'D' then
-    writes = { { 'INCRBY', from_key, false, minus, amount_text }, { 'INCRBY', KEYS[3], false, minus, amount_text },
-      { 'INCRBY', KEYS[6], false, amount_text, minus }, { 'HINCRBY', KEYS[4], to_bank, minus, amount_text },
-      { 'HSET', KEYS[5], id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text } }
-  end
-  writes[#writes + 1] = { 'APPEND', producer_key, false, letter }
-  for i, w in ipairs(writes) do
-    local reply
-    if w[3] then reply = redis.pcall(w[1], w[2], w[3], w[4]) else reply = redis.pcall(w[1], w[2], w[4]) end
-    if type(reply) == 'table' then
-      for j = i - 1, 1, -1 do
-        local u = writes[j]
-        if u[1] == 'HSET' then redis.call('HDEL', u[2], u[3])
-        elseif u[3] then redis.call(u[1], u[2], u[3], u[5])
-        else redis.call(u[1], u[2], u[5]) end
-      end
-      redis.call('XDEL', events_key, entry)
-      if redis.call('XLEN', events_key) == 0 then redis.call('DEL', events_key) end
-      return nil
+    if type(pcall('INCRBY', from_key, minus)) == 'table' then failed = 1
+    elseif type(pcall('INCRBY', KEYS[3], minus)) == 'table' then failed = 2
+    elseif type(pcall('INCRBY', KEYS[6], amount_text)) == 'table' then failed = 3
+    elseif type(pcall('HINCRBY', KEYS[4], to_bank, minus)) == 'table' then failed = 4
+    elseif type(pcall('HSET', KEYS[5], id, to_bank .. ',' .. from .. ',' .. to .. ',' .. amount_text)) == 'table' then
+      failed = 5
     end
   end
-  return letter
+  if failed == 0 and type(pcall('APPEND', producer_key, letter)) == 'table' then failed = 6 end
+  if failed == 0 then return letter end
+  if letter == 'D' then
+    if failed > 5 then redis.call('HDEL', KEYS[5], id) end
+    if failed > 4 then redis.call('HINCRBY', KEYS[4], to_bank, amount_text) end
+    if failed > 3 then redis.call('INCRBY', KEYS[6], minus) end
+    if failed > 2 then redis.call('INCRBY', KEYS[3], amount_text) end
+    if failed > 1 then redis.call('INCRBY', from_key, amount_text) end
+  end
+  redis.call('XDEL', events_key, entry)
+  if redis.call('XLEN', events_key) == 0 then redis.call('DEL', events_key) end
+  return nil
 end
 
 if ARGV[1] == 'debit' and ARGV[5] == '1' and #KEYS == 7 and #ARGV == 9 then
