@@ -251,7 +251,7 @@ async fn one_credits_event_and_one_settlement_event_name_every_credited_transfer
     assert_eq!(s.events("Kutxa"), "2");
     let newest = s.newest_entry("Kutxa").await;
     let entry = parse_entry(newest.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap();
-    let Entry::Credits(credited) = entry else { panic!("{entry:?}") };
+    let Entry::Batch(credited) = entry else { panic!("{entry:?}") };
     let lines: Vec<(String, &str, i64)> =
         credited.steps.iter().map(|s| (s.id.to_string(), s.from_bank, s.amount_cents)).collect();
     assert_eq!(lines, [("r1-w1-1".into(), "CaixaBank", 100), ("r1-w1-3".into(), "CaixaBank", 300)]);
@@ -272,8 +272,8 @@ async fn one_credits_event_and_one_settlement_event_name_every_credited_transfer
     assert_eq!(settled, vec![Settlement::Settled, Settlement::Voided, Settlement::Settled]);
     assert_eq!(s.balances(), ("600".into(), "900".into()));
     assert_eq!((s.get(&in_flight), s.outbox()), ("0".into(), String::new()));
-    // Three debits, the void, and one settlement for the two credited transfers.
-    assert_eq!(s.events("CaixaBank"), "5");
+    // One entry for the three debits, the void, and one settlement for the two credited.
+    assert_eq!(s.events("CaixaBank"), "3");
     let fields = s.newest_entry("CaixaBank").await;
     let entry = parse_entry(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap();
     let id = |seq| TransferId { run: 1, producer: 1, seq };
@@ -418,4 +418,38 @@ async fn a_wait_cut_short_by_a_demotion_is_worth_another_attempt() {
     let err = answer.expect("the WAIT was not cut short").unwrap().unwrap_err();
     assert!(err.to_string().contains("UNBLOCKED"), "{err}");
     assert!(matches!(CallError::from(err), CallError::Transient(_)));
+}
+
+/// The debits of a call share one entry, but a refused one in their midst splits them, so that
+/// the source's stream holds the producer's transfers in sequence order.
+#[tokio::test]
+async fn a_refused_debit_splits_the_entry_of_its_calls_debits_in_sequence_order() {
+    let mut s = setup().await;
+    let batch = [
+        transfer("r1-w1-1", B, 100),
+        transfer("r1-w1-2", B, 5_000),
+        transfer("r1-w1-3", B, 200),
+        transfer("r1-w1-4", B, 300),
+    ];
+    let debits = s.script.debit_batch(&mut s.conn, &s.keys, "r1-w1", 1, &batch).await.unwrap();
+    let poor = Debit::Cancelled(CancelReason::InsufficientFunds);
+    assert_eq!(debits, vec![Debit::Debited, poor, Debit::Debited, Debit::Debited]);
+    let all: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(s.keys.events_of("CaixaBank"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    let seqs: Vec<Vec<u64>> = all
+        .iter()
+        .map(|(_, fields)| {
+            match parse_entry(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap() {
+                Entry::Batch(batch) => batch.steps.iter().map(|step| step.id.seq).collect(),
+                Entry::Transfer(event) => vec![event.id.seq],
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(seqs, [vec![1], vec![2], vec![3, 4]]);
 }

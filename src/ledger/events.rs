@@ -7,8 +7,8 @@
 //! transfer from bank A to bank B takes three, each on one bank's stream: `debited` on A's,
 //! `credited` or `rejected` on B's, then `voided` (the refund after a rejection) on A's ([`Step`],
 //! [`Phase`]), or, after a credit, a settlement on A's that moves no money and names every
-//! transfer one call settled ([`Settlement`]). The credits of one call share one entry too
-//! ([`Credits`]). Transfer ids are then unique per source bank.
+//! transfer one call settled ([`Settlement`]). The debits or the credits of one call share one
+//! entry too ([`Batch`]). Transfer ids are then unique per source bank.
 //!
 //! | field | value |
 //! |---|---|
@@ -25,11 +25,12 @@
 //! parser takes them in any order but refuses unknown and repeated ones. A settlement has only
 //! `status` (`settled`), `from_bank`, `amount` (the sum of its transfers' amounts) and `ids` (their
 //! ids, separated by spaces): one entry per call of the settlement step, which costs Redis far
-//! less than an entry per transfer. Likewise the credits of one call: `status` (`credited`),
-//! `to_bank` and `credits`, one line per transfer (separated by `\n`) of `<id> <from> <to>
-//! <amount> <to_balance> <from_bank>` (a bank's name, last, may hold spaces, never a control
-//! character); a credit in an entry of its own, with the table's fields, reads the same. A
-//! source bank's outbox
+//! less than an entry per transfer. Likewise the debits of one call (`status` `debited`,
+//! `from_bank`) and the credits of one call (`status` `credited`, `to_bank`), with `transfers`:
+//! one line per transfer (separated by `\n`) of `<id> <from> <to> <amount> <balance> <bank>`,
+//! the balance after the step (`from_balance` of a debit, `to_balance` of a credit) and the
+//! transfer's other bank (a bank's name, last, may hold spaces, never a control character). A
+//! step in an entry of its own, with the table's fields, reads the same. A source bank's outbox
 //! (`P:{A}:outbox`) holds each transfer it debited and has not settled or voided: field the
 //! transfer id, value `<to_bank>,<from>,<to>,<amount>` ([`parse_outbound`]).
 //!
@@ -228,22 +229,22 @@ pub struct Settlement<'a> {
     pub ids: Vec<TransferId>,
 }
 
-/// The credits one call made on a destination bank's stream: each a `credited` step.
+/// The debits one call made on a source bank's stream, or the credits one call made on a
+/// destination bank's: steps of one phase, `debited` or `credited`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credits<'a> {
-    pub to_bank: &'a str,
-    /// At least one, each with [`Phase::Credited`] and this `to_bank`.
+pub struct Batch<'a> {
+    /// At least one, all [`Phase::Debited`] from one bank or all [`Phase::Credited`] to one.
     pub steps: Vec<Step<'a>>,
 }
 
 /// Any stream entry of this tool: a transfer decided in one event, a step between banks, a
-/// settlement of many, or the credits of one call.
+/// settlement of many, or the debits or credits of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry<'a> {
     Transfer(Event<'a>),
     Step(Step<'a>),
     Settlement(Settlement<'a>),
-    Credits(Credits<'a>),
+    Batch(Batch<'a>),
 }
 
 impl Entry<'_> {
@@ -254,7 +255,7 @@ impl Entry<'_> {
             Entry::Transfer(event) => (Some(event.id.run), &[]),
             Entry::Step(step) => (Some(step.id.run), &[]),
             Entry::Settlement(_) => (None, &[]),
-            Entry::Credits(credits) => (None, &credits.steps),
+            Entry::Batch(batch) => (None, &batch.steps),
         };
         one.into_iter().chain(many.iter().map(|step| step.id.run))
     }
@@ -273,7 +274,7 @@ const NAMES: [&str; 12] = [
     "reason",
     "to_balance",
     "ids",
-    "credits",
+    "transfers",
 ];
 const FROM_BANK: usize = 4;
 const TO_BANK: usize = 5;
@@ -282,8 +283,8 @@ const FROM_BALANCE: usize = 7;
 const REASON: usize = 8;
 const TO_BALANCE: usize = 9;
 const IDS: usize = 10;
-const CREDITS: usize = 11;
-/// The most transfers one settlement or credits entry names: the script's largest batch.
+const TRANSFERS: usize = 11;
+/// The most transfers one settlement or batch names: the script's largest batch.
 const MAX_SETTLED: usize = 8192;
 
 /// An entry's field values, each in the slot of its name in [`NAMES`].
@@ -330,7 +331,7 @@ pub fn parse<'a>(
         Entry::Transfer(event) => return Ok(event),
         Entry::Step(step) => step.phase.as_str(),
         Entry::Settlement(_) => "settled",
-        Entry::Credits(_) => "credited",
+        Entry::Batch(batch) => batch.steps[0].phase.as_str(),
     };
     Err(format!("status {status:?} is a step between banks, which only the sharded layout has"))
 }
@@ -343,8 +344,8 @@ pub fn parse_entry<'a>(
     if found.0[1] == Some("settled") {
         return settlement(&found).map(Entry::Settlement);
     }
-    if found.0[CREDITS].is_some() {
-        return credits(&found).map(Entry::Credits);
+    if found.0[TRANSFERS].is_some() {
+        return batch(&found).map(Entry::Batch);
     }
     let id = TransferId::parse(found.get(0)?).ok_or_else(|| {
         format!("id {:?} is not r<run>-w<worker>-<seq>", found.0[0].unwrap_or_default())
@@ -423,58 +424,66 @@ fn settlement<'a>(found: &Found<'a>) -> Result<Settlement<'a>, String> {
     Ok(Settlement { from_bank: found.get(FROM_BANK)?, amount_cents, ids })
 }
 
-/// The credits of one call: `status` (`credited`), `to_bank` and `credits`, nothing else.
-fn credits<'a>(found: &Found<'a>) -> Result<Credits<'a>, String> {
-    let allowed = [1, TO_BANK, CREDITS];
+/// The debits or credits of one call: `status` (`debited` or `credited`), the stream's bank
+/// (`from_bank` or `to_bank`) and `transfers`, nothing else.
+fn batch<'a>(found: &Found<'a>) -> Result<Batch<'a>, String> {
+    let status = found.get(1)?;
+    let bank_slot = match status {
+        "debited" => FROM_BANK,
+        "credited" => TO_BANK,
+        _ => return Err(format!("a {status} entry has transfers: only debited and credited have")),
+    };
+    let allowed = [1, bank_slot, TRANSFERS];
     if let Some(slot) = (0..NAMES.len()).find(|s| !allowed.contains(s) && found.0[*s].is_some()) {
         return Err(format!(
-            "a credits entry has the field {}: it holds its transfers in credits",
+            "a {status} entry with transfers has the field {}: it holds them in its lines",
             NAMES[slot]
         ));
     }
-    let status = found.get(1)?;
-    if status != "credited" {
-        return Err(format!("a {status} entry has credits: only a credited one has"));
-    }
-    let to_bank = found.get(TO_BANK)?;
+    let bank = found.get(bank_slot)?;
     let steps = found
-        .get(CREDITS)?
+        .get(TRANSFERS)?
         .split('\n')
         .take(MAX_SETTLED + 1)
-        .map(|line| credit_line(line, to_bank))
+        .map(|line| batch_line(line, status, bank))
         .collect::<Result<Vec<_>, _>>()?;
     if steps.len() > MAX_SETTLED {
-        return Err(format!("a credits entry names more than {MAX_SETTLED} transfers"));
+        return Err(format!("a {status} entry names more than {MAX_SETTLED} transfers"));
     }
-    Ok(Credits { to_bank, steps })
+    Ok(Batch { steps })
 }
 
-/// One line of a credits entry, `<id> <from> <to> <amount> <to_balance> <from_bank>`.
-fn credit_line<'a>(line: &'a str, to_bank: &'a str) -> Result<Step<'a>, String> {
+/// One line of a batch, `<id> <from> <to> <amount> <balance> <other bank>`, as a step of
+/// `status` at `bank`.
+fn batch_line<'a>(line: &'a str, status: &str, bank: &'a str) -> Result<Step<'a>, String> {
     let mut parts = line.splitn(6, ' ');
     let mut next = |what: &str| {
         parts.next().filter(|part| !part.is_empty()).ok_or_else(|| {
-            format!("credits: {line:?} has no {what} (id from to amount to_balance from_bank)")
+            format!("transfers: {line:?} has no {what} (id from to amount balance bank)")
         })
     };
     let id = next("id")?;
     let id = TransferId::parse(id)
-        .ok_or_else(|| format!("credits: {id:?} is not r<run>-w<worker>-<seq>"))?;
+        .ok_or_else(|| format!("transfers: {id:?} is not r<run>-w<worker>-<seq>"))?;
     let (from, to) = (next("from")?, next("to")?);
     let int = |text: &str, what: &str| {
         text.parse::<i64>()
-            .map_err(|_| format!("credits: {id}'s {what} {text:?} is not an integer"))
+            .map_err(|_| format!("transfers: {id}'s {what} {text:?} is not an integer"))
     };
     let amount_cents = int(next("amount")?, "amount")?;
-    let to_balance_cents = int(next("to_balance")?, "to_balance")?;
-    let from_bank = next("from_bank")?;
+    let balance_cents = int(next("balance")?, "balance")?;
+    let other = next("bank")?;
     if amount_cents < 1 {
-        return Err(format!("credits: {id} credits {amount_cents} cents"));
+        return Err(format!("transfers: {id} moves {amount_cents} cents"));
     }
-    if from_bank == to_bank {
-        return Err(format!("credits: {id} comes from {to_bank:?}, the bank it credits"));
+    if other == bank {
+        return Err(format!("transfers: {id} is inside bank {bank:?}: a batch is between banks"));
     }
-    let phase = Phase::Credited { to_balance_cents };
+    let (phase, from_bank, to_bank) = if status == "debited" {
+        (Phase::Debited { from_balance_cents: balance_cents }, bank, other)
+    } else {
+        (Phase::Credited { to_balance_cents: balance_cents }, other, bank)
+    };
     Ok(Step { id, phase, from, to, from_bank, to_bank, amount_cents })
 }
 
@@ -572,29 +581,36 @@ pub fn fields(event: &Event<'_>) -> Vec<(&'static str, String)> {
     fields
 }
 
-/// The fields of the credits of one call, in the order the cross-bank script writes them.
-pub fn credits_fields(credits: &Credits<'_>) -> Vec<(&'static str, String)> {
-    let lines: Vec<String> = credits
+/// The fields of the debits or the credits of one call, in the order the cross-bank script
+/// writes them.
+pub fn batch_fields(batch: &Batch<'_>) -> Vec<(&'static str, String)> {
+    let first = &batch.steps[0];
+    let debits = matches!(first.phase, Phase::Debited { .. });
+    let (bank_field, bank) =
+        if debits { ("from_bank", first.from_bank) } else { ("to_bank", first.to_bank) };
+    let lines: Vec<String> = batch
         .steps
         .iter()
         .map(|step| {
-            let Phase::Credited { to_balance_cents } = step.phase else {
-                panic!("a credits entry holds credited steps only, not {step:?}")
+            let (balance, other) = match step.phase {
+                Phase::Debited { from_balance_cents } => (from_balance_cents, step.to_bank),
+                Phase::Credited { to_balance_cents } => (to_balance_cents, step.from_bank),
+                _ => panic!("a batch holds debits or credits only, not {step:?}"),
             };
             let (id, from, to, amount) = (step.id, step.from, step.to, step.amount_cents);
-            format!("{id} {from} {to} {amount} {to_balance_cents} {}", step.from_bank)
+            format!("{id} {from} {to} {amount} {balance} {other}")
         })
         .collect();
     vec![
-        ("status", "credited".to_string()),
-        ("to_bank", credits.to_bank.to_string()),
-        ("credits", lines.join("\n")),
+        ("status", first.phase.as_str().to_string()),
+        (bank_field, bank.to_string()),
+        ("transfers", lines.join("\n")),
     ]
 }
 
-/// The fields of a step between banks, in the order the cross-bank script writes them (a
-/// credit's as an entry of its own: the script writes the credits of a call in one,
-/// [`credits_fields`]).
+/// The fields of a step between banks, in the order the cross-bank script writes them (a debit
+/// or credit as an entry of its own, as a lone debit is: the script writes the debits or
+/// credits of a batch in one, [`batch_fields`]).
 pub fn step_fields(step: &Step<'_>) -> Vec<(&'static str, String)> {
     let texts = [step.from, step.to, step.from_bank, step.to_bank];
     let mut fields = head(step.id, step.phase.as_str(), texts, step.amount_cents);
@@ -803,27 +819,35 @@ mod tests {
     }
 
     #[test]
-    fn the_credits_of_a_call_read_back_as_credited_steps_and_bad_ones_say_why() {
-        let credited = |seq, from_bank, to_balance_cents| Step {
+    fn the_debits_or_credits_of_a_call_read_back_as_steps_and_bad_ones_say_why() {
+        let at = |seq, phase, from_bank, to_bank| Step {
             id: TransferId { run: 2, producer: 1, seq },
-            phase: Phase::Credited { to_balance_cents },
+            phase,
             from_bank,
-            ..step(Phase::Credited { to_balance_cents: 0 })
+            to_bank,
+            ..step(phase)
         };
-        let credits = Credits {
-            to_bank: "Deutsche Bank",
-            steps: vec![credited(4, "ING", 300), credited(5, "Banco de España", 600)],
+        let credited = |seq, from_bank, to_balance_cents| {
+            at(seq, Phase::Credited { to_balance_cents }, from_bank, "Deutsche Bank")
         };
-        let written = credits_fields(&credits);
-        assert_eq!(
-            written[2].1,
-            "r2-w1-4 ES1 ES2 300 300 ING\nr2-w1-5 ES1 ES2 300 600 Banco de España"
-        );
+        let credits = Batch { steps: vec![credited(4, "ING", 300), credited(5, "Banco Sol", 600)] };
+        let written = batch_fields(&credits);
+        let names: Vec<&str> = written.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["status", "to_bank", "transfers"]);
+        assert_eq!(written[2].1, "r2-w1-4 ES1 ES2 300 300 ING\nr2-w1-5 ES1 ES2 300 600 Banco Sol");
         let parsed = parse_pairs(&written).unwrap();
         assert_eq!(parsed.runs().collect::<Vec<_>>(), [2, 2]);
-        assert_eq!(parsed, Entry::Credits(credits));
+        assert_eq!(parsed, Entry::Batch(credits));
+
+        let debited =
+            |seq, to_bank| at(seq, Phase::Debited { from_balance_cents: 700 }, "ING", to_bank);
+        let debits = Batch { steps: vec![debited(6, "Deutsche Bank"), debited(7, "Banco Sol")] };
+        let written = batch_fields(&debits);
+        assert_eq!((written[0].1.as_str(), written[1].0), ("debited", "from_bank"));
+        assert_eq!(parse_pairs(&written), Ok(Entry::Batch(debits)));
+
         let with = |name: &'static str, value: &str| {
-            let mut fields = written.clone();
+            let mut fields = batch_fields(&Batch { steps: vec![credited(4, "ING", 300)] });
             match fields.iter_mut().find(|(n, _)| *n == name) {
                 Some(field) => field.1 = value.to_string(),
                 None => fields.push((name, value.to_string())),
@@ -831,14 +855,15 @@ mod tests {
             fields
         };
         let cases = [
-            (with("credits", "r2-w1-4 ES1 ES2 300 300"), "has no from_bank"),
-            (with("credits", "r2-w1-4 ES1 ES2 0 300 ING"), "r2-w1-4 credits 0 cents"),
-            (with("credits", "r2-w1-4 ES1 ES2 1e3 300 ING"), "amount \"1e3\" is not an integer"),
-            (with("credits", "r2-w1-4 ES1 ES2 300 300 Deutsche Bank"), "the bank it credits"),
-            (with("credits", "w1-4 ES1 ES2 300 300 ING"), "\"w1-4\" is not r<run>"),
-            (with("credits", "r2-w1-4 ES1 ES2 300 300 ING\n"), "\"\" has no id"),
-            (with("status", "rejected"), "a rejected entry has credits"),
-            (with("amount", "300"), "a credits entry has the field amount"),
+            (with("transfers", "r2-w1-4 ES1 ES2 300 300"), "has no bank"),
+            (with("transfers", "r2-w1-4 ES1 ES2 0 300 ING"), "r2-w1-4 moves 0 cents"),
+            (with("transfers", "r2-w1-4 ES1 ES2 1e3 300 ING"), "amount \"1e3\" is not an integer"),
+            (with("transfers", "r2-w1-4 ES1 ES2 300 300 Deutsche Bank"), "inside bank"),
+            (with("transfers", "w1-4 ES1 ES2 300 300 ING"), "\"w1-4\" is not r<run>"),
+            (with("transfers", "r2-w1-4 ES1 ES2 300 300 ING\n"), "\"\" has no id"),
+            (with("status", "rejected"), "a rejected entry has transfers"),
+            (with("status", "debited"), "a debited entry with transfers has the field to_bank"),
+            (with("amount", "300"), "a credited entry with transfers has the field amount"),
         ];
         for (fields, expected) in cases {
             let err = parse_pairs(&fields).unwrap_err();

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::ledger::events::{Credits, Entry, Outcome, Phase, Settlement, Step, TransferId};
+use crate::ledger::events::{Batch, Entry, Outcome, Phase, Settlement, Step, TransferId};
 
 /// One stream entry, as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,10 +20,10 @@ pub struct EventRow {
     pub amount_cents: i64,
     /// Why it was cancelled, rejected or voided; `None` otherwise.
     pub reason: Option<&'static str>,
-    /// The credits of one call from several banks: each of them, in order of first credit
-    /// (`from_bank` is then empty); empty otherwise.
+    /// The debits or credits of one call with several banks on the other side: each of them, in
+    /// order of first appearance (that side's bank is then empty); empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub from_banks: Vec<String>,
+    pub other_banks: Vec<String>,
 }
 
 impl EventRow {
@@ -50,7 +50,7 @@ impl EventRow {
             Entry::Settlement(settlement) => {
                 return EventRow::of_settlement(stream, id, settlement);
             }
-            Entry::Credits(credits) => return EventRow::of_credits(stream, id, credits),
+            Entry::Batch(batch) => return EventRow::of_batch(stream, id, batch),
         };
         let (from, to, from_bank, to_bank, amount_cents) = parties;
         EventRow {
@@ -65,7 +65,7 @@ impl EventRow {
             to_bank: to_bank.to_string(),
             amount_cents,
             reason,
-            from_banks: Vec::new(),
+            other_banks: Vec::new(),
         }
     }
 }
@@ -87,44 +87,46 @@ impl EventRow {
             to_bank: String::new(),
             amount_cents: settlement.amount_cents,
             reason: None,
-            from_banks: Vec::new(),
+            other_banks: Vec::new(),
         }
     }
 }
 
 impl EventRow {
-    /// The row of the credits of one call: its first transfer and how many more, their
-    /// destination bank and sum; the accounts and the source bank when they are the same for
-    /// all, else the source banks in `from_banks`. Its run is the first transfer's.
-    fn of_credits(stream: &str, id: &str, credits: &Credits<'_>) -> EventRow {
-        let first = &credits.steps[0];
+    /// The row of the debits or credits of one call: its first transfer and how many more, their
+    /// sum, the stream's bank, and the accounts and the other bank when they are the same for
+    /// all, else the other banks in `other_banks`. Its run is the first transfer's.
+    fn of_batch(stream: &str, id: &str, batch: &Batch<'_>) -> EventRow {
+        let first = &batch.steps[0];
         let shared = |part: for<'s> fn(&'s Step<'_>) -> &'s str| {
             let value = part(first);
-            let same = credits.steps.iter().all(|step| part(step) == value);
+            let same = batch.steps.iter().all(|step| part(step) == value);
             if same { value.to_string() } else { String::new() }
         };
-        let mut from_banks: Vec<String> = Vec::new();
-        for step in &credits.steps {
-            if !from_banks.iter().any(|bank| bank == step.from_bank) {
-                from_banks.push(step.from_bank.to_string());
+        let debits = matches!(first.phase, Phase::Debited { .. });
+        let mut other_banks: Vec<String> = Vec::new();
+        for step in &batch.steps {
+            let other = if debits { step.to_bank } else { step.from_bank };
+            if !other_banks.iter().any(|bank| bank == other) {
+                other_banks.push(other.to_string());
             }
         }
-        if from_banks.len() == 1 {
-            from_banks.clear();
+        if other_banks.len() == 1 {
+            other_banks.clear();
         }
         EventRow {
             id: id.to_string(),
             stream: stream.to_string(),
-            transfer: first_and_more(first.id, credits.steps.len()),
+            transfer: first_and_more(first.id, batch.steps.len()),
             run: first.id.run,
-            status: "credited",
+            status: first.phase.as_str(),
             from: shared(|step| step.from),
             to: shared(|step| step.to),
             from_bank: shared(|step| step.from_bank),
-            to_bank: credits.to_bank.to_string(),
-            amount_cents: credits.steps.iter().map(|step| step.amount_cents).sum(),
+            to_bank: shared(|step| step.to_bank),
+            amount_cents: batch.steps.iter().map(|step| step.amount_cents).sum(),
             reason: None,
-            from_banks,
+            other_banks,
         }
     }
 }
@@ -151,7 +153,7 @@ impl Filter {
     pub fn keeps(&self, row: &EventRow) -> bool {
         self.bank
             .as_ref()
-            .is_none_or(|b| *b == row.from_bank || *b == row.to_bank || row.from_banks.contains(b))
+            .is_none_or(|b| *b == row.from_bank || *b == row.to_bank || row.other_banks.contains(b))
             && self.run.is_none_or(|r| r == row.run)
             && self.status.as_ref().is_none_or(|s| s == row.status)
     }
@@ -212,29 +214,27 @@ mod tests {
     }
 
     #[test]
-    fn the_credits_of_a_call_are_one_row_found_by_each_of_its_banks() {
+    fn the_debits_or_credits_of_a_call_are_one_row_found_by_each_of_its_banks() {
         let credits = "r3-w1-7 A1 B1 10 110 A\nr3-w2-1 C1 B2 20 220 C\nr3-w2-2 A2 B2 5 225 A";
-        let row = entry(&[("status", "credited"), ("to_bank", "B"), ("credits", credits)]);
+        let row = entry(&[("status", "credited"), ("to_bank", "B"), ("transfers", credits)]);
         assert_eq!(
             (row.transfer.as_str(), row.run, row.status, row.amount_cents),
             ("r3-w1-7 and 2 more", 3, "credited", 35)
         );
         assert_eq!((row.from.as_str(), row.to.as_str(), row.from_bank.as_str()), ("", "", ""));
-        assert_eq!(row.from_banks, ["A", "C"]);
+        assert_eq!(
+            (row.to_bank.as_str(), &row.other_banks[..]),
+            ("B", &["A".to_string(), "C".to_string()][..])
+        );
         for bank in ["A", "B", "C"] {
             assert!(Filter { bank: Some(bank.into()), ..Filter::default() }.keeps(&row), "{bank}");
         }
         assert!(!Filter { bank: Some("D".into()), ..Filter::default() }.keeps(&row));
-        let one = entry(&[
-            ("status", "credited"),
-            ("to_bank", "B"),
-            ("credits", "r3-w1-7 A1 B1 10 110 A"),
-        ]);
-        assert_eq!(
-            (one.transfer.as_str(), one.from.as_str(), one.from_bank.as_str()),
-            ("r3-w1-7", "A1", "A")
-        );
-        assert!(one.from_banks.is_empty());
+        let debits = "r3-w1-7 A1 B1 10 90 B\nr3-w1-8 A1 B2 5 85 B";
+        let row = entry(&[("status", "debited"), ("from_bank", "A"), ("transfers", debits)]);
+        assert_eq!((row.status, row.amount_cents, row.from.as_str()), ("debited", 15, "A1"));
+        assert_eq!((row.from_bank.as_str(), row.to_bank.as_str()), ("A", "B"));
+        assert!(row.other_banks.is_empty());
     }
 
     #[test]

@@ -112,10 +112,13 @@ pub fn decisions(entry: &Entry<'_>) -> Option<Bucket> {
             Phase::Debited { .. } | Phase::Voided { .. } => None,
         },
         Entry::Settlement(_) => None,
-        Entry::Credits(credits) => {
-            let credited = u64::try_from(credits.steps.len()).expect("a usize fits in a u64");
-            Some(Bucket { completed: credited, cancelled: 0 })
-        }
+        Entry::Batch(batch) => match batch.steps[0].phase {
+            Phase::Credited { .. } => {
+                let credited = u64::try_from(batch.steps.len()).expect("a usize fits in a u64");
+                Some(Bucket { completed: credited, cancelled: 0 })
+            }
+            _ => None,
+        },
     }
 }
 

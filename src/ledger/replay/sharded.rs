@@ -184,18 +184,15 @@ impl Ledger {
                     self.apply_transfer(at, event, strategy);
                 }
             }
-            Entry::Step(step) => {
-                if matches!(step.phase, Phase::Credited { .. }) {
-                    self.events += 1;
-                }
-                self.apply_one_step(at, bank, step, &strategy_of);
-            }
+            Entry::Step(step) => self.apply_one_step(at, bank, step, &strategy_of),
             Entry::Settlement(settlement) => self.settle(at, bank, settlement),
-            Entry::Credits(credits) => {
-                self.events += 1;
-                for step in &credits.steps {
+            Entry::Batch(batch) => {
+                // One entry read, however many steps it holds.
+                let read = self.events;
+                for step in &batch.steps {
                     self.apply_one_step(at, bank, step, &strategy_of);
                 }
+                self.events = read + 1;
             }
         }
     }
@@ -386,6 +383,7 @@ impl Ledger {
         }
         self.track(p);
         let amount = p.step.amount_cents;
+        self.events += 1;
         self.completed += 1;
         self.moved_cents += i128::from(amount);
         if let Some(balance) = self.shift(p, to, p.terms.to_bank, p.key.bank, amount) {
@@ -682,7 +680,7 @@ fn conflict(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::ledger::events::Credits;
+    use crate::ledger::events::Batch;
     use crate::ledger::replay::tests::file;
 
     const A: u16 = 0;
@@ -783,7 +781,7 @@ pub(crate) mod tests {
                 other => panic!("{other:?}"),
             })
             .to_vec();
-        let credits = Entry::Credits(Credits { to_bank: "B", steps });
+        let credits = Entry::Batch(Batch { steps });
         replay(&mut ledger, &[(B, "1-0", credits.clone())]);
         assert_eq!(ledger.balances, vec![600, 500, 400]);
         assert_eq!(ledger.interbank, vec![0, -400, 400, 0]);
