@@ -81,4 +81,4 @@ for round in ${ROUNDS:-1}; do
   python3 -c "print('round $round: the cluster over the single server: %.2fx at batch 1, %.2fx at batch $BATCH' % ($cluster1 / $single1, $clustern / $singlen))"
 done
 events=$(for p in "${CLUSTER[@]}"; do for k in $(redis-cli -p "$p" --scan --pattern 'banks_transfers:*:events'); do redis-cli -p "$p" XLEN "$k"; done; done | awk '{s+=$1} END {print s}')
-echo "cluster, last run: $events stream entries for $((WORKERS * TRANSFERS)) transfers (a cross-bank transfer writes its debit and its share of one credits entry and one settlement per call; one inside a bank one)"
+echo "cluster, last run: $events stream entries for $((WORKERS * TRANSFERS)) transfers at batch $BATCH (one per transfer inside a bank; a cross-bank transfer its share of its call's debits entry (its own entry at batch 1), of one credits entry and of one settlement)"
