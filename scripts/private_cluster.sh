@@ -1,6 +1,8 @@
 # Sourced by the cluster scripts (cluster_demo, cluster_bench, cross_bank_ratio, inbox_size): a private Redis Cluster made of
-# plain redis-server processes, each in its own folder under $WORK, on free ports below 55535 whose
-# bus ports (port + 10000) are free too, stopped by `stop_private_servers` (call it on exit).
+# plain redis-server processes, each in its own folder under $WORK, on free ports 30101 to 31999
+# whose cluster bus ports (port - 10000, set with --cluster-port) are free too: both below the
+# kernel's range of ports for outgoing connections (32768 up), which a free-looking port there may
+# be taken from between the check and the bind. Stopped by `stop_private_servers` (call it on exit).
 #   private_setup               builds the release binary (sets BIN) and makes WORK, a folder
 #                               removed on exit with every server started (call it first, from
 #                               the repository's root)
@@ -23,7 +25,7 @@ free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 next_free_port() {
   local p
   for p in $(seq "${NEXT_PORT:-30101}" 31999); do
-    if free_port "$p" && free_port $((p + 10000)); then NEXT_PORT=$((p + 1)); echo "$p"; return; fi
+    if free_port "$p" && free_port $((p - 10000)); then NEXT_PORT=$((p + 1)); echo "$p"; return; fi
   done
   echo "error: no free port in 30101..31999" >&2
   return 1
@@ -50,7 +52,7 @@ start_private_cluster() { # masters, replicas per master
   CLUSTER_PORTS=()
   for _ in $(seq 1 "$count"); do
     p=$(next_free_port)
-    start_one "$p" --cluster-enabled yes --cluster-config-file nodes.conf \
+    start_one "$p" --cluster-enabled yes --cluster-config-file nodes.conf --cluster-port $((p - 10000)) \
       --cluster-node-timeout "${CLUSTER_NODE_TIMEOUT_MS:-2000}" --repl-diskless-sync-delay 0
     CLUSTER_PORTS+=("$p")
   done
