@@ -744,6 +744,20 @@ mod tests {
         }
     }
 
+    /// `fields` with field `name` set to `value` (added when missing).
+    fn with_field(
+        fields: &[(&'static str, String)],
+        name: &'static str,
+        value: &str,
+    ) -> Vec<(&'static str, String)> {
+        let mut fields = fields.to_vec();
+        match fields.iter_mut().find(|(n, _)| *n == name) {
+            Some(field) => field.1 = value.to_string(),
+            None => fields.push((name, value.to_string())),
+        }
+        fields
+    }
+
     fn parse_pairs<'a>(pairs: &'a [(&str, String)]) -> Result<Entry<'a>, String> {
         parse_entry(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
     }
@@ -778,14 +792,7 @@ mod tests {
     #[test]
     fn malformed_steps_say_what_is_wrong() {
         let debited = step_fields(&step(Phase::Debited { from_balance_cents: 700 }));
-        let with = |name: &'static str, value: &str| {
-            let mut fields = debited.clone();
-            match fields.iter_mut().find(|(n, _)| *n == name) {
-                Some(field) => field.1 = value.to_string(),
-                None => fields.push((name, value.to_string())),
-            }
-            fields
-        };
+        let with = |name, value: &str| with_field(&debited, name, value);
         let without = |name: &str| debited.iter().filter(|(n, _)| *n != name).cloned().collect();
         let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
             (without("from_balance"), "a debited step has no from_balance"),
@@ -846,14 +853,8 @@ mod tests {
         assert_eq!((written[0].1.as_str(), written[1].0), ("debited", "from_bank"));
         assert_eq!(parse_pairs(&written), Ok(Entry::Batch(debits)));
 
-        let with = |name: &'static str, value: &str| {
-            let mut fields = batch_fields(&Batch { steps: vec![credited(4, "ING", 300)] });
-            match fields.iter_mut().find(|(n, _)| *n == name) {
-                Some(field) => field.1 = value.to_string(),
-                None => fields.push((name, value.to_string())),
-            }
-            fields
-        };
+        let one = batch_fields(&Batch { steps: vec![credited(4, "ING", 300)] });
+        let with = |name, value: &str| with_field(&one, name, value);
         let cases = [
             (with("transfers", "r2-w1-4 ES1 ES2 300 300"), "has no bank"),
             (with("transfers", "r2-w1-4 ES1 ES2 0 300 ING"), "r2-w1-4 moves 0 cents"),
