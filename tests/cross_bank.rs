@@ -453,3 +453,36 @@ async fn a_refused_debit_splits_the_entry_of_its_calls_debits_in_sequence_order(
         .collect();
     assert_eq!(seqs, [vec![1], vec![2], vec![3, 4]]);
 }
+
+/// A call's credits are cut into entries of at most 128 transfers, so that no entry grows with
+/// the batch and a reader asking for thousands of entries gets a reply of a bounded size.
+#[tokio::test]
+async fn a_calls_credits_are_cut_into_entries_of_128() {
+    let mut s = setup().await;
+    let batch: Vec<InFlight> =
+        (1..=130).map(|seq| transfer(&format!("r1-w1-{seq}"), B, 1)).collect();
+    let debits = s.script.debit_batch(&mut s.conn, &s.keys, "r1-w1", 1, &batch).await.unwrap();
+    assert_eq!(debits, vec![Debit::Debited; 130]);
+    let credits = s.script.credit_batch(&mut s.conn, &s.keys, 0, &batch).await.unwrap();
+    assert_eq!(credits, vec![Credit::Credited; 130]);
+    for bank in ["CaixaBank", "Kutxa"] {
+        let all: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(s.keys.events_of(bank))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut s.conn)
+            .await
+            .unwrap();
+        let lines: Vec<usize> = all
+            .iter()
+            .map(|(_, fields)| {
+                let pairs = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+                match parse_entry(pairs).unwrap() {
+                    Entry::Batch(batch) => batch.steps.len(),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(lines, [128, 2], "{bank}");
+    }
+}

@@ -29,7 +29,9 @@
 //! `from_bank`) and the credits of one call (`status` `credited`, `to_bank`), with `transfers`:
 //! one line per transfer (separated by `\n`) of `<id> <from> <to> <amount> <balance> <bank>`,
 //! the balance after the step (`from_balance` of a debit, `to_balance` of a credit) and the
-//! transfer's other bank (a bank's name, last, may hold spaces, never a control character). A
+//! transfer's other bank (a bank's name, last, may hold spaces, never a control character), at
+//! most 128 lines per entry. A call's debits are cut where a cancelled transfer comes between
+//! them (a producer's transfers stay in sequence order); its credits follow its rejections. A
 //! step in an entry of its own, with the table's fields, reads the same. A source bank's outbox
 //! (`P:{A}:outbox`) holds each transfer it debited and has not settled or voided: field the
 //! transfer id, value `<to_bank>,<from>,<to>,<amount>` ([`parse_outbound`]).
@@ -284,8 +286,11 @@ const REASON: usize = 8;
 const TO_BALANCE: usize = 9;
 const IDS: usize = 10;
 const TRANSFERS: usize = 11;
-/// The most transfers one settlement or batch names: the script's largest batch.
+/// The most transfers one settlement names: the script's largest batch.
 const MAX_SETTLED: usize = 8192;
+/// The most transfers one entry of debits or credits holds (`LINES_PER_ENTRY` of
+/// `cross_bank.lua`, which cuts a call's into entries of this many).
+const MAX_BATCH_LINES: usize = 128;
 
 /// An entry's field values, each in the slot of its name in [`NAMES`].
 struct Found<'a>([Option<&'a str>; NAMES.len()]);
@@ -444,11 +449,11 @@ fn batch<'a>(found: &Found<'a>) -> Result<Batch<'a>, String> {
     let steps = found
         .get(TRANSFERS)?
         .split('\n')
-        .take(MAX_SETTLED + 1)
+        .take(MAX_BATCH_LINES + 1)
         .map(|line| batch_line(line, status, bank))
         .collect::<Result<Vec<_>, _>>()?;
-    if steps.len() > MAX_SETTLED {
-        return Err(format!("a {status} entry names more than {MAX_SETTLED} transfers"));
+    if steps.len() > MAX_BATCH_LINES {
+        return Err(format!("a {status} entry names more than {MAX_BATCH_LINES} transfers"));
     }
     Ok(Batch { steps })
 }
@@ -865,6 +870,10 @@ mod tests {
             (with("status", "rejected"), "a rejected entry has transfers"),
             (with("status", "debited"), "a debited entry with transfers has the field to_bank"),
             (with("amount", "300"), "a credited entry with transfers has the field amount"),
+            (
+                with("transfers", &vec!["r2-w1-4 ES1 ES2 300 300 ING"; 129].join("\n")),
+                "a credited entry names more than 128 transfers",
+            ),
         ];
         for (fields, expected) in cases {
             let err = parse_pairs(&fields).unwrap_err();

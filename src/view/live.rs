@@ -16,7 +16,7 @@ pub struct Live {
     pub completed: u64,
     /// Cancelled, or rejected across banks.
     pub cancelled: u64,
-    /// The other steps between banks: debited, settled, voided.
+    /// The other steps between banks: a debit or a void each, a settlement of many as one.
     pub steps: u64,
     /// Entries that are not events of this tool (counted, not shown).
     pub malformed: u64,
@@ -40,7 +40,51 @@ impl Live {
                     self.timeline.add(at_ms, decided);
                 }
             }
-            None => self.steps += 1,
+            None => {
+                let debits = match entry {
+                    Entry::Batch(batch) => batch.steps.len(),
+                    _ => 1,
+                };
+                self.steps += u64::try_from(debits).expect("a usize fits in a u64");
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::events::parse_entry;
+
+    fn observe(live: &mut Live, id: &str, fields: &[(&str, &str)]) {
+        let pairs = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+        live.observe(id, parse_entry(pairs).ok().as_ref());
+    }
+
+    #[test]
+    fn each_transfer_of_an_entry_of_many_counts_once() {
+        let mut live = Live::default();
+        let debits = "r1-w1-1 A1 B1 10 90 B\nr1-w1-2 A1 B2 5 85 B";
+        observe(
+            &mut live,
+            "1000-0",
+            &[("status", "debited"), ("from_bank", "A"), ("transfers", debits)],
+        );
+        let credits = "r1-w1-1 A1 B1 10 10 A\nr1-w1-2 A1 B2 5 5 A";
+        observe(
+            &mut live,
+            "1000-1",
+            &[("status", "credited"), ("to_bank", "B"), ("transfers", credits)],
+        );
+        let ids = [
+            ("status", "settled"),
+            ("from_bank", "A"),
+            ("amount", "15"),
+            ("ids", "r1-w1-1 r1-w1-2"),
+        ];
+        observe(&mut live, "2000-0", &ids);
+        observe(&mut live, "2000-1", &[("status", "nonsense")]);
+        assert_eq!((live.completed, live.cancelled, live.steps, live.malformed), (2, 0, 3, 1));
+        assert_eq!(live.timeline.total().completed, 2);
     }
 }

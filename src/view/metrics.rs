@@ -36,7 +36,7 @@ pub fn render(overview: Option<&Overview>, live: &Live, redis_up: bool) -> Strin
         &mut out,
         "interbank_transfer_steps_total",
         "counter",
-        "Other steps of transfers between banks (debited, settled, voided) read from the streams.",
+        "Other steps of transfers between banks read from the streams: a debit or a void each, a settlement of many as one.",
     );
     sample(&mut out, "interbank_transfer_steps_total", &[], i128::from(live.steps));
     if let Some(overview) = overview {

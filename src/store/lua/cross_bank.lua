@@ -80,6 +80,8 @@ local MAX_SAFE_CENTS = 9007199254740991
 local MAX_BATCH = 8192
 -- Keys per MGET, fields per HMGET, HSET or HDEL: Lua unpacks at most some 8,000 values at once.
 local FIELDS_PER_COMMAND = 1000
+-- Transfers per entry of a call's debits or credits (see append_lines).
+local LINES_PER_ENTRY = 128
 local CANONICAL = '^[1-9]%d*$'
 -- A stored balance as Redis's INCRBY reads one: an optional minus, no leading zero, digits only.
 -- (tonumber also takes ' 1000 ', '0x3e8', '1e3' and 'inf'; a batch writes its balances back
@@ -220,14 +222,20 @@ local function appended(events_key, entries, entry)
   return nil
 end
 
--- Appends the steps gathered in `lines` (one per transfer) as one entry: status, the stream's
--- bank as `bank_field`, and `transfers`, the lines. An XADD per transfer cost Redis some 17,000
--- instructions, most of a batched step's own work. Returns why it failed, or nil.
+-- Appends the steps gathered in `lines` (one per transfer), in order, as entries of at most
+-- LINES_PER_ENTRY lines: status, the stream's bank as `bank_field`, and `transfers`, the lines.
+-- An XADD per transfer cost Redis some 17,000 instructions, most of a batched step's own work;
+-- the bound keeps an entry near 16 KB, so that readers asking for thousands of entries at a time
+-- get replies of a bounded size. Returns why it failed, or nil.
 local function append_lines(events_key, entries, status, bank_field, bank, lines)
-  if #lines == 0 then return nil end
-  local entry = redis.pcall('XADD', events_key, '*', 'status', status, bank_field, bank,
-    'transfers', concat(lines, '\n'))
-  return appended(events_key, entries, entry)
+  for first = 1, #lines, LINES_PER_ENTRY do
+    local last = math.min(#lines, first + LINES_PER_ENTRY - 1)
+    local entry = redis.pcall('XADD', events_key, '*', 'status', status, bank_field, bank,
+      'transfers', concat(lines, '\n', first, last))
+    local failed = appended(events_key, entries, entry)
+    if failed then return failed end
+  end
+  return nil
 end
 
 -- The sums a call writes at the end, one per key or hash field: per account (in the order first
