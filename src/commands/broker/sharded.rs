@@ -166,6 +166,9 @@ async fn cross_bank(
 
 /// Why a step of a cross-bank transfer failed for good, and where that leaves the money.
 pub(super) fn describe_failure(step: &str, id: &str, err: &CallError, retries: u32) -> String {
+    if let Some(lost) = lost_writes(step, id, err) {
+        return lost;
+    }
     let after = if retries > 0 { format!(" after {retries} retries") } else { String::new() };
     let state = if step == "debit" {
         "it may or may not have been debited; if it was, it is in its bank's outbox"
@@ -176,4 +179,35 @@ pub(super) fn describe_failure(step: &str, id: &str, err: &CallError, retries: u
         "the {step} of transfer {id} failed{after}: {err}; {state}, and `interbank recover` \
          carries it to its end"
     )
+}
+
+/// What a sequence gap at step `step` of transfer `id` means: a failover (or a restart) took
+/// back writes the shard had acknowledged, the producer's last debits among them. `None` for
+/// any other failure.
+pub(super) fn lost_writes(step: &str, id: &str, err: &CallError) -> Option<String> {
+    let CallError::SequenceGap(_) = err else { return None };
+    Some(format!(
+        "the {step} of transfer {id} found that Redis no longer has transfers it had acknowledged \
+         before it ({err}): a failover or a restart lost the last writes of that bank's shard \
+         before a replica had them. What the shard kept is consistent, and a lost debit is never \
+         credited; the broker stopped so that nothing is numbered twice. `interbank recover` \
+         carries what is in flight to its end, and `consume` reports the gap"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_gap_is_told_as_writes_a_failover_took_back() {
+        let kind = redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError);
+        let gap = CallError::SequenceGap(redis::RedisError::from((kind, "SEQGAP")));
+        let told = describe_failure("debit", "BBVA:r1-w2-64", &gap, 0);
+        assert!(told.contains("no longer has transfers it had acknowledged"), "{told}");
+        assert!(told.contains("a lost debit is never credited"), "{told}");
+        let refused = CallError::Refused(redis::RedisError::from((kind, "ERR")));
+        let told = describe_failure("debit", "BBVA:r1-w2-64", &refused, 0);
+        assert!(told.contains("it may or may not have been debited"), "{told}");
+    }
 }

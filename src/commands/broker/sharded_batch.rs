@@ -16,7 +16,7 @@ use futures_util::future::join_all;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::sharded::{Ended, describe_failure};
+use super::sharded::{Ended, describe_failure, lost_writes};
 use super::{Shared, WorkerStats};
 use crate::ledger::events::Outcome;
 use crate::store::connection::Connection;
@@ -447,6 +447,9 @@ fn failed<'a>(
 ) -> impl FnOnce((CallError, u32)) -> String + 'a {
     move |(err, retries)| {
         let first = batch.first().map_or(String::new(), |t| format!("{}:{}", t.from_bank, t.id));
+        if let Some(lost) = lost_writes(step, &first, &err) {
+            return lost;
+        }
         let after = if retries > 0 { format!(" after {retries} retries") } else { String::new() };
         format!(
             "the {step} of bank {bank} ({} transfers, the first {first}) failed{after}: {err}; \
