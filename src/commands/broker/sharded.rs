@@ -194,20 +194,3 @@ pub(super) fn lost_writes(step: &str, id: &str, err: &CallError) -> Option<Strin
          carries what is in flight to its end, and `consume` reports the gap"
     ))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sequence_gap_is_told_as_writes_a_failover_took_back() {
-        let kind = redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError);
-        let gap = CallError::SequenceGap(redis::RedisError::from((kind, "SEQGAP")));
-        let told = describe_failure("debit", "BBVA:r1-w2-64", &gap, 0);
-        assert!(told.contains("no longer has transfers it had acknowledged"), "{told}");
-        assert!(told.contains("a lost debit is never credited"), "{told}");
-        let refused = CallError::Refused(redis::RedisError::from((kind, "ERR")));
-        let told = describe_failure("debit", "BBVA:r1-w2-64", &refused, 0);
-        assert!(told.contains("it may or may not have been debited"), "{told}");
-    }
-}
