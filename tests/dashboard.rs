@@ -183,6 +183,12 @@ async fn on_a_cluster_the_page_shows_each_bank_on_its_shard() {
     let dir = workdir_with_accounts(&url, 100);
     ok(&url, dir.path(), &["init", "--accounts", "data/accounts_100.csv"]);
     broker(&url, dir.path(), &["--workers", "2", "--transfers", "200"]);
+    // A call's debits share one entry: with many destination banks, its row counts them.
+    broker(
+        &url,
+        dir.path(),
+        &["--workers", "1", "--transfers", "64", "--batch", "64", "--pairs", "cross-bank"],
+    );
     let served = serve(&url, dir.path(), &["--refresh", "0.3"]);
     let page = Browser::start().await;
     page.goto(&format!("http://{}/", served.address)).await;
@@ -190,5 +196,9 @@ async fn on_a_cluster_the_page_shows_each_bank_on_its_shard() {
     let port = url.rsplit(':').next().unwrap().to_string();
     let shards = page.wait_for_text("#shards", |t| t.contains(&port), 10_000).await;
     assert!(shards.contains("Santander"), "{shards}");
+    page.click("#filter-outcome option[value='debited']").await;
+    let several = |t: &str| t.contains(" and ") && t.contains(" banks");
+    let rows = page.wait_for_text("#events tbody", several, 10_000).await;
+    assert!(!rows.contains("credited"), "{rows}");
     page.close().await;
 }

@@ -1181,6 +1181,14 @@
     completed: 'ok', credited: 'ok', settled: 'ok', debited: 'info', cancelled: 'warn', rejected: 'warn', voided: 'warn',
   };
 
+  // A bank cell: the bank, or for the debits or credits of one call with several banks on that
+  // side, how many, each named in the tooltip.
+  function bankCell(bank, others) {
+    const several = arr(others).map(str);
+    if (bank || !several.length) return str(bank);
+    return { text: fmtInt(several.length) + ' banks', title: several.join(', ') };
+  }
+
   function renderEvents() {
     const tbody = $('events').tBodies[0];
     const events = arr(E.page && E.page.events).filter((e) => e && typeof e === 'object');
@@ -1194,9 +1202,9 @@
           { text: str(e.transfer), cls: 'mono' },
           { text: str(e.run), cls: 'num' },
           { text: str(e.status), badge: EVENT_BADGES[e.status] || 'muted' },
-          str(e.from_bank),
+          bankCell(e.from_bank, e.other_banks),
           { text: str(e.from), cls: 'mono' },
-          str(e.to_bank),
+          bankCell(e.to_bank, e.other_banks),
           { text: str(e.to), cls: 'mono' },
           { text: fmtCents(e.amount_cents), cls: 'num', title: str(toBig(e.amount_cents)) + ' cents' },
           { text: str(e.reason), cls: e.reason ? 'reason' : '' },
@@ -1456,9 +1464,11 @@
     const f = E.pageFilters || {};
     lines.push(csvLine(['events', 'page', E.cursor ? 'before ' + E.cursor : 'newest', 'bank', f.bank || 'all', 'run', f.run || 'all',
       'outcome', f.outcome || 'all', 'next', E.page ? E.page.next : '']));
-    lines.push(csvLine(['id', 'stream', 'transfer', 'run', 'status', 'from_bank', 'from', 'to_bank', 'to', 'amount_cents', 'reason']));
+    lines.push(csvLine(['id', 'stream', 'transfer', 'run', 'status', 'from_bank', 'from', 'to_bank', 'to', 'amount_cents', 'reason',
+      'other_banks']));
     for (const e of arr(E.page && E.page.events).filter(Boolean)) {
-      lines.push(csvLine([e.id, e.stream, e.transfer, e.run, e.status, e.from_bank, e.from, e.to_bank, e.to, e.amount_cents, e.reason]));
+      lines.push(csvLine([e.id, e.stream, e.transfer, e.run, e.status, e.from_bank, e.from, e.to_bank, e.to, e.amount_cents, e.reason,
+        arr(e.other_banks).map(str).join('; ')]));
     }
     return '\ufeff' + lines.join('\r\n') + '\r\n';
   }
