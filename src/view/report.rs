@@ -880,9 +880,7 @@ mod tests {
     fn timeline() -> Timeline {
         let mut timeline = Timeline::default();
         for i in 0..50_u64 {
-            let completed = u64::from(!i.is_multiple_of(5));
-            let decided = Bucket { completed, cancelled: 1 - completed };
-            timeline.add(1_764_000_000_000 + i * 100, decided);
+            timeline.add(1_764_000_000_000 + i * 100, Bucket::one(!i.is_multiple_of(5)));
         }
         timeline
     }

@@ -31,6 +31,13 @@ pub struct Bucket {
     pub cancelled: u64,
 }
 
+impl Bucket {
+    /// One transfer, completed or cancelled.
+    pub fn one(completed: bool) -> Bucket {
+        Bucket { completed: u64::from(completed), cancelled: u64::from(!completed) }
+    }
+}
+
 impl Timeline {
     /// Counts the transfers an entry appended at `at_ms` decided. An entry older than the first
     /// interval (ids of another stream, a clock step) counts in the first.
@@ -100,10 +107,7 @@ impl Timeline {
 /// and cancelled (cancelled, or rejected); `None` for the other steps between banks (debited,
 /// voided, settled).
 pub fn decisions(entry: &Entry<'_>) -> Option<Bucket> {
-    let one = |completed: bool| Bucket {
-        completed: u64::from(completed),
-        cancelled: u64::from(!completed),
-    };
+    let one = Bucket::one;
     match entry {
         Entry::Transfer(event) => Some(one(event.outcome == Outcome::Completed)),
         Entry::Step(step) => match step.phase {
@@ -126,16 +130,12 @@ pub fn decisions(entry: &Entry<'_>) -> Option<Bucket> {
 mod tests {
     use super::*;
 
-    fn one(completed: bool) -> Bucket {
-        Bucket { completed: u64::from(completed), cancelled: u64::from(!completed) }
-    }
-
     #[test]
     fn counts_per_second_from_the_first_entry() {
         let mut timeline = Timeline::default();
-        timeline.add(10_500, one(true));
-        timeline.add(10_900, one(false));
-        timeline.add(12_100, one(true));
+        timeline.add(10_500, Bucket::one(true));
+        timeline.add(10_900, Bucket::one(false));
+        timeline.add(12_100, Bucket::one(true));
         assert_eq!(timeline.start_ms, 10_000);
         assert_eq!(timeline.bucket_ms, 1_000);
         assert_eq!(
@@ -154,7 +154,7 @@ mod tests {
         let mut timeline = Timeline::default();
         let seconds = 10_000_u64;
         for s in 0..seconds {
-            timeline.add(1_000_000 + s * 1_000, one(s % 3 != 0));
+            timeline.add(1_000_000 + s * 1_000, Bucket::one(s % 3 != 0));
         }
         assert!(timeline.buckets.len() <= MAX_BUCKETS);
         assert!(timeline.bucket_ms >= 16_000);
@@ -167,8 +167,8 @@ mod tests {
     #[test]
     fn an_entry_before_the_first_counts_in_the_first_interval() {
         let mut timeline = Timeline::default();
-        timeline.add(5_000, one(true));
-        timeline.add(1_000, one(true));
+        timeline.add(5_000, Bucket::one(true));
+        timeline.add(1_000, Bucket::one(true));
         assert_eq!(timeline.buckets, vec![Bucket { completed: 2, cancelled: 0 }]);
     }
 }

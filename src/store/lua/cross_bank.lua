@@ -222,6 +222,12 @@ local function appended(events_key, entries, entry)
   return nil
 end
 
+-- One transfer's line in a call's debits or credits entry: the balance after the step and the
+-- transfer's other bank, last (it may hold spaces).
+local function step_line(id, from, to, amount_text, balance, other_bank)
+  return id .. ' ' .. from .. ' ' .. to .. ' ' .. amount_text .. ' ' .. format('%d', balance) .. ' ' .. other_bank
+end
+
 -- Appends the steps gathered in `lines` (one per transfer), in order, as entries of at most
 -- LINES_PER_ENTRY lines: status, the stream's bank as `bank_field`, and `transfers`, the lines.
 -- An XADD per transfer cost Redis some 17,000 instructions, most of a batched step's own work;
@@ -408,8 +414,7 @@ local function debit()
     if amount and from_balance and from_balance >= amount then
       letter, from_balance = 'D', from_balance - amount
       balance[from_key] = from_balance
-      debits[#debits + 1] = id .. ' ' .. from .. ' ' .. to .. ' ' .. amount_text .. ' '
-        .. format('%d', from_balance) .. ' ' .. to_bank
+      debits[#debits + 1] = step_line(id, from, to, amount_text, from_balance, to_bank)
       add(sums.account, sums.accounts, from_key, -amount)
       add(sums.pair, sums.banks, to_bank, -amount)
       debited_cents = debited_cents + amount
@@ -490,8 +495,7 @@ local function credit()
       if to_balance and to_balance + amount <= MAX_SAFE_CENTS then
         letter, to_balance = 'C', to_balance + amount
         balance[to_key] = to_balance
-        credits[#credits + 1] = id .. ' ' .. from .. ' ' .. to .. ' ' .. amount_text .. ' '
-          .. format('%d', to_balance) .. ' ' .. from_bank
+        credits[#credits + 1] = step_line(id, from, to, amount_text, to_balance, from_bank)
         add(sums.account, sums.accounts, to_key, amount)
         add(sums.pair, sums.banks, from_bank, amount)
         credited_cents = credited_cents + amount
