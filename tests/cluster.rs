@@ -81,11 +81,25 @@ fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everythin
     assert_eq!(decided + summary["in_flight"].as_u64().unwrap(), 2000, "{summary}");
     assert!(summary["completed"].as_u64().unwrap() > 500, "{summary}");
     assert_eq!(summary["events"], 2000, "{summary}");
+    // On a schedule (`--rate`), the courier carrying the cross-bank ones, as at full speed.
+    let paced = ["--workers", "8", "--transfers", "100", "--rate", "4000", "--json"];
+    let summary: serde_json::Value =
+        serde_json::from_str(&broker(&url, dir.path(), &paced)).unwrap();
+    assert_eq!(
+        (summary["status"].as_str(), summary["rate_per_s"].as_u64()),
+        (Some("ended"), Some(4000))
+    );
+    assert_eq!(summary["events"], 800, "{summary}");
+    assert!(
+        summary["elapsed_s"].as_f64().unwrap() >= 0.199,
+        "the last of 800 is due at 0.19975 s: {summary}"
+    );
     assert_eq!(cluster.money(), total);
     assert_eq!(cluster.in_flight(), Vec::<String>::new());
     assert_eq!(cluster.inbox_answers(), 0, "the broker's last pass forgets what it settled");
     let report = verified(&url, dir.path(), "data/accounts_100.csv");
     assert!(report.contains("ok   money is conserved"), "{report}");
+    assert!(report.contains("run 2 atomic ended: 800 events seen, 800 expected"), "{report}");
 }
 
 #[test]

@@ -31,6 +31,7 @@ fn each_bad_flag_is_refused_with_its_exact_message() {
             "--batch works with --strategy atomic only",
         ),
         (&["broker", "--connections", "0"], "--connections must be 1 to 256; got 0"),
+        (&["broker", "--rate", "0"], "--rate must be 1 to 100000000 transfers per second; got 0"),
         (
             &["broker", "--prefix", "a*"],
             "key prefix \"a*\" is not usable: use 1 to 64 letters, digits, '_', '-' or '.'",

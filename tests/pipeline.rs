@@ -76,6 +76,29 @@ fn group_commit_run_verifies_with_one_producer_per_connection() {
 }
 
 #[test]
+fn a_paced_run_keeps_its_schedule_and_verifies() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = workdir_with_accounts(&url, 100);
+    ok(&url, dir.path(), &["init"]);
+    for batch in ["1", "16"] {
+        let flags = ["--workers", "4", "--transfers", "160", "--batch", batch, "--rate", "2000"];
+        let out =
+            run(&url, dir.path(), &[&["broker", "--quiet", "--json"][..], &flags[..]].concat());
+        assert!(out.status.success(), "{}", text(&out));
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["rate_per_s"], 2000, "{summary}");
+        let decided =
+            summary["completed"].as_u64().unwrap() + summary["cancelled"].as_u64().unwrap();
+        assert_eq!(decided, 640, "{summary}");
+        // The schedule is a floor: the last call of 640 transfers is due at 0.312 s or later.
+        assert!(summary["elapsed_s"].as_f64().unwrap() >= 0.31, "{summary}");
+    }
+    let report = verified(&url, dir.path(), "data/accounts_100.csv");
+    assert!(report.starts_with("consume: VERIFIED: 1280 events"), "{report}");
+}
+
+#[test]
 fn watch_strategy_without_crashes_verifies() {
     let redis = RedisServer::start();
     let url = redis.url();

@@ -159,6 +159,11 @@ pub struct BrokerArgs {
     /// different banks (to measure transfers inside a bank and between banks apart).
     #[arg(long, value_enum, default_value_t = PairsArg::Any)]
     pub pairs: PairsArg,
+    /// Start transfers on a schedule, this many per second over all workers, instead of as fast
+    /// as they go; latencies then count from each call's scheduled start, so falling behind
+    /// shows (a steady load, to watch live or to compare setups at the same load).
+    #[arg(long, value_name = "TRANSFERS_PER_S")]
+    pub rate: Option<u64>,
     /// Write this tool's keys, or the Go demo's (`seed`: its keys and events, each transfer one
     /// atomic, idempotent script; needs `init --layout seed`).
     #[arg(long, value_enum, default_value = "ours")]

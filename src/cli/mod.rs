@@ -84,6 +84,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         connections,
         seed,
         pairs,
+        rate,
         layout,
         quiet,
         json,
@@ -102,6 +103,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         seed: seed.unwrap_or_else(rand::random),
         key_layout: layout.into(),
         pairs: pairs.into(),
+        rate_per_s: rate,
     };
     let progress: Option<Arc<dyn Progress>> =
         (!quiet && !json).then(|| Arc::new(Bar::transfers(config.planned())) as Arc<dyn Progress>);

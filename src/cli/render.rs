@@ -37,17 +37,21 @@ pub fn init_report(report: &InitReport, accounts_path: &std::path::Path, prefix:
 
 /// The summary for a person.
 pub fn broker_summary(summary: &BrokerSummary) -> String {
-    let (calls, latency) = if summary.group_commit {
-        ("group commit".to_string(), "per transfer, its wait for a call included")
+    let (calls, mut latency) = if summary.group_commit {
+        ("group commit".to_string(), "per transfer, its wait for a call included".to_string())
     } else {
-        (format!("batch {}", summary.batch), "per call")
+        (format!("batch {}", summary.batch), "per call".to_string())
     };
-    let pairs = match summary.pairs {
+    let mut options = match summary.pairs {
         Pairs::Any => String::new(),
         pairs => format!(", {} pairs", pairs.as_str()),
     };
+    if let Some(rate) = summary.rate_per_s {
+        options.push_str(&format!(", rate {rate}/s"));
+        latency.push_str(", from its scheduled start");
+    }
     let mut text = format!(
-        "broker run {} ({}, {} workers, {calls}, {} connections, seed {}{pairs}): {}\n\
+        "broker run {} ({}, {} workers, {calls}, {} connections, seed {}{options}): {}\n\
          \x20 transfers   {} planned: {} completed, {} cancelled, {} failed\n\
          \x20 throughput  {:.0} transfers/s over {:.2} s\n\
          \x20 latency     p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms ({latency})\n\

@@ -221,6 +221,7 @@ fn run_config(
         seed: config.seed,
         key_layout: KeyLayout::Ours,
         pairs: Pairs::Any,
+        rate_per_s: None,
     }
 }
 

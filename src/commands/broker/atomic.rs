@@ -8,7 +8,6 @@
 //! the server in order and none is skipped.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use rand::Rng;
 
@@ -45,7 +44,7 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -
                 amount_cents,
             })
             .collect();
-        let started = Instant::now();
+        let Some(started) = shared.start(count as u64).await else { break };
         let reply =
             call(shared, &mut conn, Scope::Global, &producer, seq, &requests, &mut stats).await;
         stats.record_latency(started.elapsed());

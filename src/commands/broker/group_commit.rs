@@ -13,7 +13,6 @@
 //! same numbers after a transient error, so a retry never applies a transfer twice.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot};
@@ -56,7 +55,7 @@ pub(super) async fn worker(
         let (from, to) = dir.pick_pair(&mut rng);
         let amount_cents = rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents);
         let (outcome, answer) = oneshot::channel();
-        let started = Instant::now();
+        let Some(started) = shared.start(1).await else { break };
         if queue.send(Handed { from, to, amount_cents, outcome }).await.is_err() {
             // The committer stopped on an error, which it reports; this transfer was not made.
             break;

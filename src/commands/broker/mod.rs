@@ -34,6 +34,7 @@ mod atomic;
 mod courier;
 mod directory;
 mod group_commit;
+mod pacer;
 mod sharded;
 mod sharded_batch;
 mod stats;
@@ -49,6 +50,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinHandle;
 
 pub use directory::{Directory, Pairs};
+pub use pacer::MAX_RATE_PER_S;
 pub use stats::WorkerStats;
 
 use crate::commands::recover::{Recovered, recover_banks, recover_except};
@@ -95,6 +97,9 @@ pub struct BrokerConfig {
     pub key_layout: KeyLayout,
     /// Which pairs of accounts the transfers are between.
     pub pairs: Pairs,
+    /// Transfers started per second over all workers, on a schedule (`--rate`); as fast as the
+    /// workers go when `None`.
+    pub rate_per_s: Option<u64>,
 }
 
 impl BrokerConfig {
@@ -152,6 +157,12 @@ impl BrokerConfig {
             "--connections must be 1 to {MAX_CONNECTIONS}; got {}",
             self.connections
         );
+        if let Some(rate) = self.rate_per_s {
+            ensure!(
+                (1..=MAX_RATE_PER_S).contains(&rate),
+                "--rate must be 1 to {MAX_RATE_PER_S} transfers per second; got {rate}"
+            );
+        }
         Ok(())
     }
 
@@ -181,6 +192,8 @@ pub struct BrokerSummary {
     pub connections: usize,
     pub seed: u64,
     pub pairs: Pairs,
+    /// `--rate`: transfers started per second, on a schedule; latencies count from it.
+    pub rate_per_s: Option<u64>,
     pub planned: u64,
     pub completed: u64,
     pub cancelled: u64,
@@ -225,9 +238,21 @@ struct Shared {
     run: u64,
     stop: AtomicBool,
     done: AtomicU64,
+    /// `--rate`: the schedule every call waits for.
+    pacer: Option<pacer::Pacer>,
 }
 
 impl Shared {
+    /// Waits, with `--rate`, until a call of `transfers` transfers is due; returns the instant
+    /// its latency counts from: when it was due, or now without a rate. `None` when the run was
+    /// asked to stop meanwhile: the call is not to be made.
+    async fn start(&self, transfers: u64) -> Option<Instant> {
+        match &self.pacer {
+            Some(pacer) => pacer.wait(transfers, &self.stop).await,
+            None => Some(Instant::now()),
+        }
+    }
+
     /// Counts one transfer's outcome, its latency since `started`, and its progress.
     fn decided(
         &self,
@@ -400,6 +425,7 @@ async fn prepare(
         run,
         stop: AtomicBool::new(false),
         done: AtomicU64::new(0),
+        pacer: config.rate_per_s.map(pacer::Pacer::new),
     };
     Ok((Arc::new(shared), connections))
 }
@@ -537,6 +563,7 @@ fn summarize(
         },
         seed: config.seed,
         pairs: config.pairs,
+        rate_per_s: config.rate_per_s,
         planned: config.planned(),
         completed: total.completed,
         cancelled: total.cancelled,
@@ -596,6 +623,7 @@ mod tests {
             seed: 1,
             key_layout: KeyLayout::Ours,
             pairs: Pairs::Any,
+            rate_per_s: None,
         }
     }
 
@@ -616,6 +644,8 @@ mod tests {
             (BrokerConfig { batch: 0, ..config() }, "--batch"),
             (BrokerConfig { batch: 2, strategy: Strategy::Watch, ..config() }, "atomic only"),
             (BrokerConfig { connections: 0, ..config() }, "--connections"),
+            (BrokerConfig { rate_per_s: Some(0), ..config() }, "--rate"),
+            (BrokerConfig { rate_per_s: Some(MAX_RATE_PER_S + 1), ..config() }, "--rate"),
             (BrokerConfig { group_commit: true, batch: 8, ..config() }, "leave --batch at 1"),
             (
                 BrokerConfig { group_commit: true, strategy: Strategy::Watch, ..config() },

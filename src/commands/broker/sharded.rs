@@ -75,7 +75,7 @@ pub(super) async fn worker(
             amount_cents,
         };
         let seq = next_seq[request.from_bank];
-        let started = Instant::now();
+        let Some(started) = shared.start(1).await else { break };
         let ended = if request.from_bank == request.to_bank {
             same_bank(shared, &mut conn, &producer, seq, &request, &mut stats).await.map(Some)
         } else {

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use futures_util::future::join_all;
 use rand::Rng;
@@ -49,7 +48,7 @@ pub(super) async fn work(
                 }
             })
             .collect();
-        let started = Instant::now();
+        let Some(started) = shared.start(count).await else { break };
         let ended = round(shared, conn, producer, next_seq, &picks, stats).await;
         stats.record_latency(started.elapsed());
         match ended {

@@ -10,7 +10,6 @@
 //! event records the negative balance the debit left, which `consume` reports as an overdraft.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use rand::Rng;
 
@@ -38,7 +37,7 @@ pub(super) async fn worker(shared: &Shared, worker: u32, mut conn: Connection) -
             amount_cents: rng.random_range(cfg.min_amount_cents..=cfg.max_amount_cents),
         };
         let id = TransferId { run: shared.run, producer: worker, seq };
-        let started = Instant::now();
+        let Some(started) = shared.start(1).await else { break };
         let mut tally = Tally::default();
         let result = match cfg.strategy {
             Strategy::Watch => watch_transfer(&mut conn, &cfg.keys, &planned, id, &mut tally).await,
