@@ -550,6 +550,33 @@ fn state_and_stream_carry_the_same_state() {
     assert_eq!(get(address, "/api/nothing").status, 404);
 }
 
+#[test]
+fn a_new_init_of_the_same_file_counts_its_events_from_zero() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = loaded(&url, 100);
+    broker(&url, dir.path(), &["--workers", "4", "--transfers", "300"]);
+    let served = serve(&url, dir.path(), &["--refresh", "0.2"]);
+    let address = served.address.as_str();
+    let counted = |expected: i64| {
+        let what = format!("{expected} events counted, caught up");
+        wait_for(&what, SETTLE_TIMEOUT, || {
+            let state = get(address, "/api/state").json();
+            let live = &state["live"];
+            let decided =
+                live["completed"].as_i64().unwrap_or(-1) + live["cancelled"].as_i64().unwrap_or(-1);
+            let done = live["caught_up"] == true && decided == expected;
+            if done { Ok(()) } else { Err(live.to_string()) }
+        })
+    };
+    counted(1200);
+    // The same file again (same digest): new streams, which the dashboard counts on their own.
+    ok(&url, dir.path(), &["init", "--accounts", "data/accounts_100.csv"]);
+    broker(&url, dir.path(), &["--workers", "2", "--transfers", "100"]);
+    assert_eq!(number(&server.cli(&["XLEN", STREAM])), 200);
+    counted(200);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Redis Cluster
 

@@ -82,7 +82,10 @@ pub async fn overview_loop(hub: Arc<Hub>, target: Target, keys: Keys, refresh_ms
 
 /// Where the follower is: the data set it follows and its position in each stream.
 struct Position {
+    /// The data set: its file and when `init` loaded it (the same file loaded again, on the
+    /// same server or on a cluster made anew, starts new streams, counted from zero).
     sha256: String,
+    loaded_at_ms: u64,
     streams: Vec<String>,
     last_ids: Vec<String>,
     /// When `P:meta` was last read (a new `init` is noticed within [`META_RECHECK`]).
@@ -131,16 +134,20 @@ async fn follow_tick(
     if position.as_ref().is_none_or(|p| p.checked.elapsed() >= META_RECHECK) {
         let meta = meta::read(conn, keys).await?;
         match position.as_mut() {
-            Some(p) if p.sha256 == meta.sha256 => p.checked = Instant::now(),
+            Some(p) if p.sha256 == meta.sha256 && p.loaded_at_ms == meta.loaded_at_ms => {
+                p.checked = Instant::now();
+            }
             _ => {
-                // A new data set (another `init`): its streams are counted from their beginning.
+                // A new data set (another `init`, even of the same file): its streams are counted
+                // from their beginning.
                 let streams: Vec<String> = match meta.layout {
                     Layout::Single => vec![keys.events()],
                     Layout::Sharded => meta.banks.iter().map(|b| keys.events_of(b)).collect(),
                 };
                 let last_ids = vec!["0-0".to_string(); streams.len()];
-                let (sha256, checked) = (meta.sha256.clone(), Instant::now());
-                *position = Some(Position { sha256, streams, last_ids, checked });
+                let (sha256, loaded_at_ms) = (meta.sha256.clone(), meta.loaded_at_ms);
+                let checked = Instant::now();
+                *position = Some(Position { sha256, loaded_at_ms, streams, last_ids, checked });
                 hub.update(|state| state.live = Live::default());
             }
         }
