@@ -8,11 +8,12 @@
 # The cost is the servers' main-thread CPU (a background thread frees what `init` unlinked), in
 # µs. MEASURE=instructions runs every server under callgrind and counts the instructions they
 # execute instead, which the machine's load does not change (some minutes; under callgrind the
-# servers run some 50x slower, so at batch 1 the courier, which gathers for 5 ms of real time,
+# servers run some 50x slower, so at batch 1 the courier, which gathers for 10 ms of real time,
 # carries smaller batches than at full speed: the cluster's figure is an upper bound).
 # RATE=25000 runs every broker at that many transfers/s (`broker --rate`) instead of as fast as
 # it goes: both setups then do the same work per second, where at full speed the single server
 # runs saturated, coalescing many commands per read, and the cluster's masters do not.
+# LINGER_MS=20 passes `--linger-ms 20` (the cluster's courier at batch 1; 10 ms by default).
 # (docs/BENCHMARKS.md, "Redis Cluster", has figures.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,9 +58,10 @@ measure() {
   local before=() after=() p
   for p in "$@"; do before+=("$(spent "$p")"); done
   local summary
-  local rate=()
-  if [ -n "${RATE:-}" ]; then rate=(--rate "$RATE"); fi
-  summary=$(REDIS_URL=$url $BIN broker --workers "$WORKERS" --transfers "$TRANSFERS" --batch "$batch" --seed 7 "${rate[@]}" --quiet --json)
+  local flags=()
+  if [ -n "${RATE:-}" ]; then flags=(--rate "$RATE"); fi
+  if [ -n "${LINGER_MS:-}" ]; then flags+=(--linger-ms "$LINGER_MS"); fi
+  summary=$(REDIS_URL=$url $BIN broker --workers "$WORKERS" --transfers "$TRANSFERS" --batch "$batch" --seed 7 "${flags[@]}" --quiet --json)
   for p in "$@"; do after+=("$(spent "$p")"); done
   COST=$(python3 - "$name" "$UNIT" "$summary" "${MEASURE:-cpu}" "${before[*]}" "${after[*]}" <<'PY'
 import json, sys

@@ -6,7 +6,7 @@
 #   python3 scripts/cross_bank_instructions.py src/store/lua/cross_bank.lua src/store/lua/transfer.lua 5
 # With a fourth argument K, one transfer per call instead: a same-bank transfer per call of
 # transfer.lua against a debit per call, then the credits and settlements K per bank and call
-# (what the broker's courier does; it gathers about 18 per call with 20 workers), and a transfer
+# (what the broker's courier does; it gathers about 28 per call with 20 workers), and a transfer
 # between two banks per call of transfer.lua on one server (what the single server runs unbatched).
 #   python3 scripts/cross_bank_instructions.py src/store/lua/cross_bank.lua src/store/lua/transfer.lua 5 20
 import random, collections

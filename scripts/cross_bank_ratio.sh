@@ -8,7 +8,7 @@
 # background thread frees what `init` unlinked). docs/BENCHMARKS.md has figures.
 # MEASURE=instructions runs the masters under callgrind and counts the instructions they execute
 # instead (the machine's load does not change those; 4x fewer transfers, some minutes). Under
-# callgrind the servers run some 50x slower, so at batch 1 the courier, which gathers for 5 ms,
+# callgrind the servers run some 50x slower, so at batch 1 the courier, which gathers for 10 ms,
 # carries smaller batches than at full speed: that cross-bank figure is an upper bound.
 #   bash scripts/cross_bank_ratio.sh
 #   MEASURE=instructions ROUNDS=1 bash scripts/cross_bank_ratio.sh

@@ -81,14 +81,16 @@ fn a_broker_run_on_three_masters_moves_money_across_shards_and_settles_everythin
     assert_eq!(decided + summary["in_flight"].as_u64().unwrap(), 2000, "{summary}");
     assert!(summary["completed"].as_u64().unwrap() > 500, "{summary}");
     assert_eq!(summary["events"], 2000, "{summary}");
-    // On a schedule (`--rate`), the courier carrying the cross-bank ones, as at full speed.
-    let paced = ["--workers", "8", "--transfers", "100", "--rate", "4000", "--json"];
+    // On a schedule (`--rate`), the courier carrying the cross-bank ones as soon as they come.
+    let paced =
+        ["--workers", "8", "--transfers", "100", "--rate", "4000", "--linger-ms", "0", "--json"];
     let summary: serde_json::Value =
         serde_json::from_str(&broker(&url, dir.path(), &paced)).unwrap();
     assert_eq!(
         (summary["status"].as_str(), summary["rate_per_s"].as_u64()),
         (Some("ended"), Some(4000))
     );
+    assert_eq!(summary["linger_ms"], 0, "{summary}");
     assert_eq!(summary["events"], 800, "{summary}");
     assert!(
         summary["elapsed_s"].as_f64().unwrap() >= 0.199,

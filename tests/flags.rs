@@ -32,6 +32,7 @@ fn each_bad_flag_is_refused_with_its_exact_message() {
         ),
         (&["broker", "--connections", "0"], "--connections must be 1 to 256; got 0"),
         (&["broker", "--rate", "0"], "--rate must be 1 to 100000000 transfers per second; got 0"),
+        (&["broker", "--linger-ms", "1001"], "--linger-ms must be 0 to 1000; got 1001"),
         (
             &["broker", "--prefix", "a*"],
             "key prefix \"a*\" is not usable: use 1 to 64 letters, digits, '_', '-' or '.'",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use interbank::commands::broker::Pairs;
+use interbank::commands::broker::{DEFAULT_LINGER_MS, Pairs};
 use interbank::ledger::runs::Strategy;
 use interbank::store::keys::{DEFAULT_PREFIX, KeyLayout, Keys};
 use interbank::store::target::{DEFAULT_REDIS_URL, Target, TlsFiles};
@@ -164,6 +164,11 @@ pub struct BrokerArgs {
     /// shows (a steady load, to watch live or to compare setups at the same load).
     #[arg(long, value_name = "TRANSFERS_PER_S")]
     pub rate: Option<u64>,
+    /// Redis Cluster at --batch 1: how long the courier gathers debited transfers before it
+    /// credits and settles them, in ms. Longer makes bigger calls (less Redis CPU per transfer
+    /// between banks) and keeps the money in flight longer.
+    #[arg(long, default_value_t = DEFAULT_LINGER_MS)]
+    pub linger_ms: u64,
     /// Write this tool's keys, or the Go demo's (`seed`: its keys and events, each transfer one
     /// atomic, idempotent script; needs `init --layout seed`).
     #[arg(long, value_enum, default_value = "ours")]

@@ -85,6 +85,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         seed,
         pairs,
         rate,
+        linger_ms,
         layout,
         quiet,
         json,
@@ -104,6 +105,7 @@ async fn broker_command(args: BrokerArgs) -> Result<ExitCode> {
         key_layout: layout.into(),
         pairs: pairs.into(),
         rate_per_s: rate,
+        linger_ms,
     };
     let progress: Option<Arc<dyn Progress>> =
         (!quiet && !json).then(|| Arc::new(Bar::transfers(config.planned())) as Arc<dyn Progress>);

@@ -81,11 +81,16 @@ pub fn broker_summary(summary: &BrokerSummary) -> String {
     if let Some(recovered) = &summary.recovered {
         text.push_str(&format!(
             "\n  cluster     {} cross-bank transfers left in flight; recovery passes carried {} to their end \
-             and forgot {} settled ones' answers; {} credits refused as stale and checked again",
+             and forgot {} settled ones' answers; {} credits refused as stale and checked again{}",
             summary.in_flight,
             recovered.settled + recovered.voided,
             recovered.trimmed.forgotten,
-            summary.stale_credits
+            summary.stale_credits,
+            if summary.batch == 1 && !summary.group_commit {
+                format!("; the courier gathered for {} ms", summary.linger_ms)
+            } else {
+                String::new()
+            }
         ));
     }
     if let Some(error) = &summary.error {

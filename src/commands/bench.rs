@@ -222,6 +222,7 @@ fn run_config(
         key_layout: KeyLayout::Ours,
         pairs: Pairs::Any,
         rate_per_s: None,
+        linger_ms: broker::DEFAULT_LINGER_MS,
     }
 }
 

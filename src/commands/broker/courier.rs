@@ -9,9 +9,11 @@
 //! to follow its debit at once: the money waits in the source's outbox and in-flight total,
 //! visible, exactly as it does when a broker dies between the steps. The queue is bounded, so a
 //! courier that falls behind holds the workers back rather than let money in flight grow. The
-//! courier gathers for at most `LINGER_MS` before it carries: measured with 20 workers on 3
+//! courier gathers for at most `--linger-ms` before it carries: measured with 20 workers on 3
 //! masters, taking only what was queued made calls of about 5 transfers each and cost Redis 22%
-//! more per transfer; 5 ms made them about 18 each, at 9.5 ms p50 latency (docs/BENCHMARKS.md).
+//! more per transfer than 5 ms (about 17 each); 10 ms, the default, makes them about 28 each for
+//! 6% less again, at the same p99 latency and 1.5 ms more at p50; 20 ms, about 50 each, p99 15 ms
+//! later (docs/BENCHMARKS.md).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -28,9 +30,7 @@ use crate::store::script::MAX_BATCH;
 /// Debited transfers waiting for the courier, at most: one full batch of credits ahead.
 pub(super) const QUEUE: usize = MAX_BATCH;
 
-/// How long the courier waits for more transfers once it has one, when it has fewer than
-/// `GATHER`: a few per bank made each call cost Redis nearly as much as one per transfer.
-const LINGER_MS: u64 = 5;
+/// The most the courier gathers before it carries, however long it may wait (`--linger-ms`).
 const GATHER: usize = 1024;
 
 /// A transfer debited by a worker, and when the worker started it (for its latency).
@@ -53,7 +53,7 @@ pub(super) async fn courier(
     let mut stats = WorkerStats::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        gather(&mut queue, &mut batch).await;
+        gather(&mut queue, &mut batch, shared.config.linger_ms).await;
         let count = batch.len();
         let count_u64 = u64::try_from(count).expect("at most MAX_BATCH");
         if stats.error.is_some() {
@@ -88,9 +88,9 @@ pub(super) async fn courier(
     stats
 }
 
-/// Adds to `batch` what arrives within `LINGER_MS`, until it holds `GATHER` transfers.
-async fn gather(queue: &mut mpsc::Receiver<Debited>, batch: &mut Vec<Debited>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(LINGER_MS);
+/// Adds to `batch` what arrives within `linger_ms`, until it holds `GATHER` transfers.
+async fn gather(queue: &mut mpsc::Receiver<Debited>, batch: &mut Vec<Debited>, linger_ms: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(linger_ms);
     while batch.len() < GATHER {
         let room = MAX_BATCH - batch.len();
         match tokio::time::timeout_at(deadline, queue.recv_many(batch, room)).await {

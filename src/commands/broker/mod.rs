@@ -69,6 +69,9 @@ use crate::store::target::Target;
 pub const MAX_WORKERS: u32 = 10_000;
 pub const MAX_TRANSFERS_PER_WORKER: u64 = 1_000_000_000;
 pub const MAX_CONNECTIONS: usize = 256;
+/// `--linger-ms`: the default, and the most (money waits in flight that long at least).
+pub const DEFAULT_LINGER_MS: u64 = 10;
+pub const MAX_LINGER_MS: u64 = 1_000;
 /// How often a broker on a cluster runs a recovery pass over other runs' transfers in flight.
 const RECOVERY_INTERVAL_MS: u64 = 5_000;
 /// How often the progress is reported.
@@ -100,6 +103,9 @@ pub struct BrokerConfig {
     /// Transfers started per second over all workers, on a schedule (`--rate`); as fast as the
     /// workers go when `None`.
     pub rate_per_s: Option<u64>,
+    /// Redis Cluster at one transfer per call: how long the courier gathers debited transfers
+    /// before it credits and settles them (`--linger-ms`).
+    pub linger_ms: u64,
 }
 
 impl BrokerConfig {
@@ -157,6 +163,11 @@ impl BrokerConfig {
             "--connections must be 1 to {MAX_CONNECTIONS}; got {}",
             self.connections
         );
+        ensure!(
+            self.linger_ms <= MAX_LINGER_MS,
+            "--linger-ms must be 0 to {MAX_LINGER_MS}; got {}",
+            self.linger_ms
+        );
         if let Some(rate) = self.rate_per_s {
             ensure!(
                 (1..=MAX_RATE_PER_S).contains(&rate),
@@ -194,6 +205,8 @@ pub struct BrokerSummary {
     pub pairs: Pairs,
     /// `--rate`: transfers started per second, on a schedule; latencies count from it.
     pub rate_per_s: Option<u64>,
+    /// How long the courier gathered before carrying (Redis Cluster, one transfer per call).
+    pub linger_ms: u64,
     pub planned: u64,
     pub completed: u64,
     pub cancelled: u64,
@@ -564,6 +577,7 @@ fn summarize(
         seed: config.seed,
         pairs: config.pairs,
         rate_per_s: config.rate_per_s,
+        linger_ms: config.linger_ms,
         planned: config.planned(),
         completed: total.completed,
         cancelled: total.cancelled,
@@ -624,6 +638,7 @@ mod tests {
             key_layout: KeyLayout::Ours,
             pairs: Pairs::Any,
             rate_per_s: None,
+            linger_ms: DEFAULT_LINGER_MS,
         }
     }
 
@@ -645,6 +660,7 @@ mod tests {
             (BrokerConfig { batch: 2, strategy: Strategy::Watch, ..config() }, "atomic only"),
             (BrokerConfig { connections: 0, ..config() }, "--connections"),
             (BrokerConfig { rate_per_s: Some(0), ..config() }, "--rate"),
+            (BrokerConfig { linger_ms: MAX_LINGER_MS + 1, ..config() }, "--linger-ms"),
             (BrokerConfig { rate_per_s: Some(MAX_RATE_PER_S + 1), ..config() }, "--rate"),
             (BrokerConfig { group_commit: true, batch: 8, ..config() }, "leave --batch at 1"),
             (
