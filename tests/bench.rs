@@ -52,5 +52,7 @@ fn bench_cluster_runs_atomic_on_a_private_cluster_and_verifies_it() {
     assert_eq!(per_master.len(), 3);
     let summed: f64 = per_master.iter().map(|v| v.as_f64().unwrap()).sum();
     assert!((summed - cluster["redis_cpu_s_per_1000"].as_f64().unwrap()).abs() < 1e-9);
-    assert!(cluster["cross_bank_transfers"].as_u64().unwrap() > 0, "{cluster}");
+    // 13 banks: some 12 in 13 transfers at random are between two of them.
+    let between = cluster["cross_bank_transfers"].as_u64().unwrap();
+    assert!((300..400).contains(&between), "{between} of 400: {cluster}");
 }

@@ -105,7 +105,7 @@ fn cluster_bench(cluster: &ClusterBench, batch: usize) -> String {
         cluster.per_master_cpu_s_per_1000.iter().map(|cpu| format!("{cpu:.4}")).collect();
     let mut text = format!(
         "\ncluster of {} masters (atomic, batch 1): {:.0} transfers/s, Redis CPU {:.4} s per 1000 transfers summed ({} per master)\n\
-         \x20 {} of {} transfers crossed shards; summed CPU / single server: {:.2}x; a cross-bank transfer costs about {:.2}x one in a single call\n",
+         \x20 {} of {} transfers were between banks (three steps on two shards); summed CPU / single server: {:.2}x; a cross-bank transfer costs about {:.2}x one in a single call\n",
         cluster.masters,
         cluster.transfers_per_s,
         cluster.redis_cpu_s_per_1000,

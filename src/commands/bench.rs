@@ -93,13 +93,14 @@ pub struct ClusterBench {
     /// Redis CPU seconds per 1,000 transfers, summed over the masters, and per master.
     pub redis_cpu_s_per_1000: f64,
     pub per_master_cpu_s_per_1000: Vec<f64>,
-    /// Transfers debited across shards (three steps each; the others are one call).
+    /// Transfers between two banks (three steps, on two shards; the others are one call), as
+    /// the broker counted them.
     pub cross_bank_transfers: u64,
     /// Summed cluster CPU per transfer over the single server's (`atomic` row).
     pub cluster_over_single: f64,
     /// The CPU of a cross-bank transfer over that of a transfer in one call, estimated: the
     /// single server's cost per transfer stands for a one-call transfer, the rest of the
-    /// cluster's CPU is charged to the transfers that crossed shards.
+    /// cluster's CPU is charged to the transfers between banks.
     pub cross_over_same: f64,
     /// The same run with `--batch` (each step one call per bank): transfers/s, Redis CPU summed
     /// per 1,000 transfers, and over the single server's batched run.
@@ -265,7 +266,7 @@ async fn cluster_run(
         ClusterRun::measure(config, &target, &keys, accounts_path, &mut masters, config.batch)
             .await?;
     // The single server's cost per transfer stands for a transfer made in one call; the rest of
-    // the cluster's CPU is charged to the transfers that crossed shards.
+    // the cluster's CPU is charged to the transfers between banks.
     let same = unbatched.transfers.saturating_sub(unbatched.cross_bank_transfers) as f64;
     let cross_cost = (unbatched.cpu_s_per_1000 * unbatched.transfers as f64 - same * single.0)
         / (unbatched.cross_bank_transfers.max(1) as f64);
@@ -332,8 +333,7 @@ impl ClusterRun {
             transfers_per_s: summary.transfers_per_s,
             cpu_s_per_1000: per_master.iter().sum(),
             per_master,
-            // Each transfer writes one entry; one that crosses shards, two more.
-            cross_bank_transfers: report.events.saturating_sub(transfers) / 2,
+            cross_bank_transfers: summary.cross_bank,
             verified: report.verified,
             failed_checks: report
                 .checks

@@ -219,6 +219,8 @@ pub struct BrokerSummary {
     pub watch_conflicts: u64,
     /// Credits refused as stale after an inbox was trimmed, and sent again (Redis Cluster).
     pub stale_credits: u64,
+    /// Transfers between two banks, made in steps on two shards (Redis Cluster; 0 elsewhere).
+    pub cross_bank: u64,
     pub redis_calls: u64,
     pub events: u64,
     pub elapsed_s: f64,
@@ -587,6 +589,7 @@ fn summarize(
         retries: total.retries,
         watch_conflicts: total.conflicts,
         stale_credits: total.stale_credits,
+        cross_bank: total.cross_bank,
         redis_calls: total.calls,
         events,
         elapsed_s: seconds,

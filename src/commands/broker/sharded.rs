@@ -79,6 +79,7 @@ pub(super) async fn worker(
         let ended = if request.from_bank == request.to_bank {
             same_bank(shared, &mut conn, &producer, seq, &request, &mut stats).await.map(Some)
         } else {
+            stats.cross_bank += 1;
             let step = (seq, started);
             cross_bank(shared, &mut conn, &producer, step, &request, courier, &mut stats).await
         };

@@ -49,6 +49,8 @@ pub(super) async fn work(
             })
             .collect();
         let Some(started) = shared.start(count).await else { break };
+        let crossing = picks.iter().filter(|p| p.from_bank != p.to_bank).count();
+        stats.cross_bank += u64::try_from(crossing).expect("at most MAX_BATCH");
         let ended = round(shared, conn, producer, next_seq, &picks, stats).await;
         stats.record_latency(started.elapsed());
         match ended {

@@ -23,6 +23,8 @@ pub struct WorkerStats {
     /// Redis Cluster: credits refused because their destination's inbox forgot settled
     /// transfers meanwhile (a newer epoch), whose debits were checked again.
     pub stale_credits: u64,
+    /// Redis Cluster: transfers between two banks, each made in steps on two shards.
+    pub cross_bank: u64,
     /// Redis calls made (a script call, or each command of the other strategies).
     pub calls: u64,
     /// Events appended by this worker (for strategies that append from the client).
@@ -41,6 +43,7 @@ impl Default for WorkerStats {
             retries: 0,
             conflicts: 0,
             stale_credits: 0,
+            cross_bank: 0,
             calls: 0,
             events: 0,
             latency_us: Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
@@ -72,6 +75,7 @@ impl WorkerStats {
         self.retries += other.retries;
         self.conflicts += other.conflicts;
         self.stale_credits += other.stale_credits;
+        self.cross_bank += other.cross_bank;
         self.calls += other.calls;
         self.events += other.events;
         self.latency_us.add(&other.latency_us).expect("same bounds");
