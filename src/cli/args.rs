@@ -164,7 +164,7 @@ pub struct BrokerArgs {
     /// shows (a steady load, to watch live or to compare setups at the same load).
     #[arg(long, value_name = "TRANSFERS_PER_S")]
     pub rate: Option<u64>,
-    /// Redis Cluster at --batch 1: how long the courier gathers debited transfers before it
+    /// Redis Cluster: how long the courier gathers debited transfers before it
     /// credits and settles them, in ms. Longer makes bigger calls (less Redis CPU per transfer
     /// between banks) and keeps the money in flight longer.
     #[arg(long, default_value_t = DEFAULT_LINGER_MS)]

@@ -86,7 +86,7 @@ pub fn broker_summary(summary: &BrokerSummary) -> String {
             recovered.settled + recovered.voided,
             recovered.trimmed.forgotten,
             summary.stale_credits,
-            if summary.batch == 1 && !summary.group_commit {
+            if !summary.group_commit {
                 format!("; the courier gathered for {} ms", summary.linger_ms)
             } else {
                 String::new()

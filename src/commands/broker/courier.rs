@@ -1,7 +1,9 @@
-//! One transfer per call on a Redis Cluster (`--batch 1`): the workers debit each transfer
-//! between banks in a call of its own, as they decide it, and hand it to the courier, which
-//! carries the debited transfers to their end many at a time: the credits in one call per
-//! destination bank, the settlements in one call per source bank (`sharded_batch::carry`).
+//! The courier of a broker on a Redis Cluster: the workers debit each transfer between banks,
+//! in a call of its own at `--batch 1` or with the rest of its bank's share of a batch, and hand
+//! it to the courier, which carries the debited transfers of every worker to their end many at
+//! a time: the credits in one call per destination bank, the settlements in one call per source
+//! bank (`sharded_batch::carry`). Its transfers' latencies run from their worker's call to their
+//! settlement.
 //!
 //! Why: a transfer between banks is three script calls, and at one transfer per call the fixed
 //! cost of a call is most of what Redis spends; three calls each made a transfer between banks

@@ -458,12 +458,12 @@ fn stop_on_ctrl_c(shared: &Arc<Shared>, interrupted: &Arc<AtomicBool>) -> JoinHa
 }
 
 /// One task per worker, each on one of the shared connections in turn (`watch`: its own).
-/// On a cluster at one transfer per call, the courier comes last: it ends once every worker has.
+/// On a cluster, the courier comes last: it ends once every worker has.
 fn spawn_workers(shared: &Arc<Shared>, connections: &[Connection]) -> Vec<JoinHandle<WorkerStats>> {
     let workers = shared.config.workers;
     let carried = shared.sharded && shared.config.strategy == Strategy::Atomic;
     let (sender, receiver) = courier::queue();
-    let sender = (carried && shared.config.batch == 1).then_some(sender);
+    let sender = carried.then_some(sender);
     let mut handles: Vec<JoinHandle<WorkerStats>> = (1..=workers)
         .zip(connections.iter().cycle())
         .map(|(worker, conn)| {

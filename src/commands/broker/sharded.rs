@@ -48,19 +48,15 @@ pub(super) async fn worker(
     let mut rng = worker_rng(cfg.seed, worker);
     let mut stats = WorkerStats::default();
     let mut next_seq = vec![1_u64; dir.banks.len()];
+    let courier = &courier.expect("a worker on a cluster has a courier");
     if cfg.batch > 1 {
+        let seqs = &mut next_seq;
         super::sharded_batch::work(
-            shared,
-            &mut conn,
-            &producer,
-            &mut rng,
-            &mut next_seq,
-            &mut stats,
+            shared, &mut conn, &producer, &mut rng, seqs, &mut stats, courier,
         )
         .await;
         return stats;
     }
-    let courier = &courier.expect("one transfer per call has a courier");
     for _ in 0..cfg.transfers_per_worker {
         if shared.stop.load(Ordering::Relaxed) {
             break;
