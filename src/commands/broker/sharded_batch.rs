@@ -107,10 +107,12 @@ pub(super) async fn round(
     Ok(ended.into_iter().map(|end| end.expect("every transfer of the batch ends")).collect())
 }
 
+/// What the first part of a batch leaves: how each transfer ended so far (`None` when debited),
+/// and the debited ones, each with its index in the batch, to carry on.
+type DebitRound = (Vec<Option<Ended>>, Vec<(usize, InFlight)>);
+
 /// The first part of a batch, per source bank: its transfers inside the bank in one call, its
-/// debits in another. How each transfer of `picks` ended so far (`None` when debited), and the
-/// debited ones, each with its index in `picks`, to carry on.
-#[allow(clippy::type_complexity)]
+/// debits in another.
 async fn debit_round(
     shared: &Shared,
     conn: &mut Connection,
@@ -118,7 +120,7 @@ async fn debit_round(
     next_seq: &mut [u64],
     picks: &[TransferRequest<'_>],
     stats: &mut WorkerStats,
-) -> Result<(Vec<Option<Ended>>, Vec<(usize, InFlight)>), String> {
+) -> Result<DebitRound, String> {
     let mut ended: Vec<Option<Ended>> = (0..picks.len()).map(|_| None).collect();
     let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, pick) in picks.iter().enumerate() {
