@@ -103,8 +103,8 @@ pub struct BrokerConfig {
     /// Transfers started per second over all workers, on a schedule (`--rate`); as fast as the
     /// workers go when `None`.
     pub rate_per_s: Option<u64>,
-    /// Redis Cluster at one transfer per call: how long the courier gathers debited transfers
-    /// before it credits and settles them (`--linger-ms`).
+    /// Redis Cluster: how long the courier gathers debited transfers before it credits and
+    /// settles them (`--linger-ms`).
     pub linger_ms: u64,
 }
 
@@ -205,7 +205,7 @@ pub struct BrokerSummary {
     pub pairs: Pairs,
     /// `--rate`: transfers started per second, on a schedule; latencies count from it.
     pub rate_per_s: Option<u64>,
-    /// How long the courier gathered before carrying (Redis Cluster, one transfer per call).
+    /// How long the courier gathered before carrying (Redis Cluster).
     pub linger_ms: u64,
     pub planned: u64,
     pub completed: u64,

@@ -50,11 +50,8 @@ pub(super) async fn worker(
     let mut next_seq = vec![1_u64; dir.banks.len()];
     let courier = &courier.expect("a worker on a cluster has a courier");
     if cfg.batch > 1 {
-        let seqs = &mut next_seq;
-        super::sharded_batch::work(
-            shared, &mut conn, &producer, &mut rng, seqs, &mut stats, courier,
-        )
-        .await;
+        let (conn, rng, seqs) = (&mut conn, &mut rng, &mut next_seq);
+        super::sharded_batch::work(shared, conn, &producer, rng, seqs, &mut stats, courier).await;
         return stats;
     }
     for _ in 0..cfg.transfers_per_worker {

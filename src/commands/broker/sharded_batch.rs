@@ -18,7 +18,6 @@ use std::sync::atomic::Ordering;
 use futures_util::future::join_all;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-
 use tokio::sync::mpsc;
 
 use super::courier::Debited;
